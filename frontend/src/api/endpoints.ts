@@ -1,0 +1,60 @@
+/**
+ * Every REST endpoint the UI calls, as "METHOD /path" relative to /api/v1.
+ * tests/e2e/test_openapi_client.py checks each one exists in the live app's OpenAPI schema,
+ * and src/api/endpoints.test.ts checks them against the saved frontend/openapi.json.
+ */
+export const ENDPOINTS = {
+  listSAEs: "GET /saes",
+  getSAE: "GET /saes/{sae_id}",
+  deleteSAE: "DELETE /saes/{sae_id}",
+  importSAE: "POST /saes",
+  convertSAE: "POST /saes/{sae_id}/convert",
+  saeConfig: "GET /saes/{sae_id}/config",
+  saeStatistics: "GET /saes/{sae_id}/statistics",
+  downloadHF: "POST /saes/download-hf",
+  browseHub: "GET /hub/saes",
+  extract: "POST /saes/{sae_id}/extract",
+  listExtractions: "GET /saes/{sae_id}/extractions",
+  listFeatures: "GET /saes/{sae_id}/features",
+  dashboard: "GET /saes/{sae_id}/features/{index}/dashboard",
+  putLabel: "PUT /saes/{sae_id}/features/{index}/label",
+  exportEstimate: "POST /saes/{sae_id}/export/estimate",
+  exportValidate: "POST /saes/{sae_id}/export/validate",
+  exportStart: "POST /saes/{sae_id}/export/neuronpedia",
+  exportDownload: "GET /saes/{sae_id}/export/download/{job_id}",
+  listExports: "GET /exports",
+  listJobs: "GET /jobs",
+  getJob: "GET /jobs/{job_id}",
+  cancelJob: "POST /jobs/{job_id}/cancel",
+  pauseJob: "POST /jobs/{job_id}/pause",
+  resumeJob: "POST /jobs/{job_id}/resume",
+  jobEvents: "GET /jobs/{job_id}/events",
+  getTraining: "GET /trainings/{training_id}",
+} as const;
+
+export type EndpointName = keyof typeof ENDPOINTS;
+
+export const API_BASE = "/api/v1";
+
+/** The URL of an endpoint with its {params} filled in and optional query parameters. */
+export function endpointUrl(
+  name: EndpointName,
+  params: Record<string, string | number> = {},
+  query: Record<string, string | number | boolean | null | undefined> = {},
+): string {
+  const template = ENDPOINTS[name].split(" ")[1];
+  const path = template.replace(/\{(\w+)\}/g, (_, key: string) => {
+    if (!(key in params)) throw new Error(`missing path parameter ${key} for ${name}`);
+    return encodeURIComponent(String(params[key]));
+  });
+  const search = new URLSearchParams();
+  for (const [k, v] of Object.entries(query)) {
+    if (v !== undefined && v !== null && v !== "") search.set(k, String(v));
+  }
+  const qs = search.toString();
+  return `${API_BASE}${path}${qs ? `?${qs}` : ""}`;
+}
+
+export function endpointMethod(name: EndpointName): string {
+  return ENDPOINTS[name].split(" ")[0];
+}

@@ -1,0 +1,78 @@
+"""The FastAPI application: REST API under /api/v1 and the built web UI at /."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+
+from mistudio import __version__
+from mistudio.api.routes import exports, features, hub, jobs, saes
+from mistudio.errors import MiStudioError
+from mistudio.studio import Studio
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
+
+
+def error_body(message: str, kind: str, details: dict | None = None) -> dict:
+    """The JSON shape of every error response."""
+    return {"error": {"type": kind, "message": message, "details": details or {}}, "detail": message}
+
+
+def create_app(studio: Studio | None = None, start_worker: bool = True) -> FastAPI:
+    """Build the app around `studio` (opened from the settings when not given)."""
+    studio = studio or Studio.open()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):  # noqa: ANN202
+        if start_worker:
+            studio.start_worker()
+        yield
+        if start_worker:
+            studio.stop_worker()
+
+    app = FastAPI(title="miStudio", version=__version__, lifespan=lifespan,
+                  description="SAE management, feature dashboards and Neuronpedia export.")
+    app.state.studio = studio
+
+    @app.exception_handler(MiStudioError)
+    async def _mistudio_error(_request: Request, exc: MiStudioError) -> JSONResponse:
+        return JSONResponse(status_code=exc.http_status, content=error_body(exc.message, type(exc).__name__,
+                                                                            exc.details))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        return JSONResponse(status_code=422, content=error_body(f"invalid request: {problems}",
+                                                                "InvalidInputError"))
+
+    @app.get("/api/v1/health", tags=["meta"])
+    def health() -> dict:
+        return {"status": "ok", "version": __version__}
+
+    for module in (saes, hub, jobs, features, exports):
+        app.include_router(module.router, prefix="/api/v1")
+
+    _mount_web(app)
+    return app
+
+
+def _mount_web(app: FastAPI) -> None:
+    """Serve the built front end, with index.html for client-side routes."""
+
+    @app.get("/{path:path}", include_in_schema=False)
+    def web(path: str) -> FileResponse | JSONResponse:
+        if path.startswith("api/"):
+            return JSONResponse(status_code=404, content=error_body(f"no API route /{path}", "NotFoundError"))
+        index = STATIC_DIR / "index.html"
+        if not index.exists():
+            return JSONResponse(status_code=404, content=error_body(
+                "the web UI is not built; run `npm --prefix frontend ci && npm --prefix frontend run build`",
+                "NotFoundError"))
+        candidate = (STATIC_DIR / path).resolve()
+        if path and candidate.is_file() and STATIC_DIR.resolve() in candidate.parents:
+            return FileResponse(candidate)
+        return FileResponse(index)

@@ -1,0 +1,7 @@
+"""REST routes: features."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["features"])

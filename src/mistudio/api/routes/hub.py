@@ -1,0 +1,20 @@
+"""REST routes: browsing HuggingFace repositories for SAEs before downloading."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query
+
+from mistudio.api.deps import get_studio
+from mistudio.studio import Studio
+
+router = APIRouter(tags=["hub"])
+
+
+@router.get("/hub/saes")
+def browse(repo_id: str = Query(..., description="owner/name"), revision: str | None = None,
+           token: str | None = None, studio: Studio = Depends(get_studio)) -> dict:
+    """The SAEs a repository holds, with config previews, dimensions, sizes and memory estimates."""
+    from mistudio.hub.browse import browse_repo
+
+    listing = browse_repo(repo_id, revision=revision, token=token or studio.settings.hf_token)
+    return listing.to_dict() if hasattr(listing, "to_dict") else listing.model_dump()

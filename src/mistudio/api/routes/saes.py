@@ -1,0 +1,163 @@
+"""REST routes: the SAE catalog (list, create/import, show, delete, download from the Hub, convert,
+configuration, training links)."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
+
+from mistudio.api.deps import get_session, get_studio
+from mistudio.catalog import service
+from mistudio.catalog.query import SAEQuery, list_saes
+from mistudio.catalog.records import sae_to_dict
+from mistudio.errors import InvalidInputError
+from mistudio.studio import Studio
+
+router = APIRouter(tags=["saes"])
+
+
+class ImportRequest(BaseModel):
+    path: str = Field(description="A folder or .zip/.tar archive on the server holding the SAE files.")
+    name: str | None = None
+
+
+class DownloadRequest(BaseModel):
+    repo_id: str = Field(description="HuggingFace repository id, e.g. google/gemma-scope-2b-pt-res")
+    path_in_repo: str | None = Field(None, description="Folder of the SAE inside the repository.")
+    layer: int | None = Field(None, description="Gemma Scope layer (with width and l0 instead of path_in_repo).")
+    width: str | None = Field(None, description="Gemma Scope width, e.g. 16k")
+    l0: int | None = Field(None, description="Gemma Scope average L0")
+    revision: str | None = None
+    token: str | None = Field(None, description="HuggingFace token for gated/private repositories.")
+    name: str | None = None
+
+
+class ConvertRequest(BaseModel):
+    to: Literal["saelens", "mistudio"]
+    out_dir: str | None = None
+
+
+class LinkRequest(BaseModel):
+    training_id: str
+
+
+class TrainingRequest(BaseModel):
+    name: str
+    model_name: str | None = None
+    hook_name: str | None = None
+    dataset: str | None = None
+    hyperparameters: dict = Field(default_factory=dict)
+    metrics: dict = Field(default_factory=dict)
+    n_training_tokens: int | None = None
+
+
+@router.get("/saes")
+def get_saes(model: str | None = None, layer: int | None = None, source: str | None = None,
+             architecture: str | None = None, search: str | None = None, sort: str = "created_at",
+             order: str = "desc", page: int = Query(1, ge=1), page_size: int = Query(50, ge=1, le=1000),
+             session: Session = Depends(get_session)) -> dict:
+    """List catalogued SAEs with filters, search, sorting and pagination."""
+    return list_saes(session, SAEQuery(model=model, layer=layer, source=source, architecture=architecture,
+                                       search=search, sort=sort, order=order, page=page, page_size=page_size))
+
+
+@router.post("/saes", status_code=201)
+async def create_sae(request: Request, studio: Studio = Depends(get_studio)) -> dict:
+    """Import an SAE: JSON `{path, name}` for server-side files, or a multipart upload (`file`, `name`)."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        form = await request.form()
+        upload = form.get("file")
+        if upload is None or not hasattr(upload, "filename"):
+            raise InvalidInputError("multipart upload needs a `file` field holding a .zip or .tar archive")
+        name = form.get("name") or None
+        with tempfile.TemporaryDirectory(dir=studio.settings.tmp_dir) as tmp:
+            target = Path(tmp) / Path(upload.filename or "upload.zip").name
+            with open(target, "wb") as out:
+                shutil.copyfileobj(upload.file, out)
+            return service.import_local(studio, target, name=name, original_name=upload.filename)
+    try:
+        body = ImportRequest.model_validate(await request.json())
+    except ValueError as exc:
+        raise InvalidInputError(f"send JSON {{path, name}} or a multipart file upload ({exc})") from None
+    return service.import_local(studio, body.path, name=body.name)
+
+
+@router.get("/saes/{sae_id}")
+def get_sae(sae_id: str, session: Session = Depends(get_session)) -> dict:
+    """One SAE's catalog record."""
+    from mistudio.catalog.query import _extraction_counts
+
+    record = service.get_record(session, sae_id)
+    return sae_to_dict(record, *_extraction_counts(session, [sae_id]).get(sae_id, (0, None)))
+
+
+@router.get("/saes/{sae_id}/statistics")
+def get_sae_statistics(sae_id: str, studio: Studio = Depends(get_studio)) -> dict:
+    """Weight statistics (decoder norms, dead decoder rows), size, L0 / explained variance when known."""
+    return service.sae_statistics(studio, sae_id)
+
+
+@router.delete("/saes/{sae_id}", status_code=204)
+def delete_sae(sae_id: str, studio: Studio = Depends(get_studio)) -> Response:
+    """Delete an SAE's files and rows."""
+    service.delete_sae(studio, sae_id)
+    return Response(status_code=204)
+
+
+@router.post("/saes/download-hf", status_code=202)
+def download_hf(body: DownloadRequest, studio: Studio = Depends(get_studio)) -> dict:
+    """Start downloading an SAE from the HuggingFace Hub; returns the job and SAE ids."""
+    ids = service.start_hf_download(studio, body.repo_id, body.path_in_repo, layer=body.layer, width=body.width,
+                                    l0=body.l0, revision=body.revision, token=body.token, name=body.name)
+    studio.runner.enqueue(ids["job_id"])
+    return ids
+
+
+@router.post("/saes/{sae_id}/convert")
+def convert_sae(sae_id: str, body: ConvertRequest, studio: Studio = Depends(get_studio)) -> dict:
+    """Write the SAE in SAELens or miStudio-native format."""
+    return service.convert_catalogued(studio, sae_id, body.to, body.out_dir)
+
+
+@router.get("/saes/{sae_id}/config")
+def get_config(sae_id: str, studio: Studio = Depends(get_studio)) -> dict:
+    """The SAE's configuration as read from its files."""
+    return service.sae_config(studio, sae_id)
+
+
+@router.post("/saes/{sae_id}/link")
+def link(sae_id: str, body: LinkRequest, session: Session = Depends(get_session)) -> dict:
+    """Link the SAE to a training record."""
+    return service.link_training(session, sae_id, body.training_id)
+
+
+@router.post("/trainings", status_code=201, tags=["trainings"])
+def create_training(body: TrainingRequest, session: Session = Depends(get_session)) -> dict:
+    """Record a training run."""
+    return service.create_training(session, **body.model_dump())
+
+
+@router.get("/trainings", tags=["trainings"])
+def get_trainings(session: Session = Depends(get_session)) -> dict:
+    """All training records."""
+    return {"items": service.list_trainings(session)}
+
+
+@router.get("/trainings/{training_id}", tags=["trainings"])
+def get_training(training_id: str, session: Session = Depends(get_session)) -> dict:
+    """One training record."""
+    from mistudio.catalog.records import training_to_dict
+    from mistudio.db.models import Training
+    from mistudio.errors import NotFoundError
+
+    training = session.get(Training, training_id)
+    if training is None:
+        raise NotFoundError(f"training {training_id} not found")
+    return training_to_dict(training)

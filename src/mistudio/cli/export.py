@@ -1,0 +1,9 @@
+"""CLI commands: export (filled in by the export package)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the top-level app."""

@@ -1,0 +1,91 @@
+"""Database engine, sessions and schema upgrades (Alembic migrations shipped in the package)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+from mistudio.settings import get_settings
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+_lock = threading.Lock()
+_engines: dict[str, Engine] = {}
+
+
+def _make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def get_engine(url: str | None = None) -> Engine:
+    """The engine for `url` (default: the configured database), created once per URL."""
+    url = url or get_settings().resolved_database_url
+    with _lock:
+        if url not in _engines:
+            _engines[url] = _make_engine(url)
+        return _engines[url]
+
+
+def dispose_engines() -> None:
+    """Close every pooled connection (tests and settings changes)."""
+    with _lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()
+
+
+def alembic_config(url: str | None = None) -> Config:
+    """An Alembic config pointing at the shipped migrations and `url`."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", (url or get_settings().resolved_database_url).replace("%", "%%"))
+    return cfg
+
+
+def upgrade_database(url: str | None = None) -> None:
+    """Bring the database schema to the newest migration."""
+    engine = get_engine(url)
+    cfg = alembic_config(url)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+def session_factory(url: str | None = None) -> sessionmaker[Session]:
+    """A session factory bound to the engine for `url`."""
+    return sessionmaker(bind=get_engine(url), expire_on_commit=False)
+
+
+@contextmanager
+def session_scope(url: str | None = None) -> Iterator[Session]:
+    """A transactional session: commit on success, roll back on error."""
+    session = session_factory(url)()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()

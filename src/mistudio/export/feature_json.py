@@ -1,0 +1,37 @@
+"""`features/{index}.json`: the seed's FR-2.2 feature document, and `explanations/explanations.json` (FR-5.1)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from mistudio.export.prepare import PreparedFeature
+
+
+def feature_document(feat: PreparedFeature, *, include_top_tokens: bool) -> dict[str, Any]:
+    """The FR-2.2 document of one feature (keys are sorted when written)."""
+    doc: dict[str, Any] = {
+        "feature_index": feat.index,
+        "activations": [
+            {k: ex[k] for k in ("tokens", "token_ids", "values", "max_value", "max_token_index",
+                                "qualifying_token_index", "bin_min", "bin_max", "bin_contains", "source")}
+            for ex in feat.examples
+        ],
+        "logits": {"top_positive": feat.top_positive, "top_negative": feat.top_negative,
+                   "histogram": feat.logits_histogram},
+        "histogram": feat.histogram,
+        "statistics": feat.statistics,
+    }
+    if include_top_tokens:
+        doc["top_tokens"] = feat.top_tokens
+    return doc
+
+
+def explanations_document(features: Iterable[tuple[int, list[dict[str, Any]]]]) -> dict[str, Any]:
+    """`{"explanations": [{feature_index, explanations: [{description, method, model, score, created_at}]}]}`."""
+    return {"explanations": [
+        {"feature_index": index, "explanations": [
+            {"description": e["description"], "method": e.get("method"), "model": e.get("model"),
+             "score": e.get("score"), "created_at": e.get("created_at")} for e in items]}
+        for index, items in features if items
+    ]}

@@ -1,0 +1,101 @@
+"""Deterministic serialisation: fixed float rounding, compact JSON, gzip without timestamps, token rendering."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+NP_DECIMALS = 5  # SAEDashboard's round_list
+_BYTE_LEVEL_MARKERS = ("\u0120", "\u010a", "\u0109")  # Ġ Ċ ĉ
+
+
+def round_list(values: Sequence[float], decimals: int = NP_DECIMALS) -> list[float]:
+    """Floats rounded to `decimals` places (NaN/Inf become 0.0), as Python floats."""
+    arr = np.round(np.asarray(values, dtype=np.float64), decimals)
+    if not np.isfinite(arr).all():
+        arr = np.nan_to_num(arr, nan=0.0, posinf=0.0, neginf=0.0)
+    return arr.tolist()
+
+
+def round_float(value: float | None, decimals: int = NP_DECIMALS) -> float:
+    """One float rounded to `decimals` places (NaN/Inf/None → 0.0)."""
+    if value is None or not math.isfinite(value):
+        return 0.0
+    return round(float(value), decimals)
+
+
+def sig_float(value: float | None, digits: int = 6) -> float:
+    """A float kept to `digits` significant digits (NaN/Inf/None → 0.0)."""
+    if value is None or not math.isfinite(value):
+        return 0.0
+    return float(f"{float(value):.{digits}g}")
+
+
+def dumps(obj: Any, *, sort_keys: bool = True, indent: int | None = None) -> bytes:
+    """Compact UTF-8 JSON; NaN/Inf are refused, so nothing invalid is ever written."""
+    separators = (",", ":") if indent is None else (",", ": ")
+    text = json.dumps(obj, sort_keys=sort_keys, ensure_ascii=False, allow_nan=False, separators=separators,
+                      indent=indent)
+    return text.encode("utf-8")
+
+
+def jsonl(rows: Iterable[dict[str, Any]]) -> bytes:
+    """One JSON object per line (keys in their given order, as Neuronpedia's tools write them)."""
+    return b"".join(dumps(row, sort_keys=False) + b"\n" for row in rows)
+
+
+def gzip_bytes(data: bytes, level: int = 6) -> bytes:
+    """gzip with mtime 0 and no file name, so equal input gives equal bytes."""
+    return gzip.compress(data, compresslevel=level, mtime=0)
+
+
+@lru_cache(maxsize=1)
+def _byte_decoder() -> dict[str, int]:
+    """GPT-2's byte-level alphabet: printable character → byte."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return {chr(c): b for b, c in zip(bs, cs)}
+
+
+def render_token(piece: str) -> str:
+    """A token as Neuronpedia shows it: byte-level BPE pieces decoded (`Ġ`→space, `Ċ`→newline), incomplete
+    UTF-8 shown as U+FFFD, lone surrogates replaced; other strings returned unchanged."""
+    if any(m in piece for m in _BYTE_LEVEL_MARKERS):
+        table = _byte_decoder()
+        if all(ch in table for ch in piece):
+            piece = bytes(table[ch] for ch in piece).decode("utf-8", errors="replace")
+    return clean_text(piece)
+
+
+def clean_text(text: str) -> str:
+    """`text` with lone surrogates and NUL replaced (they cannot be stored as UTF-8 / in PostgreSQL)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", errors="surrogatepass").decode("utf-8", errors="replace")
+        text = "".join("\ufffd" if 0xD800 <= ord(ch) <= 0xDFFF else ch for ch in text)
+    return text.replace("\x00", "\ufffd")
+
+
+def render_tokens(tokens: Sequence[str]) -> list[str]:
+    """`render_token` over a sequence, with a fast path when nothing needs changing."""
+    joined = "\x01".join(tokens)
+    if "\x00" not in joined and not any(m in joined for m in _BYTE_LEVEL_MARKERS):
+        try:
+            joined.encode("utf-8")
+            return list(tokens)
+        except UnicodeEncodeError:
+            pass
+    return [render_token(t) for t in tokens]

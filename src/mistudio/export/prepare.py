@@ -1,0 +1,104 @@
+"""One dashboard dict → the normalised, rounded form every writer (feature JSON, Neuronpedia batch and
+rows) reads, so each number is rounded once and all outputs agree."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from mistudio.export.jsonio import render_token, render_tokens, round_float, round_list, sig_float
+
+
+@dataclass
+class PreparedFeature:
+    """A feature's dashboard with rendered tokens, 5-decimal values and sorted logits."""
+
+    index: int
+    statistics: dict[str, Any]
+    examples: list[dict[str, Any]]
+    histogram: dict[str, Any]
+    top_positive: list[dict[str, Any]]
+    top_negative: list[dict[str, Any]]
+    logits_histogram: dict[str, Any]
+    top_tokens: list[dict[str, Any]]
+    explanations: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def live(self) -> bool:
+        """True when the feature fired at least once and has examples."""
+        return not self.statistics["dead"] and bool(self.examples)
+
+    @property
+    def max_act_approx(self) -> float:
+        """The largest exported activation value (Neuronpedia's maxActApprox)."""
+        return max((ex["max_value"] for ex in self.examples), default=0.0)
+
+
+def _stats(raw: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key == "quantiles":
+            out[key] = {q: sig_float(v) for q, v in (value or {}).items()}
+        elif isinstance(value, bool) or value is None:
+            out[key] = value
+        elif isinstance(value, int):
+            out[key] = value
+        else:
+            out[key] = sig_float(value)
+    out["dead"] = bool(raw.get("dead", False))
+    return out
+
+
+def _example(ex: dict[str, Any], feature_max: float) -> dict[str, Any]:
+    values = round_list(ex["values"])
+    peak = max(range(len(values)), key=values.__getitem__) if values else 0
+    bin_min = ex.get("bin_min", -1)
+    top = bin_min is None or bin_min == -1
+    return {
+        "tokens": render_tokens(ex["tokens"]),
+        "token_ids": [int(t) for t in ex.get("token_ids") or []],
+        "values": values,
+        "max_value": values[peak] if values else 0.0,
+        "max_token_index": peak,
+        "qualifying_token_index": int(ex.get("qualifying_token_index", peak)),
+        "bin_min": -1 if top else round_float(bin_min),
+        "bin_max": round_float(feature_max) if top else round_float(ex.get("bin_max")),
+        "bin_contains": -1 if top else round_float(ex.get("bin_contains")),
+        "source": dict(ex.get("source") or {}),
+    }
+
+
+def _logit(item: dict[str, Any], rank: int) -> dict[str, Any]:
+    return {"token": render_token(str(item["token"])), "token_id": item.get("token_id"),
+            "value": round_float(item["value"]), "rank": rank}
+
+
+def _hist(raw: dict[str, Any] | None) -> dict[str, Any]:
+    raw = dict(raw or {})
+    raw["bin_edges"] = round_list(raw.get("bin_edges") or [])
+    raw["counts"] = [int(c) for c in raw.get("counts") or []]
+    return raw
+
+
+def prepare_feature(dash: dict[str, Any], *, top_tokens: int,
+                    explanations: list[dict[str, Any]] | None = None) -> PreparedFeature:
+    """Normalise one dashboard dict (docs/ARCHITECTURE.md) for writing."""
+    stats = _stats(dash["statistics"])
+    examples = [_example(ex, stats.get("max_activation", 0.0)) for ex in dash.get("activations") or []]
+    logits = dash.get("logits") or {}
+    pos = sorted(logits.get("top_positive") or [], key=lambda t: -float(t["value"]))
+    neg = sorted(logits.get("top_negative") or [], key=lambda t: float(t["value"]))
+    tokens = []
+    for item in (dash.get("top_tokens") or [])[:top_tokens]:
+        tokens.append({"token": render_token(str(item["token"])), "token_id": item.get("token_id"),
+                       "total_activation": sig_float(item["total_activation"]), "count": int(item["count"]),
+                       "mean_activation": sig_float(item.get("mean_activation")),
+                       "max_activation": sig_float(item.get("max_activation"))})
+    return PreparedFeature(
+        index=int(dash["feature_index"]), statistics=stats, examples=examples,
+        histogram=_hist(dash.get("histogram")),
+        top_positive=[_logit(t, r) for r, t in enumerate(pos)],
+        top_negative=[_logit(t, r) for r, t in enumerate(neg)],
+        logits_histogram=_hist(logits.get("histogram")), top_tokens=tokens,
+        explanations=list(explanations or []),
+    )

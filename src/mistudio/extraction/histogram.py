@@ -1,0 +1,80 @@
+"""The fixed fine log-spaced grid every non-zero activation is counted on, and what is read back from it.
+
+The grid has `FINE_BINS` bins with edges `10**linspace(LOG_MIN, LOG_MAX, FINE_BINS + 1)`; bin j holds
+`edges[j] <= v < edges[j+1]` (bin 0 also holds `0 < v < edges[0]`, the last bin also `v >= edges[-1]`). From the
+per-feature counts:
+* the log histogram with `n_bins` bins has edges on the fine grid (outer edges = the exact min / max), so its
+  counts are exact;
+* quantiles (nearest rank, `v_(ceil(p·n))`) are the geometric centre of the fine bin holding that rank, clipped to
+  [min, max]; for values inside [10**LOG_MIN, 10**LOG_MAX] the relative error is at most `QUANTILE_REL_ERROR`;
+* the Neuronpedia-style linear histogram over [min, max] has its inner edges snapped to the nearest fine edge,
+  so its counts are exact for the edges it reports.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+LOG_MIN = -5.0
+LOG_MAX = 5.0
+FINE_BINS = 2000
+QUANTILES = {"p25": 0.25, "p50": 0.50, "p75": 0.75, "p95": 0.95, "p99": 0.99}
+QUANTILE_REL_ERROR = 10 ** ((LOG_MAX - LOG_MIN) / FINE_BINS / 2) - 1
+
+
+def fine_edges() -> np.ndarray:
+    """The FINE_BINS + 1 fine-grid edges (float64)."""
+    return 10.0 ** np.linspace(LOG_MIN, LOG_MAX, FINE_BINS + 1)
+
+
+def fine_bin_index(values: torch.Tensor, inner_edges: torch.Tensor) -> torch.Tensor:
+    """Fine-grid bin of each positive value; `inner_edges` = `fine_edges()[1:-1]` as a float64 tensor."""
+    return torch.bucketize(values.to(torch.float64), inner_edges, right=True)
+
+
+def log_histogram(counts: np.ndarray, vmin: float, vmax: float, n_bins: int) -> tuple[list[float], list[int]]:
+    """Exact log histogram (≤ n_bins bins on fine-grid edges) of one feature's fine counts."""
+    nz = np.flatnonzero(counts)
+    if nz.size == 0:
+        return [], []
+    edges = fine_edges()
+    lo, hi = int(nz[0]), int(nz[-1]) + 1
+    width = max(1, math.ceil((hi - lo) / n_bins))
+    starts = np.arange(lo, hi, width)
+    sums = np.add.reduceat(counts[lo:hi], starts - lo)
+    out_edges = [float(edges[s]) for s in starts] + [float(edges[min(starts[-1] + width, FINE_BINS)])]
+    out_edges[0] = min(out_edges[0], vmin)
+    out_edges[-1] = max(out_edges[-1], vmax)
+    return out_edges, [int(c) for c in sums]
+
+
+def linear_histogram(counts: np.ndarray, vmin: float, vmax: float, n_bins: int) -> tuple[list[float], list[int]]:
+    """Neuronpedia-style linear histogram over [vmin, vmax] with inner edges snapped to the fine grid (exact)."""
+    if counts.sum() == 0:
+        return [], []
+    edges = fine_edges()
+    targets = np.linspace(vmin, vmax, n_bins + 1)[1:-1]
+    snapped = np.clip(np.searchsorted(edges, targets), 1, FINE_BINS - 1)
+    bounds = np.concatenate([[0], snapped, [FINE_BINS]])
+    cum = np.concatenate([[0], np.cumsum(counts)])
+    out_counts = cum[bounds[1:]] - cum[bounds[:-1]]
+    out_edges = [float(vmin)] + [float(edges[s]) for s in snapped] + [float(vmax)]
+    return out_edges, [int(c) for c in out_counts]
+
+
+def quantiles(counts: np.ndarray, vmin: float, vmax: float) -> dict[str, float]:
+    """Nearest-rank quantiles of the non-zero values from their fine counts (0.0 for a never-active feature)."""
+    n = int(counts.sum())
+    if n == 0:
+        return {name: 0.0 for name in QUANTILES}
+    edges = fine_edges()
+    cum = np.cumsum(counts)
+    out = {}
+    for name, p in QUANTILES.items():
+        j = int(np.searchsorted(cum, max(1, math.ceil(p * n))))
+        centre = math.sqrt(edges[j] * edges[j + 1])
+        out[name] = float(min(max(centre, vmin), vmax))
+    return out

@@ -1,0 +1,241 @@
+"""The feature store: one folder per extraction (`features/{sae_id}/{extraction_id}/`).
+
+Files (all written atomically, temp file then rename):
+* `manifest.json` – settings, model, dataset, sizes, status, which parts are complete, timings;
+* `windows.safetensors` – `tokens [n_windows, context_size]` int32, `document`, `offset` (provenance);
+* `statistics.safetensors` – `count`, `sum`, `sumsq`, `max`, `min`, `n_tokens` (exact, over every selectable token);
+* `histograms.safetensors` – fine-grid counts as CSR: `indptr [d_sae+1]`, `bins` int16, `counts` int32;
+* `top_examples.safetensors` – `values [d_sae, K]`, `windows`, `positions`, `rows [d_sae, K, context_size]`;
+* `logit_lens.safetensors` – `pos_ids/pos_vals/neg_ids/neg_vals [d_sae, k]`, `hist_counts`, `hist_min/max`;
+* `summary.safetensors` – `top_token [d_sae]`; `vocab.json` – display string of every token id;
+* `checkpoint/` – accumulator state + windows done while a run is in progress (removed when it completes).
+Per-feature reads slice the safetensors files (memory-mapped), so memory stays bounded whatever d_sae is.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from collections.abc import Iterable, Iterator
+from functools import cached_property, lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import load, save
+
+from mistudio.errors import InvalidInputError, NotFoundError
+from mistudio.fsutil import atomic_write_bytes, atomic_write_text
+
+MANIFEST = "manifest.json"
+PARTS = ("windows", "statistics", "histograms", "top_examples", "logit_lens", "summary", "vocab")
+
+
+class FeatureStore:
+    """Read/write access to one extraction's arrays and its per-feature dashboards."""
+
+    def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
+        self.path = Path(path)
+        self.manifest = manifest
+
+    # ----- lifecycle --------------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | Path) -> FeatureStore:
+        """Open an existing store; NotFoundError if there is none at `path`."""
+        path = Path(path)
+        try:
+            manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"no feature store at {path}") from exc
+        return cls(path, manifest)
+
+    @classmethod
+    def create(cls, path: str | Path, manifest: dict[str, Any]) -> FeatureStore:
+        """Create (or reuse, when the settings key matches) the store at `path`."""
+        path = Path(path)
+        if (path / MANIFEST).exists():
+            existing = cls.open(path)
+            if existing.manifest.get("settings_key") != manifest.get("settings_key"):
+                raise InvalidInputError(f"{path} holds an extraction with other settings; use a new folder")
+            return existing
+        store = cls(path, {**manifest, "status": "running", "parts": {}})
+        store.save_manifest()
+        return store
+
+    def save_manifest(self) -> None:
+        """Write manifest.json atomically."""
+        atomic_write_text(self.path / MANIFEST, json.dumps(self.manifest, indent=2, sort_keys=True))
+
+    def update_manifest(self, **fields: Any) -> None:
+        """Set manifest fields and save."""
+        self.manifest.update(fields)
+        self.save_manifest()
+
+    # ----- arrays ------------------------------------------------------------------------------------------
+    def has(self, part: str) -> bool:
+        """Whether `part` (one of PARTS) is complete."""
+        return bool(self.manifest.get("parts", {}).get(part))
+
+    def write_part(self, part: str, tensors: dict[str, torch.Tensor]) -> None:
+        """Write `{part}.safetensors` and mark the part complete."""
+        atomic_write_bytes(self.path / f"{part}.safetensors",
+                           save({k: v.detach().cpu().contiguous() for k, v in tensors.items()}))
+        self.manifest.setdefault("parts", {})[part] = True
+        self.save_manifest()
+        self.__dict__.pop("_cache", None)
+
+    def write_vocab(self, strings: list[str]) -> None:
+        """Store the display string of every token id."""
+        atomic_write_text(self.path / "vocab.json", json.dumps(strings, ensure_ascii=False))
+        self.manifest.setdefault("parts", {})["vocab"] = True
+        self.save_manifest()
+
+    def read_part(self, part: str) -> dict[str, torch.Tensor]:
+        """All arrays of `part` (loaded into memory)."""
+        self._require(part)
+        return load((self.path / f"{part}.safetensors").read_bytes())
+
+    def _require(self, part: str) -> None:
+        if not self.has(part):
+            raise NotFoundError(f"the feature store at {self.path} has no {part} yet (status "
+                                f"{self.manifest.get('status')}); run or resume the extraction")
+
+    def _row(self, part: str, key: str, index: int) -> torch.Tensor:
+        """Row `index` of array `key` in `part`, read through a memory map."""
+        self._require(part)
+        with safe_open(str(self.path / f"{part}.safetensors"), framework="pt") as fh:
+            return fh.get_slice(key)[index]
+
+    def _rows(self, part: str, key: str, indices: torch.Tensor) -> torch.Tensor:
+        with safe_open(str(self.path / f"{part}.safetensors"), framework="pt") as fh:
+            return fh.get_tensor(key)[indices]
+
+    @cached_property
+    def _cache(self) -> dict[str, Any]:
+        return {}
+
+    @property
+    def vocab(self) -> list[str]:
+        """Display strings of the token ids."""
+        if "vocab" not in self._cache:
+            self._require("vocab")
+            self._cache["vocab"] = json.loads((self.path / "vocab.json").read_text(encoding="utf-8"))
+        return self._cache["vocab"]
+
+    @property
+    def n_features(self) -> int:
+        """Number of SAE features."""
+        return int(self.manifest["n_features"])
+
+    # ----- checkpoints -------------------------------------------------------------------------------------
+    def save_checkpoint(self, state: dict[str, torch.Tensor], windows_done: int) -> None:
+        """Save accumulator state, then the count of windows it covers (that file commits the checkpoint)."""
+        folder = self.path / "checkpoint"
+        atomic_write_bytes(folder / "state.safetensors", save(state))
+        atomic_write_text(folder / "progress.json", json.dumps({"windows_done": windows_done}))
+
+    def load_checkpoint(self) -> tuple[dict[str, torch.Tensor], int] | None:
+        """The last checkpoint (state, windows done), or None."""
+        folder = self.path / "checkpoint"
+        if not (folder / "progress.json").exists():
+            return None
+        done = json.loads((folder / "progress.json").read_text())["windows_done"]
+        return load((folder / "state.safetensors").read_bytes()), int(done)
+
+    def clear_checkpoint(self) -> None:
+        """Remove the checkpoint folder (after completion)."""
+        shutil.rmtree(self.path / "checkpoint", ignore_errors=True)
+
+    # ----- per-feature reads -------------------------------------------------------------------------------
+    def _check_index(self, index: int) -> None:
+        if not 0 <= index < self.n_features:
+            raise NotFoundError(f"feature {index} does not exist (this SAE has {self.n_features} features)")
+
+    def fine_counts(self, index: int) -> np.ndarray:
+        """Fine-grid histogram counts of feature `index`."""
+        from mistudio.extraction.histogram import FINE_BINS
+
+        if "hist" not in self._cache:
+            self._cache["hist"] = self.read_part("histograms")
+        h = self._cache["hist"]
+        lo, hi = int(h["indptr"][index]), int(h["indptr"][index + 1])
+        counts = np.zeros(FINE_BINS, dtype=np.int64)
+        counts[h["bins"][lo:hi].long().numpy()] = h["counts"][lo:hi].numpy()
+        return counts
+
+    def statistics(self, index: int) -> dict[str, Any]:
+        """Exact statistics of feature `index` (and quantiles from the fine histogram)."""
+        from mistudio.extraction.histogram import QUANTILE_REL_ERROR, quantiles
+
+        self._check_index(index)
+        if "stats" not in self._cache:
+            self._cache["stats"] = self.read_part("statistics")
+        s = self._cache["stats"]
+        n_tokens, count = int(s["n_tokens"]), int(s["count"][index])
+        mean = float(s["sum"][index]) / count if count else 0.0
+        var = float(s["sumsq"][index]) / count - mean * mean if count else 0.0
+        vmax = float(s["max"][index]) if count else 0.0
+        vmin = float(s["min"][index]) if count else 0.0
+        freq = count / n_tokens if n_tokens else 0.0
+        return {"activation_frequency": freq, "n_active": count, "n_tokens": n_tokens,
+                "max_activation": vmax, "min_activation": vmin, "mean_activation": mean,
+                "std_activation": math.sqrt(max(var, 0.0)), "l0_contribution": freq, "dead": count == 0,
+                "quantiles": quantiles(self.fine_counts(index), vmin, vmax),
+                "quantile_error_bound": QUANTILE_REL_ERROR}
+
+    def summary_arrays(self) -> dict[str, np.ndarray]:
+        """Per-feature frequency, max, mean, dead flag and top token id (for the database summary rows)."""
+        s = self.read_part("statistics")
+        count = s["count"].numpy()
+        n_tokens = max(int(s["n_tokens"]), 1)
+        out = {"frequency": count / n_tokens, "max": np.where(count > 0, s["max"].numpy(), 0.0),
+               "mean": np.where(count > 0, s["sum"].numpy() / np.maximum(count, 1), 0.0), "dead": count == 0}
+        out["top_token"] = self.read_part("summary")["top_token"].numpy() if self.has("summary") else np.full(
+            len(count), -1)
+        return out
+
+    def feature_dashboard(self, index: int, *, n_examples: int | None = None, logit_k: int | None = None,
+                          n_bins: int | None = None, context: tuple[int, int] | None = None,
+                          rank_tokens_by: str = "sum") -> dict[str, Any]:
+        """The JSON-ready dashboard dict of feature `index` (see docs/ARCHITECTURE.md)."""
+        from mistudio.dashboards.assemble import build_dashboard
+
+        self._check_index(index)
+        return build_dashboard(self, index, n_examples=n_examples, logit_k=logit_k, n_bins=n_bins,
+                               context=context, rank_tokens_by=rank_tokens_by)
+
+    def iter_dashboards(self, indices: Iterable[int], **options: Any) -> Iterator[dict[str, Any]]:
+        """Dashboards of `indices`, one at a time (bounded memory)."""
+        for index in indices:
+            yield self.feature_dashboard(int(index), **options)
+
+    def ensure_parts(self, loaded_model: Any = None, parts: Iterable[str] = ("logit_lens",)) -> list[str]:
+        """Compute the derivable parts that are missing (logit lens needs the model); return what was added."""
+        from mistudio.extraction.finalize import write_logit_lens
+
+        added = []
+        for part in parts:
+            if part == "logit_lens" and not self.has(part):
+                if loaded_model is None:
+                    raise InvalidInputError("computing the logit lens needs the model; pass loaded_model")
+                write_logit_lens(self, loaded_model)
+                added.append(part)
+        return added
+
+
+@lru_cache(maxsize=8)
+def _open_cached(path: str, mtime: float) -> FeatureStore:
+    return FeatureStore.open(path)
+
+
+def open_store(path: str | Path) -> FeatureStore:
+    """Open a store, reusing the in-memory instance (and its caches) while its manifest is unchanged."""
+    path = Path(path)
+    try:
+        mtime = (path / MANIFEST).stat().st_mtime
+    except FileNotFoundError as exc:
+        raise NotFoundError(f"no feature store at {path}") from exc
+    return _open_cached(str(path), mtime)

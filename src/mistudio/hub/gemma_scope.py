@@ -1,0 +1,69 @@
+"""Gemma Scope repo paths: `layer_{L}/width_{W}/average_l0_{K}` ↔ (layer, width, L0)."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from mistudio.errors import NotFoundError
+
+_LEAF_RE = re.compile(r"(?:^|/)(layer_(\d+)|embedding)/width_([0-9]+[km]?)/average_l0_(\d+)$")
+_UNITS = {"k": 1000, "m": 1000**2}
+
+
+@dataclass(frozen=True)
+class GemmaScopeKey:
+    """Where a Gemma Scope leaf sits: layer (None for the embedding folder), width label, average L0."""
+
+    layer: int | None
+    width: str
+    l0: int
+
+
+def parse_leaf(folder: str) -> GemmaScopeKey | None:
+    """The (layer, width, L0) of a Gemma Scope leaf folder, or None if the path does not look like one."""
+    match = _LEAF_RE.search(folder.strip("/"))
+    if match is None:
+        return None
+    layer = int(match.group(2)) if match.group(2) is not None else None
+    return GemmaScopeKey(layer, match.group(3), int(match.group(4)))
+
+
+def width_label(width: int | str) -> str:
+    """Normalise a width (`16384`, `"16k"`, `"width_16k"`) to the repo's label (`"16k"`)."""
+    if isinstance(width, int):
+        return f"{width // 10**6}m" if width >= 10**6 else f"{width // 1000}k"
+    return width.removeprefix("width_").lower()
+
+
+def width_features(label: str) -> int:
+    """The number of features of a width label: the nearest power of two (`"16k"` → 16384, `"1m"` → 2**20)."""
+    approx = int(label.rstrip("km")) * _UNITS.get(label[-1:], 1)
+    return 2 ** round(math.log2(approx))
+
+
+def gemma_scope_path(layer: int | None, width: int | str, l0: int) -> str:
+    """The repo folder of one Gemma Scope SAE, e.g. `layer_12/width_16k/average_l0_82` (layer None → embedding)."""
+    head = "embedding" if layer is None else f"layer_{layer}"
+    return f"{head}/width_{width_label(width)}/average_l0_{int(l0)}"
+
+
+def resolve_choice(keys: list[GemmaScopeKey], layer: int | None, width: int | str, l0: int) -> str:
+    """Validate (layer, width, L0) against the leaves a repo holds; NotFoundError lists the valid choices."""
+    label = width_label(width)
+    layers = sorted({k.layer for k in keys}, key=lambda v: -1 if v is None else v)
+    if layer not in layers:
+        shown = ", ".join("embedding" if v is None else str(v) for v in layers) or "none"
+        raise NotFoundError(f"layer {layer} is not in this Gemma Scope repo; layers available: {shown}")
+    at_layer = [k for k in keys if k.layer == layer]
+    widths = sorted({k.width for k in at_layer}, key=width_features)
+    if label not in widths:
+        raise NotFoundError(f"width {label} is not available at layer {layer}; widths: {', '.join(widths)}")
+    l0s = sorted(k.l0 for k in at_layer if k.width == label)
+    if int(l0) not in l0s:
+        raise NotFoundError(
+            f"average L0 {l0} is not available at layer {layer}, width {label}; "
+            f"L0 choices: {', '.join(map(str, l0s))}"
+        )
+    return gemma_scope_path(layer, label, l0)

@@ -1,0 +1,44 @@
+"""Job types: a name → handler table that the runner dispatches on."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mistudio.jobs.context import JobContext
+
+JobHandler = Callable[["JobContext", dict[str, Any]], dict[str, Any] | None]
+
+_HANDLERS: dict[str, JobHandler] = {}
+
+
+def register_job_type(name: str) -> Callable[[JobHandler], JobHandler]:
+    """Decorator registering `fn(ctx, params) -> result dict` as the handler of job type `name`."""
+
+    def decorate(fn: JobHandler) -> JobHandler:
+        _HANDLERS[name] = fn
+        return fn
+
+    return decorate
+
+
+def get_handler(name: str) -> JobHandler:
+    """The handler for job type `name`, importing the built-in job modules on first use."""
+    load_builtin_job_types()
+    try:
+        return _HANDLERS[name]
+    except KeyError as exc:
+        raise KeyError(f"unknown job type {name!r}; known: {sorted(_HANDLERS)}") from exc
+
+
+def load_builtin_job_types() -> None:
+    """Import the modules that register miStudio's job types (download, extraction, export)."""
+    import importlib
+
+    for module in ("mistudio.catalog.jobs", "mistudio.extraction.jobs", "mistudio.export.jobs"):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise

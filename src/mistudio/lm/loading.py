@@ -1,0 +1,154 @@
+"""Load a HuggingFace causal LM (hub id or local folder) for activation capture."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from mistudio.errors import HubAuthError, HubError, HubUnreachableError, InvalidInputError, NotFoundError
+from mistudio.lm.names import hf_id_for, tl_name_for
+from mistudio.settings import get_settings
+
+__all__ = ["SUPPORTED_FAMILIES", "LoadedModel", "hf_id_for", "load_model", "pick_device", "pick_dtype", "tl_name_for"]
+
+# HF `config.model_type` values whose module layout lm.hooks knows.
+SUPPORTED_FAMILIES: tuple[str, ...] = ("gpt2", "gpt_neox", "llama", "mistral", "qwen2", "gemma", "gemma2")
+_DTYPES = {
+    "float32": torch.float32, "fp32": torch.float32, "float": torch.float32,
+    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+    "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
+}
+
+
+@dataclass
+class LoadedModel:
+    """A causal LM in eval mode with its tokenizer and the shape facts hooks need."""
+
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    family: str
+    n_layers: int
+    d_model: int
+    n_heads: int
+    n_kv_heads: int
+    d_head: int
+    vocab_size: int
+    device: torch.device
+    dtype: torch.dtype
+    name: str
+
+
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """The device to run on: the argument, else MISTUDIO_DEVICE, else cuda > mps > cpu."""
+    choice = device if device is not None else get_settings().device
+    if choice is not None:
+        try:
+            return torch.device(choice)
+        except (RuntimeError, TypeError) as err:
+            raise InvalidInputError(f"Unknown device {choice!r}; use cpu, cuda, cuda:N or mps.") from err
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def pick_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    """The dtype to load in: the argument, else bf16 on a cuda device that supports it, else fp32."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype is not None:
+        key = dtype.lower().removeprefix("torch.")
+        if key not in _DTYPES:
+            raise InvalidInputError(f"Unknown dtype {dtype!r}; use one of {', '.join(sorted(_DTYPES))}.")
+        return _DTYPES[key]
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def _looks_like_path(name: str) -> bool:
+    return name.startswith(("/", ".", "~")) or "\\" in name or name.count("/") > 1
+
+
+def _load_config(source: str, token: str | None, local: bool) -> Any:
+    """The HF config, translating hub and file failures into miStudio errors."""
+    from huggingface_hub.errors import GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    try:
+        return AutoConfig.from_pretrained(source, token=token)
+    except GatedRepoError as err:
+        raise HubAuthError(
+            f"Model {source!r} is gated: accept its licence on huggingface.co and set HF_TOKEN."
+        ) from err
+    except RepositoryNotFoundError as err:
+        raise HubError(f"No model {source!r} on the HuggingFace Hub (or it is private: set HF_TOKEN).") from err
+    except LocalEntryNotFoundError as err:
+        raise HubUnreachableError(
+            f"Model {source!r} is not in the local HuggingFace cache and the Hub cannot be reached "
+            "(offline). Download it once while online, or pass a local folder."
+        ) from err
+    except (OSError, ValueError) as err:
+        if local:
+            raise InvalidInputError(f"{source} is not a HuggingFace model folder: {err}") from err
+        if get_settings().hf_hub_offline:
+            raise HubUnreachableError(
+                f"Model {source!r} is not in the local HuggingFace cache and HF_HUB_OFFLINE is set."
+            ) from err
+        raise HubError(f"Could not load the config of model {source!r}: {err}") from err
+
+
+def load_model(
+    model_id_or_path: str | Path,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    token: str | None = None,
+) -> LoadedModel:
+    """Load a causal LM and its tokenizer from a hub id, a TransformerLens name or a local folder (eval, no grad)."""
+    name = str(model_id_or_path)
+    path = Path(name).expanduser()
+    local = path.exists()
+    if not local and (isinstance(model_id_or_path, Path) or _looks_like_path(name)):
+        raise NotFoundError(f"No model folder at {path}.")
+    source = str(path) if local else hf_id_for(name)
+    token = token if token is not None else get_settings().hf_token
+    config = _load_config(source, token, local)
+    family = getattr(config, "model_type", None)
+    if family not in SUPPORTED_FAMILIES:
+        raise InvalidInputError(
+            f"Model {name!r} is a {family!r} model; supported families are {', '.join(SUPPORTED_FAMILIES)}."
+        )
+    dev = pick_device(device)
+    torch_dtype = pick_dtype(dtype, dev)
+    extra: dict[str, Any] = {}
+    if family == "gemma2":
+        extra["attn_implementation"] = "eager"  # the attention logit soft-cap only runs in eager attention
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, token=token, **extra)
+    model.to(dev).eval().requires_grad_(False)
+    tokenizer = AutoTokenizer.from_pretrained(source, token=token)
+    n_heads = config.num_attention_heads if hasattr(config, "num_attention_heads") else config.n_head
+    d_model = config.hidden_size
+    return LoadedModel(
+        model=model,
+        tokenizer=tokenizer,
+        family=family,
+        n_layers=config.num_hidden_layers,
+        d_model=d_model,
+        n_heads=n_heads,
+        n_kv_heads=getattr(config, "num_key_value_heads", None) or n_heads,
+        d_head=getattr(config, "head_dim", None) or d_model // n_heads,
+        vocab_size=config.vocab_size,
+        device=dev,
+        dtype=torch_dtype,
+        name=name if local else source,
+    )

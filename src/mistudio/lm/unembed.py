@@ -1,0 +1,66 @@
+"""The unembedding and the logit-lens matrix (final norm folded in, as TransformerLens `fold_ln` does).
+
+`logit_lens_matrix(loaded)` equals TransformerLens' `model.W_U` after `from_pretrained(fold_ln=True, ...)`:
+the final norm's gain is folded into W_U (`diag(g) @ W_U`, with `g = 1 + w` for Gemma's RMSNorm) and, for
+LayerNorm models (GPT-2, GPT-NeoX), W_U is centred over d_model because the LayerNorm output it reads is
+mean-free. `center_unembed=True` also removes each row's mean over the vocabulary (TransformerLens'
+`center_unembed`; it shifts logits, not probabilities). Not included: the final norm's scale (it depends
+on the input), its bias (a constant logit offset, folded into `b_U` by TransformerLens), and Gemma-2's
+`final_logit_softcapping` (a nonlinearity on the full logits, not part of a direction's logit lens).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from mistudio.lm.loading import LoadedModel
+
+_FINAL_NORM = {
+    "gpt2": "transformer.ln_f",
+    "gpt_neox": "gpt_neox.final_layer_norm",
+    "llama": "model.norm",
+    "mistral": "model.norm",
+    "qwen2": "model.norm",
+    "gemma": "model.norm",
+    "gemma2": "model.norm",
+}
+_LAYER_NORM_FAMILIES = {"gpt2", "gpt_neox"}
+_OFFSET_RMS_FAMILIES = {"gemma", "gemma2"}  # RMSNorm scales by (1 + weight)
+
+
+@dataclass
+class Unembed:
+    """Unembedding weights in TransformerLens orientation (fp32, on the model's device)."""
+
+    W_U: torch.Tensor  # [d_model, vocab]
+    b_U: torch.Tensor | None  # [vocab]
+    ln_final_weight: torch.Tensor  # [d_model], the effective gain (1 + w for Gemma)
+    ln_final_bias: torch.Tensor | None  # [d_model]
+    folded_W_U: torch.Tensor  # [d_model, vocab], see logit_lens_matrix
+
+
+def unembedding(loaded: LoadedModel) -> Unembed:
+    """W_U, b_U and the final norm of a loaded model, plus W_U with the final norm folded in."""
+    model = loaded.model
+    head = model.get_output_embeddings()
+    W_U = head.weight.detach().float().T.contiguous()
+    b_U = head.bias.detach().float() if getattr(head, "bias", None) is not None else None
+    norm = model.get_submodule(_FINAL_NORM[loaded.family])
+    weight = norm.weight.detach().float()
+    if loaded.family in _OFFSET_RMS_FAMILIES:
+        weight = 1.0 + weight
+    bias = norm.bias.detach().float() if getattr(norm, "bias", None) is not None else None
+    folded = weight[:, None] * W_U
+    if loaded.family in _LAYER_NORM_FAMILIES:
+        folded = folded - folded.mean(0, keepdim=True)
+    return Unembed(W_U=W_U, b_U=b_U, ln_final_weight=weight, ln_final_bias=bias, folded_W_U=folded)
+
+
+def logit_lens_matrix(loaded: LoadedModel, center_unembed: bool = False) -> torch.Tensor:
+    """[d_model, vocab] matrix M so that `direction @ M` is the direction's logit lens (TransformerLens fold_ln)."""
+    folded = unembedding(loaded).folded_W_U
+    if center_unembed:
+        folded = folded - folded.mean(-1, keepdim=True)
+    return folded

@@ -1,0 +1,207 @@
+"""Shared pieces of the format readers: the `DetectedSAE` record, header-only tensor inspection, safe file reads."""
+
+from __future__ import annotations
+
+import json
+import struct
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import safe_open
+
+from mistudio.errors import CorruptFileError, InvalidInputError
+from mistudio.saes.model import SAEConfig
+
+# safetensors dtype codes → our dtype names
+_ST_DTYPES = {"F32": "float32", "F16": "float16", "BF16": "bfloat16", "F64": "float64"}
+_MAX_HEADER = 100 * 1024 * 1024
+
+
+@dataclass
+class TensorInfo:
+    """Name-independent facts about one stored tensor, read from a file header."""
+
+    shape: tuple[int, ...]
+    dtype: str
+
+
+@dataclass
+class DetectedSAE:
+    """What a reader found in a folder, without loading any weights."""
+
+    format: str
+    root: Path
+    files: list[str]
+    config: SAEConfig
+    config_preview: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def d_in(self) -> int:
+        """Input width."""
+        return self.config.d_in
+
+    @property
+    def d_sae(self) -> int:
+        """Number of features."""
+        return self.config.d_sae
+
+    @property
+    def architecture(self) -> str:
+        """One of `mistudio.saes.model.ARCHITECTURES`."""
+        return self.config.architecture
+
+    @property
+    def dtype(self) -> str:
+        """The dtype the SAE runs in (`float32`, `bfloat16`, ...)."""
+        return self.config.dtype
+
+    @property
+    def layer(self) -> int | None:
+        """The model layer the SAE reads, when known."""
+        return self.config.hook_layer
+
+    @property
+    def hook_name(self) -> str | None:
+        """TransformerLens hook name, when known."""
+        return self.config.hook_name
+
+    @property
+    def model_name(self) -> str | None:
+        """Model the SAE was trained on, when known."""
+        return self.config.model_name
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary (paths as strings)."""
+        return {
+            "format": self.format,
+            "root": str(self.root),
+            "files": list(self.files),
+            "d_in": self.d_in,
+            "d_sae": self.d_sae,
+            "architecture": self.architecture,
+            "dtype": self.dtype,
+            "layer": self.layer,
+            "hook_name": self.hook_name,
+            "model_name": self.model_name,
+            "config_preview": self.config_preview,
+        }
+
+
+class AmbiguousSAEError(InvalidInputError):
+    """A folder holds several SAEs; `details["candidates"]` lists their sub-folders."""
+
+    def __init__(self, root: Path, candidates: list[DetectedSAE]) -> None:
+        names = [str(c.root.relative_to(root)) if c.root != root else "." for c in candidates]
+        super().__init__(
+            f"{root} holds {len(candidates)} SAEs; pick one of its sub-folders: {', '.join(names)}",
+            details={"candidates": names},
+        )
+        self.candidates = candidates
+
+
+def list_files(folder: Path) -> list[str]:
+    """Plain file names directly inside `folder`, sorted."""
+    return sorted(p.name for p in folder.iterdir() if p.is_file())
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """Parse a small JSON file, turning parse errors into `CorruptFileError`."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CorruptFileError(f"{path} is not valid JSON ({exc}); re-download or re-export it") from exc
+    if not isinstance(data, dict):
+        raise CorruptFileError(f"{path} should hold a JSON object; re-download or re-export it")
+    return data
+
+
+def _safetensors_layout(path: Path) -> tuple[dict[str, Any], int]:
+    """(raw header, bytes the data section needs) of a safetensors file, reading only its header."""
+    try:
+        with path.open("rb") as fh:
+            raw = fh.read(8)
+            if len(raw) < 8:
+                raise CorruptFileError(f"{path} is too short to be a safetensors file; re-download it")
+            (length,) = struct.unpack("<Q", raw)
+            if length > _MAX_HEADER:
+                raise CorruptFileError(
+                    f"{path} has an implausible header size; it is not a valid safetensors file"
+                )
+            header = json.loads(fh.read(length))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CorruptFileError(f"{path} has an unreadable safetensors header; re-download it") from exc
+    header.pop("__metadata__", None)
+    end = max((int(v["data_offsets"][1]) for v in header.values()), default=0)
+    return header, 8 + length + end
+
+
+def safetensors_header(path: Path) -> dict[str, TensorInfo]:
+    """Tensor name → shape/dtype from a safetensors header (the data is not read)."""
+    header, _ = _safetensors_layout(path)
+    return {
+        name: TensorInfo(tuple(int(d) for d in v["shape"]), _ST_DTYPES.get(v["dtype"], v["dtype"].lower()))
+        for name, v in header.items()
+    }
+
+
+def load_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """Every tensor of a safetensors file, after checking the file is complete."""
+    _, needed = _safetensors_layout(path)
+    size = path.stat().st_size
+    if size < needed:
+        raise CorruptFileError(
+            f"{path} is truncated ({size} of {needed} bytes); the download was probably interrupted — "
+            "delete it and download again"
+        )
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as fh:
+            return {name: fh.get_tensor(name) for name in fh.keys()}  # noqa: SIM118
+    except Exception as exc:  # safetensors raises its own error types
+        raise CorruptFileError(f"{path} could not be read ({exc}); re-download it") from exc
+
+
+def npz_header(path: Path) -> dict[str, TensorInfo]:
+    """Array name → shape/dtype of an `.npz` archive, reading only each member's `.npy` header."""
+    out: dict[str, TensorInfo] = {}
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for member in zf.namelist():
+                if not member.endswith(".npy"):
+                    continue
+                with zf.open(member) as fh:
+                    version = np.lib.format.read_magic(fh)
+                    reader = (
+                        np.lib.format.read_array_header_1_0
+                        if version == (1, 0)
+                        else np.lib.format.read_array_header_2_0
+                    )
+                    shape, _, dtype = reader(fh)
+                out[member[: -len(".npy")]] = TensorInfo(tuple(int(d) for d in shape), str(np.dtype(dtype)))
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+        raise CorruptFileError(f"{path} is not a readable .npz archive ({exc}); re-download it") from exc
+    return out
+
+
+def load_npz(path: Path) -> dict[str, torch.Tensor]:
+    """Every array of an `.npz` archive as float32 torch tensors."""
+    try:
+        with np.load(path) as data:
+            return {key: torch.from_numpy(np.asarray(data[key], dtype=np.float32)) for key in data.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+        raise CorruptFileError(
+            f"{path} is truncated or unreadable ({exc}); delete it and download again"
+        ) from exc
+
+
+def require(tensors: dict[str, Any], names: list[str], path: Path) -> None:
+    """Raise `CorruptFileError` naming `path` when any of `names` is absent."""
+    missing = [n for n in names if n not in tensors]
+    if missing:
+        raise CorruptFileError(
+            f"{path} lacks tensor(s) {', '.join(missing)} (has {', '.join(sorted(tensors))}); "
+            "it is not a complete SAE file"
+        )

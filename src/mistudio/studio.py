@@ -1,0 +1,52 @@
+"""The Studio: one object holding settings, the database and the job runner, shared by the CLI,
+the REST API and notebooks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from mistudio.db.session import session_factory, upgrade_database
+from mistudio.jobs.runner import JobRunner
+from mistudio.settings import Settings, get_settings, reset_settings
+
+
+@dataclass
+class Studio:
+    """Settings + sessions + job runner for one MISTUDIO_HOME."""
+
+    settings: Settings
+    sessions: sessionmaker[Session]
+    runner: JobRunner
+    _worker_started: bool = field(default=False, repr=False)
+
+    @classmethod
+    def open(cls, home: Path | str | None = None, database_url: str | None = None) -> Studio:
+        """Open (creating and migrating if needed) the studio at `home` / `database_url`."""
+        if home is not None or database_url is not None:
+            import os
+
+            if home is not None:
+                os.environ["MISTUDIO_HOME"] = str(home)
+            if database_url is not None:
+                os.environ["MISTUDIO_DATABASE_URL"] = database_url
+            reset_settings()
+        settings = get_settings()
+        settings.ensure_dirs()
+        url = settings.resolved_database_url
+        upgrade_database(url)
+        return cls(settings=settings, sessions=session_factory(url), runner=JobRunner(url))
+
+    def start_worker(self) -> None:
+        """Start the background job worker (API server); the CLI runs jobs inline instead."""
+        if not self._worker_started:
+            self.runner.start()
+            self._worker_started = True
+
+    def stop_worker(self) -> None:
+        """Stop the background worker."""
+        if self._worker_started:
+            self.runner.stop()
+            self._worker_started = False

@@ -1,0 +1,465 @@
+"""A small HuggingFace-Hub-compatible HTTP server for tests, demos and browser end-to-end runs.
+
+Layout of the served folder: one folder per repo, `ROOT/{owner}/{name}/`, holding one folder per
+revision (branch) name, e.g. `ROOT/google/gemma-scope-2b-pt-res/main/layer_0/...`. An optional
+`ROOT/{owner}/{name}/fakehub.json` sets `{"private": true, "token": "hf_x"}` (401 without that
+Bearer token, like a private repo) or `{"gated": true, "token": ...}` (401 GatedRepo).
+Commit shas are derived from the revision's content, so they are stable across runs.
+
+It answers what `huggingface_hub` 2.4 needs for `HfApi.model_info/repo_info`, `list_repo_files`,
+`list_repo_tree` (paginated), `parse_safetensors_file_metadata`, `hf_hub_download` and
+`snapshot_download`: `/api/models/{repo}[/revision/{rev}]`, `/api/models/{repo}/tree/{rev}[/{path}]`,
+`HEAD|GET /{repo}/resolve/{rev}/{file}` with ETag, X-Repo-Commit, X-Linked-Size/Etag and Range.
+
+Command line: `python -m mistudio.testing.fake_hub --root DIR --port P [--populate]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+LFS_SUFFIXES = (".safetensors", ".npz", ".npy", ".pt", ".bin", ".pth")
+PAGE_SIZE = 1000
+_CHUNK = 64 * 1024
+_SHA_RE = re.compile(r"^[0-9a-f]{40}$")
+
+
+@dataclass
+class FileMeta:
+    """One file of a revision: size, git blob id, sha256 (LFS oid)."""
+
+    path: str
+    size: int
+    blob_id: str
+    sha256: str
+
+    @property
+    def is_lfs(self) -> bool:
+        return self.path.endswith(LFS_SUFFIXES)
+
+    @property
+    def etag(self) -> str:
+        return self.sha256 if self.is_lfs else self.blob_id
+
+
+@dataclass
+class Revision:
+    """A revision of a repo: its branch name, commit sha, folder and files."""
+
+    name: str
+    sha: str
+    folder: Path
+    files: dict[str, FileMeta]
+
+
+@dataclass
+class Fault:
+    """A one-shot failure for GETs of one file: drop the connection after `drop_after` bytes,
+    then answer `fail_status` to the next `fail_times` requests for that file."""
+
+    repo_id: str
+    filename: str
+    drop_after: int | None = None
+    fail_status: int | None = None
+    fail_times: int = 0
+
+
+@dataclass
+class RequestRecord:
+    """What the server saw: method, path, Range header, status, body bytes sent, Authorization."""
+
+    method: str
+    path: str
+    range: str | None
+    status: int
+    bytes_sent: int
+    authorization: str | None
+
+
+@dataclass
+class HubState:
+    """Mutable server state shared by the handler threads."""
+
+    root: Path
+    chunk_delay: float = 0.0
+    faults: list[Fault] = field(default_factory=list)
+    log: list[RequestRecord] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    _cache: dict[tuple[str, str], Revision] = field(default_factory=dict)
+
+    def repo_dir(self, repo_id: str) -> Path | None:
+        parts = repo_id.split("/")
+        if len(parts) != 2 or any(p in ("", ".", "..") for p in parts):
+            return None
+        folder = self.root / parts[0] / parts[1]
+        return folder if folder.is_dir() else None
+
+    def repo_settings(self, repo_id: str) -> dict:
+        folder = self.repo_dir(repo_id)
+        cfg = folder / "fakehub.json" if folder else None
+        return json.loads(cfg.read_text()) if cfg and cfg.is_file() else {}
+
+    def revision(self, repo_id: str, rev: str) -> Revision | None:
+        """The revision named `rev` (a branch folder or a commit sha), or None."""
+        folder = self.repo_dir(repo_id)
+        if folder is None:
+            return None
+        for branch in sorted(p.name for p in folder.iterdir() if p.is_dir()):
+            if branch == rev or (_SHA_RE.match(rev) and self._load(repo_id, folder, branch).sha == rev):
+                return self._load(repo_id, folder, branch)
+        return None
+
+    def _load(self, repo_id: str, folder: Path, branch: str) -> Revision:
+        with self.lock:
+            cached = self._cache.get((repo_id, branch))
+            if cached is not None:
+                return cached
+            base = folder / branch
+            files: dict[str, FileMeta] = {}
+            for p in sorted(base.rglob("*")):
+                if p.is_file():
+                    data = p.read_bytes()
+                    rel = p.relative_to(base).as_posix()
+                    blob = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+                    files[rel] = FileMeta(rel, len(data), blob, hashlib.sha256(data).hexdigest())
+            digest = hashlib.sha1(repo_id.encode() + branch.encode())
+            for meta in files.values():
+                digest.update(f"{meta.path}\0{meta.sha256}\n".encode())
+            revision = Revision(branch, digest.hexdigest(), base, files)
+            self._cache[(repo_id, branch)] = revision
+            return revision
+
+    def take_fault(self, repo_id: str, filename: str) -> Fault | None:
+        with self.lock:
+            for fault in self.faults:
+                if fault.repo_id == repo_id and fault.filename == filename:
+                    return fault
+        return None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+        """Keep test output quiet; the request log lives in `FakeHub.requests`."""
+
+    # ---- plumbing -------------------------------------------------------------------------
+    @property
+    def state(self) -> HubState:
+        return self.server.state
+
+    def _record(self, status: int, sent: int) -> None:
+        with self.state.lock:
+            self.state.log.append(
+                RequestRecord(self.command, self.path, self.headers.get("Range"), status, sent,
+                              self.headers.get("Authorization"))
+            )
+
+    def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None,
+              content_type: str = "application/json") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        sent = 0
+        if self.command != "HEAD":
+            self.wfile.write(body)
+            sent = len(body)
+        self._record(status, sent)
+
+    def _json(self, payload: object, headers: dict[str, str] | None = None) -> None:
+        self._send(200, json.dumps(payload).encode(), headers)
+
+    def _error(self, status: int, code: str | None, message: str, extra: dict[str, str] | None = None) -> None:
+        headers = {"X-Error-Message": message, **(extra or {})}
+        if code:
+            headers["X-Error-Code"] = code
+        self._send(status, json.dumps({"error": message}).encode(), headers)
+
+    def _authorized(self, repo_id: str) -> bool:
+        """Answer 401 (and return False) when the repo is private or gated and the token is wrong."""
+        settings = self.state.repo_settings(repo_id)
+        if not (settings.get("private") or settings.get("gated")):
+            return True
+        if self.headers.get("Authorization") == f"Bearer {settings.get('token')}":
+            return True
+        code = "GatedRepo" if settings.get("gated") else "RepoNotFound"
+        self._error(401, code, "Access to this repository is restricted; authenticate with a valid token.")
+        return False
+
+    def _revision(self, repo_id: str, rev: str) -> Revision | None:
+        if self.state.repo_dir(repo_id) is None:
+            self._error(404, "RepoNotFound", "Repository not found")
+            return None
+        if not self._authorized(repo_id):
+            return None
+        revision = self.state.revision(repo_id, rev)
+        if revision is None:
+            self._error(404, "RevisionNotFound", "Invalid rev id: " + rev)
+        return revision
+
+    # ---- routes ---------------------------------------------------------------------------
+    def do_HEAD(self) -> None:  # noqa: N802 - stdlib name
+        self._route()
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+        self._route()
+
+    def _route(self) -> None:
+        url = urlsplit(self.path)
+        path = unquote(url.path)
+        query = parse_qs(url.query)
+        api = re.match(r"^/api/models/([^/]+/[^/]+)(?:/(revision|tree)/([^/]+)(?:/(.*))?)?$", path)
+        resolve = re.match(r"^/([^/]+/[^/]+)/resolve/([^/]+)/(.+)$", path)
+        if api:
+            repo_id, kind, rev, sub = api.groups()
+            if kind == "tree":
+                self._tree(repo_id, rev, sub or "", query)
+            else:
+                self._info(repo_id, rev or "main")
+        elif resolve:
+            self._resolve(*resolve.groups())
+        else:
+            self._error(404, None, f"no route for {path}")
+
+    def _info(self, repo_id: str, rev: str) -> None:
+        revision = self._revision(repo_id, rev)
+        if revision is None:
+            return
+        settings = self.state.repo_settings(repo_id)
+        siblings = [
+            {"rfilename": m.path, "size": m.size, "blobId": m.blob_id,
+             **({"lfs": {"sha256": m.sha256, "size": m.size, "pointerSize": 134}} if m.is_lfs else {})}
+            for m in revision.files.values()
+        ]
+        self._json({
+            "_id": hashlib.md5(repo_id.encode()).hexdigest()[:24], "id": repo_id, "modelId": repo_id,
+            "author": repo_id.split("/")[0], "sha": revision.sha, "private": bool(settings.get("private")),
+            "gated": "auto" if settings.get("gated") else False, "disabled": False, "tags": [],
+            "downloads": 0, "likes": 0, "lastModified": "2026-01-01T00:00:00.000Z",
+            "createdAt": "2026-01-01T00:00:00.000Z", "siblings": siblings,
+        })
+
+    def _tree(self, repo_id: str, rev: str, sub: str, query: dict[str, list[str]]) -> None:
+        revision = self._revision(repo_id, rev)
+        if revision is None:
+            return
+        sub = sub.strip("/")
+        recursive = query.get("recursive", ["false"])[0].lower() == "true"
+        prefix = f"{sub}/" if sub else ""
+        if sub and sub not in revision.files and not any(p.startswith(prefix) for p in revision.files):
+            self._error(404, "EntryNotFound", f"{sub} does not exist on {rev}")
+            return
+        entries: dict[str, dict] = {}
+        for meta in revision.files.values():
+            if not meta.path.startswith(prefix):
+                continue
+            parts = meta.path[len(prefix):].split("/")
+            depth = len(parts) if recursive else 1
+            for i in range(1, min(depth, len(parts) - 1) + 1):
+                folder = prefix + "/".join(parts[:i])
+                entries.setdefault(folder, {"type": "directory", "path": folder, "oid": _dir_oid(folder)})
+            if recursive or len(parts) == 1:
+                entry = {"type": "file", "path": meta.path, "size": meta.size, "oid": meta.blob_id}
+                if meta.is_lfs:
+                    entry["lfs"] = {"oid": meta.sha256, "size": meta.size, "pointerSize": 134}
+                entries[meta.path] = entry
+        ordered = [entries[k] for k in sorted(entries)]
+        start = int(query.get("cursor", ["0"])[0])
+        page = ordered[start:start + PAGE_SIZE]
+        headers = {}
+        if start + PAGE_SIZE < len(ordered):
+            host = self.headers.get("Host", "127.0.0.1")
+            nxt = (f"http://{host}/api/models/{repo_id}/tree/{rev}/{sub}?recursive={str(recursive).lower()}"
+                   f"&cursor={start + PAGE_SIZE}")
+            headers["Link"] = f'<{nxt}>; rel="next"'
+        self._json(page, headers)
+
+    def _resolve(self, repo_id: str, rev: str, filename: str) -> None:
+        revision = self._revision(repo_id, rev)
+        if revision is None:
+            return
+        meta = revision.files.get(filename)
+        commit = {"X-Repo-Commit": revision.sha}
+        if meta is None:
+            self._error(404, "EntryNotFound", f"{filename} does not exist on {rev}", commit)
+            return
+        headers = {**commit, "ETag": f'"{meta.etag}"', "Accept-Ranges": "bytes"}
+        if meta.is_lfs:
+            headers.update({"X-Linked-Etag": f'"{meta.sha256}"', "X-Linked-Size": str(meta.size)})
+        fault = self.state.take_fault(repo_id, filename) if self.command == "GET" else None
+        if fault is not None and fault.drop_after is None and fault.fail_times > 0:
+            with self.state.lock:
+                fault.fail_times -= 1
+                if fault.fail_times <= 0:
+                    self.state.faults.remove(fault)
+            self._error(fault.fail_status or 500, None, "injected failure")
+            return
+        start, end = 0, meta.size - 1
+        status = 200
+        rng = self.headers.get("Range")
+        if rng and self.command == "GET":
+            match = re.match(r"bytes=(\d*)-(\d*)$", rng.strip())
+            if match is None or (match.group(1) == "" and match.group(2) == ""):
+                self._error(416, None, "bad range")
+                return
+            if match.group(1) == "":
+                start = max(meta.size - int(match.group(2)), 0)
+            else:
+                start = int(match.group(1))
+                end = min(int(match.group(2)), meta.size - 1) if match.group(2) else meta.size - 1
+            if start >= meta.size:
+                self._error(416, None, "range not satisfiable", {"Content-Range": f"bytes */{meta.size}"})
+                return
+            status = 206
+            headers["Content-Range"] = f"bytes {start}-{end}/{meta.size}"
+        self.send_response(status)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(end - start + 1))
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+        if self.command == "HEAD":
+            self._record(status, 0)
+            return
+        self._stream(revision.folder / filename, start, end, status, fault)
+
+    def _stream(self, path: Path, start: int, end: int, status: int, fault: Fault | None) -> None:
+        limit = end - start + 1
+        if fault is not None and fault.drop_after is not None:
+            limit = min(limit, fault.drop_after)
+            with self.state.lock:
+                fault.drop_after = None
+                if fault.fail_times <= 0:
+                    self.state.faults.remove(fault)
+        sent = 0
+        with path.open("rb") as fh:
+            fh.seek(start)
+            try:
+                while sent < limit:
+                    chunk = fh.read(min(_CHUNK, limit - sent))
+                    if not chunk:
+                        break
+                    self.wfile.write(chunk)
+                    sent += len(chunk)
+                    if self.state.chunk_delay:
+                        self.wfile.flush()
+                        time.sleep(self.state.chunk_delay)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+        self._record(status, sent)
+        if sent < end - start + 1:  # injected drop: cut the connection mid-body
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+
+def _dir_oid(path: str) -> str:
+    return hashlib.sha1(path.encode()).hexdigest()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    state: HubState
+
+
+class FakeHub:
+    """Run the fake hub in a background thread: `with FakeHub(root) as hub: hub.endpoint`."""
+
+    def __init__(self, root: Path, *, host: str = "127.0.0.1", port: int = 0, chunk_delay: float = 0.0) -> None:
+        self.state = HubState(root=Path(root), chunk_delay=chunk_delay)
+        self._server = _Server((host, port), _Handler)
+        self._server.state = self.state
+        self._thread: threading.Thread | None = None
+
+    @property
+    def endpoint(self) -> str:
+        """Base URL to use as HF_ENDPOINT / `endpoint=`."""
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        """A copy of the requests seen so far."""
+        with self.state.lock:
+            return list(self.state.log)
+
+    def clear_log(self) -> None:
+        """Forget the requests seen so far."""
+        with self.state.lock:
+            self.state.log.clear()
+
+    def inject_fault(self, repo_id: str, filename: str, *, drop_after: int | None = None,
+                     fail_status: int | None = None, fail_times: int = 0) -> None:
+        """Make the next GET of `filename` drop after `drop_after` bytes, then fail `fail_times` times."""
+        with self.state.lock:
+            self.state.faults.append(Fault(repo_id, filename, drop_after, fail_status, fail_times))
+
+    def commit_sha(self, repo_id: str, revision: str = "main") -> str:
+        """The commit sha the server reports for `revision`."""
+        rev = self.state.revision(repo_id, revision)
+        if rev is None:
+            raise KeyError(f"{repo_id}@{revision}")
+        return rev.sha
+
+    def file_path(self, repo_id: str, filename: str, revision: str = "main") -> Path:
+        """The served source file (the oracle for byte comparisons)."""
+        owner, name = repo_id.split("/")
+        return self.state.root / owner / name / revision / filename
+
+    def start(self) -> FakeHub:
+        """Serve in a daemon thread."""
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-hub", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> FakeHub:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command-line entry: serve `--root` on `--port` until interrupted."""
+    parser = argparse.ArgumentParser(description="Serve a folder of repos as a fake HuggingFace Hub.")
+    parser.add_argument("--root", type=Path, required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--populate", action="store_true", help="build the demo repos into --root first")
+    parser.add_argument("--chunk-delay", type=float, default=0.0, help="seconds to sleep per 64 KiB sent")
+    args = parser.parse_args(argv)
+    if args.populate:
+        from mistudio.testing.hub_repos import build_all
+
+        build_all(args.root)
+    hub = FakeHub(args.root, host=args.host, port=args.port, chunk_delay=args.chunk_delay)
+    print(f"fake hub serving {args.root} at {hub.endpoint}", flush=True)
+    try:
+        hub._server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        hub._server.server_close()
+
+
+if __name__ == "__main__":
+    main()
