@@ -1,4 +1,5 @@
 """Shared fixtures: an isolated MISTUDIO_HOME, database URLs (SQLite always; PostgreSQL when
+
 MISTUDIO_TEST_POSTGRES_URL names a server), and an opened Studio."""
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import pytest
 
 from mistudio.db.session import dispose_engines
 from mistudio.settings import reset_settings
+
+pytest_plugins = ["conftest_hub"]
 
 POSTGRES_ADMIN_URL = os.environ.get("MISTUDIO_TEST_POSTGRES_URL")
 

@@ -58,3 +58,10 @@ export function sourceLabel(source: string): string {
 export function displayToken(token: string): string {
   return token.replace(/\n/g, "↵").replace(/\t/g, "⇥");
 }
+
+/** "1234/5678 bytes" (the download job's message) → "1.2 KB of 5.5 KB"; other messages unchanged. */
+export function describeJobMessage(message: string | null | undefined): string {
+  if (!message) return "";
+  const m = /^(\d+)\/(\d+) bytes$/.exec(message.trim());
+  return m ? `${formatBytes(Number(m[1]))} of ${formatBytes(Number(m[2]))}` : message;
+}

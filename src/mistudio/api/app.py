@@ -63,7 +63,7 @@ def create_app(studio: Studio | None = None, start_worker: bool = True) -> FastA
 def _mount_web(app: FastAPI) -> None:
     """Serve the built front end, with index.html for client-side routes."""
 
-    @app.get("/{path:path}", include_in_schema=False)
+    @app.get("/{path:path}", include_in_schema=False, response_model=None)
     def web(path: str) -> FileResponse | JSONResponse:
         if path.startswith("api/"):
             return JSONResponse(status_code=404, content=error_body(f"no API route /{path}", "NotFoundError"))

@@ -109,10 +109,6 @@ class FeatureStore:
         with safe_open(str(self.path / f"{part}.safetensors"), framework="pt") as fh:
             return fh.get_slice(key)[index]
 
-    def _rows(self, part: str, key: str, indices: torch.Tensor) -> torch.Tensor:
-        with safe_open(str(self.path / f"{part}.safetensors"), framework="pt") as fh:
-            return fh.get_tensor(key)[indices]
-
     @cached_property
     def _cache(self) -> dict[str, Any]:
         return {}
@@ -212,18 +208,16 @@ class FeatureStore:
         for index in indices:
             yield self.feature_dashboard(int(index), **options)
 
-    def ensure_parts(self, loaded_model: Any = None, parts: Iterable[str] = ("logit_lens",)) -> list[str]:
-        """Compute the derivable parts that are missing (logit lens needs the model); return what was added."""
+    def ensure_parts(self, loaded_model: Any = None, sae: Any = None) -> list[str]:
+        """Compute the derivable parts that are missing (the logit lens needs the model and the SAE)."""
         from mistudio.extraction.finalize import write_logit_lens
 
-        added = []
-        for part in parts:
-            if part == "logit_lens" and not self.has(part):
-                if loaded_model is None:
-                    raise InvalidInputError("computing the logit lens needs the model; pass loaded_model")
-                write_logit_lens(self, loaded_model)
-                added.append(part)
-        return added
+        if self.has("logit_lens"):
+            return []
+        if loaded_model is None or sae is None:
+            raise InvalidInputError("computing the logit lens needs the model and the SAE")
+        write_logit_lens(self, loaded_model, sae)
+        return ["logit_lens"]
 
 
 @lru_cache(maxsize=8)

@@ -6,6 +6,8 @@ Public API: `detect_format`, `inspect_sae`, `find_saes`, `read_sae`, `read_detec
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import os
 import posixpath
 from collections import defaultdict
@@ -122,7 +124,8 @@ def read_detected(
     detected: DetectedSAE, device: str | torch.device = "cpu", dtype: str | torch.dtype | None = None
 ) -> SAE:
     """Load the weights of an SAE found by `detect_format` / `find_saes`."""
-    sae = _BY_NAME[detected.format].read(detected)
+    own = dataclasses.replace(detected, config=copy.deepcopy(detected.config))  # the SAE may change its cfg
+    sae = _BY_NAME[detected.format].read(own)
     return sae.to(device=device, dtype=dtype_from_str(dtype) if dtype is not None else None)
 
 

@@ -1,0 +1,116 @@
+/** One SAE: configuration, statistics, training link, extraction launcher and the feature browser. */
+import { useCallback, useEffect, useState } from "react";
+import { api } from "../api/client";
+import type { SAE, Training } from "../api/types";
+import { formatBytes, formatNumber, sourceLabel } from "../lib/format";
+import { navigate } from "../lib/router";
+import { useExportStore } from "../stores/exportStore";
+import { useSAEsStore } from "../stores/saesStore";
+import { ConfirmDialog } from "./ConfirmDialog";
+import { ErrorMessage } from "./ErrorMessage";
+import { ExtractionLauncher } from "./ExtractionLauncher";
+import { FeatureBrowser } from "./FeatureBrowser";
+
+function KeyValues({ data, testId }: { data: Record<string, unknown>; testId?: string }) {
+  const rows = Object.entries(data).filter(([, v]) => v !== null && v !== undefined && v !== "");
+  if (rows.length === 0) return <p className="muted">Nothing recorded.</p>;
+  return (
+    <dl className="kv" data-testid={testId}>
+      {rows.map(([k, v]) => (
+        <div key={k}>
+          <dt>{k}</dt>
+          <dd className="mono">{typeof v === "number" ? formatNumber(v, 4) : typeof v === "object" ? JSON.stringify(v) : String(v)}</dd>
+        </div>
+      ))}
+    </dl>
+  );
+}
+
+export function SAEDetail({ saeId }: { saeId: string }) {
+  const [sae, setSAE] = useState<SAE | null>(null);
+  const [config, setConfig] = useState<Record<string, unknown> | null>(null);
+  const [stats, setStats] = useState<Record<string, unknown> | null>(null);
+  const [training, setTraining] = useState<Training | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [sideError, setSideError] = useState<string | null>(null);
+  const [confirming, setConfirming] = useState(false);
+  const openExport = useExportStore((s) => s.openFor);
+  const remove = useSAEsStore((s) => s.remove);
+
+  const load = useCallback(async () => {
+    try {
+      const record = await api.getSAE(saeId);
+      setSAE(record);
+      setError(null);
+      if (record.status !== "ready") return;
+      const [cfg, st] = await Promise.allSettled([api.saeConfig(saeId), api.saeStatistics(saeId)]);
+      if (cfg.status === "fulfilled") setConfig(cfg.value);
+      if (st.status === "fulfilled") setStats(st.value);
+      const failed = [cfg, st].find((r) => r.status === "rejected") as PromiseRejectedResult | undefined;
+      setSideError(failed ? (failed.reason as Error).message : null);
+      if (record.training_id) setTraining(await api.getTraining(record.training_id).catch(() => null));
+    } catch (e) {
+      setError((e as Error).message);
+    }
+  }, [saeId]);
+
+  useEffect(() => {
+    void load();
+  }, [load]);
+  useEffect(() => {
+    if (sae && window.location.hash === "#extract") document.getElementById("extract")?.scrollIntoView();
+  }, [sae]);
+
+  if (error) return <section className="panel"><ErrorMessage message={error} /><a href="/" onClick={(e) => { e.preventDefault(); navigate("/"); }}>← Back to SAEs</a></section>;
+  if (!sae) return <section className="panel"><p className="muted">Loading…</p></section>;
+
+  return (
+    <section className="panel" aria-labelledby="sae-title" data-testid="sae-detail">
+      <nav className="breadcrumbs"><a href="/" onClick={(e) => { e.preventDefault(); navigate("/"); }}>SAEs</a> / {sae.name}</nav>
+      <header className="panel-header">
+        <div>
+          <span className={`badge badge-${sae.source}`}>{sourceLabel(sae.source)}</span>
+          <h1 id="sae-title">{sae.name}</h1>
+          <p className="muted">{sae.model_name ?? "unknown model"} · layer {sae.layer ?? "?"} · <span className="mono">{sae.hook_name ?? "?"}</span> · {sae.d_in} → {sae.d_sae} · {sae.architecture}</p>
+        </div>
+        <div className="actions">
+          <button type="button" className="primary" disabled={sae.status !== "ready"} onClick={() => openExport(sae.id)}>Export to Neuronpedia</button>
+          <button type="button" className="danger" onClick={() => setConfirming(true)}>Delete</button>
+        </div>
+      </header>
+      <div className="detail-grid">
+        <section className="card" aria-labelledby="config-title">
+          <h2 id="config-title">Configuration</h2>
+          {config ? <KeyValues data={config} testId="sae-config" /> : <p className="muted">{sae.status === "ready" ? "Loading…" : `Status: ${sae.status}`}</p>}
+        </section>
+        <section className="card" aria-labelledby="stats-title">
+          <h2 id="stats-title">Statistics</h2>
+          <dl className="kv">
+            <div><dt>format</dt><dd>{sae.format ?? "—"}</dd></div>
+            <div><dt>dtype</dt><dd>{sae.dtype ?? "—"}</dd></div>
+            <div><dt>size</dt><dd>{formatBytes(sae.size_bytes)}</dd></div>
+            <div><dt>features extracted</dt><dd>{(sae.n_features_extracted ?? 0).toLocaleString("en-US")}</dd></div>
+            {sae.repo_id && <div><dt>source</dt><dd className="mono">{sae.repo_id}/{sae.path_in_repo}{sae.revision ? `@${sae.revision}` : ""}</dd></div>}
+          </dl>
+          {stats && <KeyValues data={stats} testId="sae-statistics" />}
+          <ErrorMessage message={sideError} />
+          <h3>Training</h3>
+          {training ? (
+            <p data-testid="training-link">
+              <strong>{training.name}</strong> · {training.dataset ?? "dataset unknown"}
+              {training.n_training_tokens ? ` · ${training.n_training_tokens.toLocaleString("en-US")} tokens` : ""}
+            </p>
+          ) : <p className="muted">{sae.training_id ? `Training ${sae.training_id}` : "Not linked to a training run."}</p>}
+        </section>
+      </div>
+      {sae.status === "ready" && <ExtractionLauncher sae={sae} onFinished={() => void load()} />}
+      {(sae.n_features_extracted ?? 0) > 0 && <FeatureBrowser saeId={sae.id} key={sae.latest_extraction_id ?? "none"} />}
+      {confirming && (
+        <ConfirmDialog title="Delete SAE" confirmLabel="Delete"
+          message={`Delete "${sae.name}" and its files and feature data? This cannot be undone.`}
+          onConfirm={async () => { await remove(sae.id); navigate("/"); }}
+          onClose={() => setConfirming(false)} />
+      )}
+    </section>
+  );
+}

@@ -1,0 +1,101 @@
+"""Assemble one feature's dashboard dict from a feature store (lazily, from the stored arrays)."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mistudio.dashboards.logit_lens import logit_entries
+from mistudio.dashboards.top_tokens import aggregate_tokens
+from mistudio.extraction.histogram import linear_histogram, log_histogram
+
+if TYPE_CHECKING:
+    from mistudio.extraction.store import FeatureStore
+
+DEFAULT_BINS = 50
+
+
+def _finite(value: float) -> float:
+    return float(value) if math.isfinite(value) else 0.0
+
+
+def _examples(store: FeatureStore, index: int, n_examples: int | None,
+              context: tuple[int, int] | None) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray]:
+    """Top examples (best first) plus the token ids and values of their windows for top-token aggregation."""
+    values = store._row("top_examples", "values", index).numpy()
+    windows = store._row("top_examples", "windows", index).numpy()
+    positions = store._row("top_examples", "positions", index).numpy()
+    rows = store._row("top_examples", "rows", index).numpy()
+    keep = np.flatnonzero((values > 0) & (windows >= 0))
+    if n_examples is not None:
+        keep = keep[:n_examples]
+    if "windows" not in store._cache:
+        store._cache["windows"] = store.read_part("windows")
+    win = store._cache["windows"]
+    vocab = store.vocab
+    dataset = store.manifest.get("dataset")
+    examples, all_ids, all_vals = [], [], []
+    for k in keep:
+        w, p = int(windows[k]), int(positions[k])
+        ids = win["tokens"][w].numpy().astype(np.int64)
+        vals = rows[k]
+        lo, hi = 0, len(ids)
+        if context is not None:
+            lo, hi = max(0, p - context[0]), min(len(ids), p + context[1] + 1)
+        all_ids.append(ids)
+        all_vals.append(vals)
+        examples.append({
+            "tokens": [vocab[i] if i < len(vocab) else "" for i in ids[lo:hi]],
+            "token_ids": [int(i) for i in ids[lo:hi]],
+            "values": [float(v) for v in vals[lo:hi]],
+            "max_value": float(values[k]), "max_token_index": p - lo, "qualifying_token_index": p - lo,
+            "bin_min": -1, "bin_max": -1, "bin_contains": -1,
+            "source": {"dataset": dataset, "document": int(win["document"][w]), "offset": int(win["offset"][w]),
+                       "window_index": w, "start": lo},
+        })
+    if not all_ids:
+        return examples, np.zeros(0, np.int64), np.zeros(0, np.float32)
+    return examples, np.concatenate(all_ids), np.concatenate(all_vals)
+
+
+def _logits(store: FeatureStore, index: int, logit_k: int | None) -> dict[str, Any]:
+    if not store.has("logit_lens"):
+        return {"top_positive": [], "top_negative": [], "histogram": {"bin_edges": [], "counts": []}}
+    vocab = store.vocab
+    k = logit_k
+    pos_ids = store._row("logit_lens", "pos_ids", index).tolist()[:k]
+    pos_vals = store._row("logit_lens", "pos_vals", index).tolist()[:k]
+    neg_ids = store._row("logit_lens", "neg_ids", index).tolist()[:k]
+    neg_vals = store._row("logit_lens", "neg_vals", index).tolist()[:k]
+    counts = store._row("logit_lens", "hist_counts", index).tolist()
+    lmin = float(store._row("logit_lens", "hist_min", index))
+    lmax = float(store._row("logit_lens", "hist_max", index))
+    edges = np.linspace(lmin, lmax, len(counts) + 1).tolist()
+    return {"top_positive": logit_entries(pos_ids, pos_vals, vocab),
+            "top_negative": logit_entries(neg_ids, neg_vals, vocab),
+            "histogram": {"bin_edges": [_finite(e) for e in edges], "counts": [int(c) for c in counts]}}
+
+
+def build_dashboard(store: FeatureStore, index: int, *, n_examples: int | None = None,
+                    logit_k: int | None = None, n_bins: int | None = None,
+                    context: tuple[int, int] | None = None, rank_tokens_by: str = "sum") -> dict[str, Any]:
+    """The dashboard dict of feature `index` (contract in docs/ARCHITECTURE.md)."""
+    stats = store.statistics(index)
+    n_bins = n_bins or DEFAULT_BINS
+    counts = store.fine_counts(index)
+    vmin, vmax = stats["min_activation"], stats["max_activation"]
+    h_edges, h_counts = log_histogram(counts, vmin, vmax, n_bins)
+    f_edges, f_counts = linear_histogram(counts, vmin, vmax, n_bins)
+    examples, ids, vals = _examples(store, index, n_examples, context)
+    return {
+        "feature_index": index,
+        "statistics": {k: (_finite(v) if isinstance(v, float) else v) for k, v in stats.items()},
+        "activations": examples,
+        "histogram": {"bin_edges": h_edges, "counts": h_counts, "total_count": stats["n_tokens"],
+                      "nonzero_count": stats["n_active"], "log_scale": True},
+        "frequency_histogram": {"bin_edges": f_edges, "counts": f_counts, "log_scale": False},
+        "logits": _logits(store, index, logit_k),
+        "top_tokens": aggregate_tokens(ids, vals, store.vocab, rank_by=rank_tokens_by),
+    }

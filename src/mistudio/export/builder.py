@@ -1,0 +1,328 @@
+"""The export pipeline: dashboards → staged folder (batch by batch, resumable) → checks → deterministic zip."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mistudio import __version__
+from mistudio.errors import InvalidInputError
+from mistudio.export import feature_json, neuronpedia_batch, neuronpedia_exports, saelens_export
+from mistudio.export.config import EXPORT_VERSION, ExportConfig
+from mistudio.export.ids import NeuronpediaIds, resolve_ids
+from mistudio.export.incremental import BaseExport, prepared_from_document, unchanged_features
+from mistudio.export.jsonio import dumps, gzip_bytes, jsonl
+from mistudio.export.package import write_sha256sums, zip_folder
+from mistudio.export.prepare import PreparedFeature, prepare_feature
+from mistudio.export.readme import readme_text
+from mistudio.export.selection import select_features
+from mistudio.export.source import DashboardSource, dataset_name, manifest_value
+from mistudio.export.validate import Issue, check_feature_document, check_np_feature
+from mistudio.fsutil import atomic_write_bytes
+from mistudio.saes.model import SAE
+
+STAGES = ["Validating SAE data", "Loading activation examples", "Computing logit lens data",
+          "Computing histograms", "Aggregating tokens", "Writing JSON files", "Creating archive"]
+# dashboard parts each preparation stage needs from the feature store
+STAGE_PARTS = {"Loading activation examples": "examples", "Computing logit lens data": "logits",
+               "Computing histograms": "histograms", "Aggregating tokens": "top_tokens"}
+_STATE = ".state"
+
+
+@dataclass
+class SAEInfo:
+    """Catalog facts about the SAE that go into metadata.json."""
+
+    sae_id: str
+    model_name: str | None
+    hook_name: str | None
+    layer: int | None
+    d_in: int
+    d_sae: int
+    architecture: str
+    training_dataset: str | None = None
+    n_training_tokens: int | None = None
+    l0: float | None = None
+    explained_variance: float | None = None
+
+    @classmethod
+    def from_sae(cls, sae: SAE, sae_id: str) -> SAEInfo:
+        """Facts read from an SAE's config (`extra` may hold l0 / variance explained / training info)."""
+        cfg, extra = sae.cfg, sae.cfg.extra or {}
+        return cls(sae_id=sae_id, model_name=cfg.model_name, hook_name=cfg.hook_name, layer=cfg.hook_layer,
+                   d_in=cfg.d_in, d_sae=cfg.d_sae, architecture=cfg.architecture,
+                   training_dataset=cfg.dataset_path, n_training_tokens=extra.get("n_training_tokens"),
+                   l0=extra.get("l0", extra.get("average_l0")),
+                   explained_variance=extra.get("explained_variance", extra.get("variance_explained")))
+
+
+@dataclass
+class ExportInputs:
+    """Everything an export reads."""
+
+    source: DashboardSource
+    info: SAEInfo
+    sae: SAE | None = None
+    explanations: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    labels: dict[int, tuple[str | None, str | None]] = field(default_factory=dict)
+    extraction_id: str | None = None
+
+
+@dataclass
+class ExportHooks:
+    """How the pipeline reports: stage starts, progress, cancellation checks (no-ops by default)."""
+
+    stage: Callable[[str], None] = lambda name: None
+    progress: Callable[[float, str | None], None] = lambda fraction, message: None
+    check_cancelled: Callable[[], None] = lambda: None
+
+
+class ExportValidationError(InvalidInputError):
+    """The staged export failed its checks; `details["issues"]` lists them."""
+
+
+def _fingerprint(inputs: ExportInputs, cfg: ExportConfig) -> str:
+    ident = [inputs.info.sae_id, inputs.extraction_id, inputs.source.n_features, cfg.content_dict(),
+             cfg.base_export, sorted((k, v) for k, v in inputs.explanations.items())]
+    return hashlib.sha256(dumps(ident)).hexdigest()
+
+
+def _created_at(inputs: ExportInputs, cfg: ExportConfig) -> str:
+    return cfg.created_at or str(manifest_value(inputs.source.manifest, "created_at",
+                                                default="1970-01-01T00:00:00+00:00"))
+
+
+class _Writer:
+    """Writes one batch of prepared features into the staged folder."""
+
+    def __init__(self, stage: Path, cfg: ExportConfig, ids: NeuronpediaIds, rows: neuronpedia_exports.RowContext,
+                 n_prompts: int, ctx_size: int) -> None:
+        self.stage, self.cfg, self.ids, self.rows = stage, cfg, ids, rows
+        self.n_prompts, self.ctx_size = n_prompts, ctx_size
+        self.exports_dir = stage / "neuronpedia" / "exports" / rows.folder()
+
+    def write(self, k: int, feats: list[PreparedFeature]) -> dict[str, Any]:
+        issues: list[Issue] = []
+        ext = ".json.gz" if self.cfg.compression == "gzip" else ".json"
+        (self.stage / "features").mkdir(parents=True, exist_ok=True)
+        for feat in feats:
+            doc = feature_json.feature_document(feat, include_top_tokens=self.cfg.top_tokens > 0)
+            issues += check_feature_document(doc, f"features/{feat.index}{ext}")
+            data = dumps(doc)
+            (self.stage / "features" / f"{feat.index}{ext}").write_bytes(gzip_bytes(data) if ext.endswith("gz") else data)
+        skipped = [f.index for f in feats if not f.live]
+        if self.cfg.wants_neuronpedia:
+            live = [f for f in feats if f.live]
+            batch = [neuronpedia_batch.batch_feature(f, n_prompts=self.n_prompts, n_tokens_in_prompt=self.ctx_size,
+                                                     dataset=self.rows.dataset) for f in live]
+            for bf in batch:
+                issues += check_np_feature(bf, f"neuronpedia/batch-{k}.json#feature {bf['feature_index']}")
+            (self.stage / "neuronpedia").mkdir(parents=True, exist_ok=True)
+            (self.stage / "neuronpedia" / f"batch-{k}.json").write_bytes(
+                dumps(neuronpedia_batch.batch_document(self.ids, batch), sort_keys=False))
+            self._write_rows(k, live, batch)
+        errors = [i.to_dict() for i in issues if i.severity == "error"]
+        if errors:
+            raise ExportValidationError(
+                f"export failed validation: {len(errors)} problem(s), first: {errors[0]['location']}: "
+                f"{errors[0]['message']}", details={"issues": errors[:100]})
+        return {"skipped": skipped, "warnings": [i.to_dict() for i in issues][:50],
+                "n_warnings": len(issues)}
+
+    def _write_rows(self, k: int, live: list[PreparedFeature], batch: list[dict[str, Any]]) -> None:
+        parts = {
+            "features": [neuronpedia_exports.feature_row(bf, f, self.rows) for bf, f in zip(batch, live)],
+            "activations": [r for f in live for r in neuronpedia_exports.activation_rows(f, self.rows)],
+            "explanations": [r for f in live for r in neuronpedia_exports.explanation_rows(f, self.rows)],
+        }
+        for name, rows in parts.items():
+            if rows:
+                (self.exports_dir / name).mkdir(parents=True, exist_ok=True)
+                (self.exports_dir / name / f"batch-{k}.jsonl.gz").write_bytes(gzip_bytes(jsonl(rows)))
+
+
+def build_export(inputs: ExportInputs, cfg: ExportConfig, out_zip: Path, work_dir: Path,
+                 hooks: ExportHooks | None = None) -> dict[str, Any]:
+    """Run the whole export into `out_zip` (atomically). `work_dir` keeps finished batches, so calling again after
+    a crash resumes from the last finished batch and produces the same bytes."""
+    hooks = hooks or ExportHooks()
+    started = time.monotonic()
+    timings: dict[str, float] = {}
+    t_stage = [started]
+
+    def stage(name: str) -> None:
+        now = time.monotonic()
+        if timings or name != STAGES[0]:
+            timings[_current[0]] = round(now - t_stage[0], 3)
+        _current[0], t_stage[0] = name, now
+        hooks.stage(name)
+
+    _current = [STAGES[0]]
+    stage(STAGES[0])
+    source, info = inputs.source, inputs.info
+    if source.n_features != info.d_sae:
+        raise InvalidInputError(f"the feature store has {source.n_features} features but the SAE has {info.d_sae}; "
+                                "it belongs to another SAE — run a new extraction")
+    if cfg.wants_saelens and inputs.sae is None:
+        raise InvalidInputError("a SAELens export needs the SAE weights; they could not be loaded")
+    ids = resolve_ids(cfg, model_name=info.model_name, layer=info.layer, hook_name=info.hook_name, d_sae=info.d_sae)
+    summary = source.summary_arrays()
+    selected = select_features(cfg.selection, source.n_features, summary, inputs.labels)
+    base = BaseExport(Path(cfg.base_export)) if cfg.base_export else None
+    reuse = set() if base is None else unchanged_features(
+        base, extraction_id=inputs.extraction_id, config=cfg.content_dict(), explanations=inputs.explanations)
+    indices = sorted(set(selected) | (base.indices if base else set()))
+    batches = [indices[i:i + cfg.batch_size] for i in range(0, len(indices), cfg.batch_size)]
+
+    work_dir = Path(work_dir)
+    stage_dir, state = work_dir / "stage", work_dir / _STATE
+    fingerprint = _fingerprint(inputs, cfg)
+    if (state / "fingerprint").exists() and (state / "fingerprint").read_text() != fingerprint:
+        shutil.rmtree(work_dir)
+    state.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(state / "fingerprint", fingerprint.encode())
+
+    for name, part in STAGE_PARTS.items():
+        hooks.check_cancelled()
+        stage(name)
+        _ensure_part(source, part)
+
+    stage("Writing JSON files")
+    manifest = source.manifest
+    n_prompts = int(manifest_value(manifest, "n_windows", "n_prompts", default=0))
+    ctx_size = int(manifest_value(manifest, "context_size", default=0))
+    created_at = _created_at(inputs, cfg)
+    rows = neuronpedia_exports.RowContext(ids=ids, creator_id=cfg.creator_id, created_at=created_at,
+                                          dataset=dataset_name(manifest))
+    writer = _Writer(stage_dir, cfg, ids, rows, n_prompts, ctx_size)
+    results: list[dict[str, Any]] = []
+    for k, batch in enumerate(batches):
+        marker = state / f"batch-{k}.json"
+        if marker.exists():
+            results.append(json.loads(marker.read_text()))
+            continue
+        hooks.check_cancelled()
+        feats = _prepared(inputs, cfg, batch, reuse, base)
+        result = writer.write(k, feats)
+        atomic_write_bytes(marker, dumps(result))
+        results.append(result)
+        hooks.progress((k + 1) / len(batches), f"features: {min(len(indices), (k + 1) * cfg.batch_size)} / "
+                                               f"{len(indices)}")
+
+    stage("Creating archive")
+    hooks.check_cancelled()
+    skipped = sorted(i for r in results for i in r["skipped"])
+    meta = _metadata(inputs, cfg, ids, created_at, n_prompts, ctx_size, len(indices))
+    _finish_stage(stage_dir, inputs, cfg, ids, rows, meta, indices, skipped, summary, base)
+    if base is not None:
+        base.close()
+    write_sha256sums(stage_dir)
+    zip_folder(stage_dir, Path(out_zip), level=6, progress=lambda f: hooks.progress(f, "creating archive"))
+    timings[_current[0]] = round(time.monotonic() - t_stage[0], 3)
+    size = Path(out_zip).stat().st_size
+    shutil.rmtree(work_dir, ignore_errors=True)
+    return {"output_path": str(out_zip), "file_size_bytes": size, "feature_count": len(indices),
+            "n_skipped": len(skipped), "n_reused": len(reuse & set(indices)),
+            "n_warnings": sum(r["n_warnings"] for r in results),
+            "warnings": [w for r in results for w in r["warnings"]][:50], "neuronpedia": ids.to_dict(),
+            "timings": timings, "seconds": round(time.monotonic() - started, 3)}
+
+
+def _ensure_part(source: DashboardSource, part: str) -> None:
+    """Compute a dashboard part the store lacks (FR-3.3), when the source can."""
+    has = getattr(source, "has", None)
+    if has is None or has(part):
+        return
+    ensure = getattr(source, "ensure_parts", None)
+    if ensure is None:
+        raise InvalidInputError(f"the feature store lacks '{part}' and cannot compute it; re-run the extraction")
+    ensure([part])
+
+
+def _prepared(inputs: ExportInputs, cfg: ExportConfig, batch: list[int], reuse: set[int],
+              base: BaseExport | None) -> list[PreparedFeature]:
+    fresh = [i for i in batch if i not in reuse]
+    dashboards = {d["feature_index"]: d for d in inputs.source.iter_dashboards(
+        fresh, n_examples=cfg.n_examples, logit_k=cfg.logit_k, n_bins=cfg.n_bins)}
+    explanations = inputs.explanations if cfg.include_explanations else {}
+    out = []
+    for i in batch:
+        if i in dashboards:
+            out.append(prepare_feature(dashboards[i], top_tokens=cfg.top_tokens, explanations=explanations.get(i)))
+        else:
+            assert base is not None
+            out.append(prepared_from_document(base.document(i), explanations.get(i, [])))
+    return out
+
+
+def _metadata(inputs: ExportInputs, cfg: ExportConfig, ids: NeuronpediaIds, created_at: str, n_prompts: int,
+              ctx_size: int, n_features: int) -> dict[str, Any]:
+    info, manifest = inputs.info, inputs.source.manifest
+    return {
+        "model_id": ids.model_id, "model_name": info.model_name, "sae_id": info.sae_id,
+        "neuronpedia_id": ids.neuronpedia_id, "hook_point": info.hook_name, "d_sae": info.d_sae,
+        "d_model": info.d_in, "architecture": info.architecture, "training_dataset": info.training_dataset,
+        "n_training_tokens": info.n_training_tokens, "l0": info.l0, "explained_variance": info.explained_variance,
+        "created_at": created_at, "miStudio_version": __version__, "export_version": EXPORT_VERSION,
+        "feature_count": n_features,
+        "extraction": {"extraction_id": inputs.extraction_id, "dataset": dataset_name(manifest),
+                       "n_prompts": n_prompts, "context_size": ctx_size,
+                       "n_tokens": manifest_value(manifest, "n_tokens"),
+                       "prepend_bos": manifest_value(manifest, "prepend_bos")},
+        "neuronpedia": ids.to_dict(),
+        "export": cfg.content_dict(),
+    }
+
+
+def _finish_stage(stage: Path, inputs: ExportInputs, cfg: ExportConfig, ids: NeuronpediaIds,
+                  rows: neuronpedia_exports.RowContext, meta: dict[str, Any], indices: list[int],
+                  skipped: list[int], summary: dict[str, np.ndarray], base: BaseExport | None) -> None:
+    """Write the non-batch files: metadata, explanations, Neuronpedia metadata rows, SAELens folder, README."""
+    atomic_write_bytes(stage / "metadata.json", dumps(meta, indent=2) + b"\n")
+    explanations = inputs.explanations if cfg.include_explanations else {}
+    if base is not None and cfg.include_explanations:
+        explanations = {**base.explanations, **explanations}
+    chosen = set(indices)
+    doc = feature_json.explanations_document((i, explanations[i]) for i in sorted(explanations) if i in chosen)
+    (stage / "explanations").mkdir(exist_ok=True)
+    atomic_write_bytes(stage / "explanations" / "explanations.json", dumps(doc, indent=2) + b"\n")
+    release = saelens_export.release_name(ids, cfg.release_name)
+    sae_folder = saelens_export.sae_folder_id(inputs.sae, ids) if inputs.sae is not None else ids.source_id
+    if cfg.wants_neuronpedia:
+        np_dir = stage / "neuronpedia"
+        np_dir.mkdir(exist_ok=True)
+        atomic_write_bytes(np_dir / "skipped_indexes.json",
+                           dumps(neuronpedia_batch.skipped_document(ids, skipped), sort_keys=False))
+        meta_rows = neuronpedia_exports.metadata_rows(
+            rows, release_name=release, release_title=cfg.release_title or f"miStudio SAEs for {ids.model_id}",
+            release_url=cfg.release_url, creator_name=cfg.creator_name,
+            description=f"{inputs.info.architecture} SAE, {inputs.info.d_sae} features, {inputs.info.hook_name}",
+            n_prompts=meta["extraction"]["n_prompts"], n_tokens_in_prompt=meta["extraction"]["context_size"],
+            hf_repo_id=cfg.hf_repo_id, hf_folder_id=sae_folder, saelens_release=release, saelens_sae_id=sae_folder)
+        folder = np_dir / "exports" / rows.folder()
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, row in meta_rows.items():
+            atomic_write_bytes(folder / name, jsonl([row]))
+    if cfg.wants_saelens and inputs.sae is not None:
+        target = stage / "saelens"
+        if target.exists():
+            shutil.rmtree(target)
+        saelens_export.write_saelens_folder(inputs.sae, target / "sae", ids, summary["frequency"])
+        for item in sorted((target / "sae").iterdir()):
+            item.rename(target / item.name)
+        (target / "sae").rmdir()
+        entry = saelens_export.pretrained_entry(inputs.sae, ids, release=release, hf_repo_id=cfg.hf_repo_id,
+                                                l0=inputs.info.l0, variance_explained=inputs.info.explained_variance)
+        atomic_write_bytes(target / "pretrained_saes.yaml", saelens_export.pretrained_yaml(entry).encode())
+    readme = readme_text(meta, n_features=len(indices), n_skipped=len(skipped), has_neuronpedia=cfg.wants_neuronpedia,
+                         has_saelens=cfg.wants_saelens, release=release, saelens_sae_id=sae_folder,
+                         hf_repo_id=cfg.hf_repo_id, compression=cfg.compression)
+    atomic_write_bytes(stage / "README.md", readme.encode())
