@@ -81,29 +81,36 @@ def _looks_like_path(name: str) -> bool:
     return name.startswith(("/", ".", "~")) or "\\" in name or name.count("/") > 1
 
 
-def _load_config(source: str, token: str | None, local: bool) -> Any:
+def _cause_chain(err: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    current: BaseException | None = err
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def _load_config(source: str, token: str | None, local: bool, offline: bool) -> Any:
     """The HF config, translating hub and file failures into miStudio errors."""
     from huggingface_hub.errors import GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError
 
     try:
-        return AutoConfig.from_pretrained(source, token=token)
-    except GatedRepoError as err:
-        raise HubAuthError(
-            f"Model {source!r} is gated: accept its licence on huggingface.co and set HF_TOKEN."
-        ) from err
-    except RepositoryNotFoundError as err:
-        raise HubError(f"No model {source!r} on the HuggingFace Hub (or it is private: set HF_TOKEN).") from err
-    except LocalEntryNotFoundError as err:
-        raise HubUnreachableError(
-            f"Model {source!r} is not in the local HuggingFace cache and the Hub cannot be reached "
-            "(offline). Download it once while online, or pass a local folder."
-        ) from err
+        return AutoConfig.from_pretrained(source, token=token, local_files_only=offline)
     except (OSError, ValueError) as err:
         if local:
             raise InvalidInputError(f"{source} is not a HuggingFace model folder: {err}") from err
-        if get_settings().hf_hub_offline:
+        causes = _cause_chain(err)
+        if any(isinstance(c, GatedRepoError) for c in causes):
+            raise HubAuthError(
+                f"Model {source!r} is gated: accept its licence on huggingface.co and set HF_TOKEN."
+            ) from err
+        if any(isinstance(c, RepositoryNotFoundError) for c in causes):
+            raise HubError(f"No model {source!r} on the HuggingFace Hub (or it is private: set HF_TOKEN).") from err
+        if offline or any(isinstance(c, LocalEntryNotFoundError) for c in causes):
             raise HubUnreachableError(
-                f"Model {source!r} is not in the local HuggingFace cache and HF_HUB_OFFLINE is set."
+                f"Model {source!r} is not in the local HuggingFace cache and the Hub cannot be reached"
+                f"{' (HF_HUB_OFFLINE is set)' if offline else ''}. Download it once while online, "
+                "or pass a local model folder."
             ) from err
         raise HubError(f"Could not load the config of model {source!r}: {err}") from err
 
@@ -121,8 +128,10 @@ def load_model(
     if not local and (isinstance(model_id_or_path, Path) or _looks_like_path(name)):
         raise NotFoundError(f"No model folder at {path}.")
     source = str(path) if local else hf_id_for(name)
-    token = token if token is not None else get_settings().hf_token
-    config = _load_config(source, token, local)
+    settings = get_settings()
+    token = token if token is not None else settings.hf_token
+    offline = settings.hf_hub_offline and not local
+    config = _load_config(source, token, local, offline)
     family = getattr(config, "model_type", None)
     if family not in SUPPORTED_FAMILIES:
         raise InvalidInputError(
@@ -133,9 +142,11 @@ def load_model(
     extra: dict[str, Any] = {}
     if family == "gemma2":
         extra["attn_implementation"] = "eager"  # the attention logit soft-cap only runs in eager attention
-    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, token=token, **extra)
+    model = AutoModelForCausalLM.from_pretrained(
+        source, dtype=torch_dtype, token=token, local_files_only=offline, **extra
+    )
     model.to(dev).eval().requires_grad_(False)
-    tokenizer = AutoTokenizer.from_pretrained(source, token=token)
+    tokenizer = AutoTokenizer.from_pretrained(source, token=token, local_files_only=offline)
     n_heads = config.num_attention_heads if hasattr(config, "num_attention_heads") else config.n_head
     d_model = config.hidden_size
     return LoadedModel(

@@ -1,0 +1,170 @@
+/** A Neuronpedia-like dashboard of one feature: examples, histograms, logit tables, top tokens, label. */
+import { useEffect, useState } from "react";
+import type { Dashboard, LogitEntry } from "../api/types";
+import { displayToken, formatNumber, formatPercent } from "../lib/format";
+import { navigate } from "../lib/router";
+import { dashboardKey, useFeaturesStore } from "../stores/featuresStore";
+import { ErrorMessage } from "./ErrorMessage";
+import { HistogramChart } from "./HistogramChart";
+import { TokenSequence } from "./TokenSequence";
+
+function LogitTable({ title, rows, sign }: { title: string; rows: LogitEntry[]; sign: "pos" | "neg" }) {
+  return (
+    <div className="logit-table" data-testid={`logits-${sign}`}>
+      <h3>{title}</h3>
+      <table>
+        <tbody>
+          {rows.map((r) => (
+            <tr key={`${r.token_id}`}>
+              <td><span className={`token-chip logit-${sign}`}>{displayToken(r.token)}</span></td>
+              <td className="num">{formatNumber(r.value, 3)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {rows.length === 0 && <p className="muted">No data.</p>}
+    </div>
+  );
+}
+
+function LabelEditor({ saeId, index, label }: { saeId: string; index: number; label: string | null | undefined }) {
+  const saveLabel = useFeaturesStore((s) => s.saveLabel);
+  const [value, setValue] = useState(label ?? "");
+  const [status, setStatus] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => setValue(label ?? ""), [label]);
+  const save = async (e: React.FormEvent) => {
+    e.preventDefault();
+    setError(null);
+    try {
+      await saveLabel(saeId, index, value.trim());
+      setStatus("Saved");
+    } catch (err) {
+      setError((err as Error).message);
+    }
+  };
+  return (
+    <form className="form-row" onSubmit={save}>
+      <label className="grow">
+        Label
+        <input value={value} onChange={(e) => { setValue(e.target.value); setStatus(null); }} placeholder="What does this feature respond to?" />
+      </label>
+      <button type="submit">Save label</button>
+      <span className="muted save-status" role="status">{status}</span>
+      <ErrorMessage message={error} />
+    </form>
+  );
+}
+
+const STAT_LABELS: [string, string, (v: number) => string][] = [
+  ["activation_frequency", "Frequency", (v) => formatPercent(v, 3)],
+  ["max_activation", "Max activation", (v) => formatNumber(v, 4)],
+  ["mean_activation", "Mean (active)", (v) => formatNumber(v, 4)],
+  ["std_activation", "Std (active)", (v) => formatNumber(v, 4)],
+  ["min_activation", "Min (nonzero)", (v) => formatNumber(v, 4)],
+  ["n_active", "Active tokens", (v) => formatNumber(v)],
+  ["n_tokens", "Tokens seen", (v) => formatNumber(v)],
+  ["l0_contribution", "L0 contribution", (v) => formatNumber(v, 4)],
+];
+
+function Statistics({ stats }: { stats: Dashboard["statistics"] }) {
+  const quantiles = (stats.quantiles ?? {}) as Record<string, number>;
+  return (
+    <dl className="stat-grid" data-testid="feature-statistics">
+      {STAT_LABELS.filter(([k]) => typeof stats[k] === "number").map(([k, label, fmt]) => (
+        <div key={k}><dt>{label}</dt><dd>{fmt(stats[k] as number)}</dd></div>
+      ))}
+      {Object.entries(quantiles).map(([k, v]) => <div key={k}><dt>{k}</dt><dd>{formatNumber(v, 4)}</dd></div>)}
+      {stats.dead === true && <div><dt>Status</dt><dd className="tag">dead</dd></div>}
+    </dl>
+  );
+}
+
+export function FeatureDashboard({ saeId, index }: { saeId: string; index: number }) {
+  const k = dashboardKey(saeId, index);
+  const dashboard = useFeaturesStore((s) => s.dashboards[k]);
+  const error = useFeaturesStore((s) => s.dashboardErrors[k]);
+  const loadDashboard = useFeaturesStore((s) => s.loadDashboard);
+
+  useEffect(() => {
+    void loadDashboard(saeId, index);
+  }, [loadDashboard, saeId, index]);
+
+  const saePath = `/saes/${encodeURIComponent(saeId)}`;
+  const go = (i: number) => navigate(`${saePath}/features/${i}`);
+  const maxAct = dashboard ? Number(dashboard.statistics.max_activation ?? 0) ||
+    Math.max(0, ...dashboard.activations.map((a) => a.max_value)) : 0;
+
+  return (
+    <section className="panel" aria-labelledby="feature-title" data-testid="feature-dashboard">
+      <nav className="breadcrumbs">
+        <a href="/" onClick={(e) => { e.preventDefault(); navigate("/"); }}>SAEs</a> /{" "}
+        <a href={saePath} onClick={(e) => { e.preventDefault(); navigate(saePath); }}>SAE</a> / feature {index}
+      </nav>
+      <header className="panel-header">
+        <h1 id="feature-title">Feature {index}{dashboard?.label ? ` — ${dashboard.label}` : ""}</h1>
+        <div className="actions">
+          <button type="button" disabled={index <= 0} onClick={() => go(index - 1)}>← Previous</button>
+          <button type="button" onClick={() => go(index + 1)}>Next →</button>
+        </div>
+      </header>
+      <ErrorMessage message={error} testId="dashboard-error" />
+      {!dashboard && !error && <p className="muted">Loading…</p>}
+      {dashboard && (
+        <>
+          <LabelEditor saeId={saeId} index={index} label={dashboard.label} />
+          <div className="dashboard-grid">
+            <div className="dashboard-side">
+              <section className="card">
+                <h2>Statistics</h2>
+                <Statistics stats={dashboard.statistics} />
+              </section>
+              <section className="card">
+                <HistogramChart histogram={dashboard.histogram} title="Activation density" testId="activation-histogram" />
+                <HistogramChart histogram={dashboard.logits?.histogram} title="Logit effects" color="var(--accent-2)" testId="logit-histogram" />
+              </section>
+              <section className="card logits">
+                <LogitTable title="Negative logits" rows={dashboard.logits?.top_negative ?? []} sign="neg" />
+                <LogitTable title="Positive logits" rows={dashboard.logits?.top_positive ?? []} sign="pos" />
+              </section>
+              <section className="card">
+                <h2>Top tokens</h2>
+                <table className="compact" data-testid="top-tokens">
+                  <thead><tr><th>Token</th><th className="num">Count</th><th className="num">Total act.</th></tr></thead>
+                  <tbody>
+                    {dashboard.top_tokens.map((t) => (
+                      <tr key={t.token_id}>
+                        <td><span className="token-chip">{displayToken(t.token)}</span></td>
+                        <td className="num">{t.count.toLocaleString("en-US")}</td>
+                        <td className="num">{formatNumber(t.total_activation, 3)}</td>
+                      </tr>
+                    ))}
+                  </tbody>
+                </table>
+              </section>
+            </div>
+            <div className="dashboard-main">
+              <section className="card">
+                <h2>Top activations</h2>
+                {dashboard.activations.length === 0 && <p className="muted">This feature never fired on the extraction dataset.</p>}
+                {dashboard.activations.map((ex, i) => <TokenSequence key={i} example={ex} scale={maxAct} />)}
+              </section>
+              <section className="card">
+                <h2>Explanations</h2>
+                {(dashboard.explanations ?? []).length === 0 && <p className="muted">No explanations yet. Add a label above.</p>}
+                <ul>
+                  {(dashboard.explanations ?? []).map((ex, i) => (
+                    <li key={ex.id ?? i}>{String(ex.text ?? ex.description ?? ex.label ?? "")}
+                      {ex.method ? <span className="muted"> · {String(ex.method)}</span> : null}
+                      {typeof ex.score === "number" ? <span className="muted"> · score {formatNumber(ex.score, 3)}</span> : null}
+                    </li>
+                  ))}
+                </ul>
+              </section>
+            </div>
+          </div>
+        </>
+      )}
+    </section>
+  );
+}
