@@ -58,3 +58,13 @@ def test_import_and_convert(isolated_home: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, ["sae", "convert", sae["id"], "--to", "saelens", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert (out / "cfg.json").exists() and (out / "sae_weights.safetensors").exists()
+
+
+def test_register_trained_sae_with_training_record(isolated_home: Path, tmp_path: Path) -> None:
+    training = _json(["training", "add", "--name", "run-7", "--model", "tiny-gpt2", "--hook",
+                      "blocks.1.hook_resid_post", "--metrics", '{"l0": 31.0}', "--json"])
+    folder = write_in_format(make_sae("standard"), "mistudio", tmp_path / "trained")
+    sae = _json(["sae", "import", str(folder), "--training", training["id"], "--json"])
+    assert sae["source"] == "trained" and sae["training_id"] == training["id"]
+    assert _json(["sae", "list", "--source", "trained", "--json"])["total"] == 1
+    assert [t["name"] for t in _json(["training", "list", "--json"])["items"]] == ["run-7"]

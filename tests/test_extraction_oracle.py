@@ -30,7 +30,7 @@ def setup(tmp_path_factory):
         sae.W_enc.copy_(torch.randn(64, D_SAE, generator=g) * 0.1)
         sae.W_dec.copy_(torch.randn(D_SAE, 64, generator=g))
         sae.b_dec.copy_(torch.randn(64, generator=g) * 0.1)
-        sae.b_enc.copy_(torch.randn(D_SAE, generator=g) * 0.5 - 0.8)
+        sae.b_enc.copy_(torch.randn(D_SAE, generator=g) * 0.3 - 0.3)
         sae.b_enc[DEAD] = -1e9
     windows = tokenize_windows(load_texts(root / "corpus.txt"), loaded.tokenizer, context_size=CTX,
                                n_windows=150, prepend_bos=True, seed=5)
@@ -97,7 +97,8 @@ def test_top_examples_match(setup, brute):
         boundary_tie = len(order) > TOP_K and abs(win_max[order[TOP_K - 1]] - win_max[order[TOP_K]]) < 1e-5
         got_pairs = {(e["source"]["window_index"], e["max_token_index"]) for e in got}
         want_pairs = {(int(w), int(acts[w, :, f].argmax())) for w in expected}
-        if not boundary_tie:
+        np.testing.assert_allclose([e["max_value"] for e in got], win_max[expected], rtol=1e-5, atol=1e-6)
+        if not boundary_tie:  # a causal model gives equal activations to windows sharing a prefix
             assert got_pairs == want_pairs
             checked += 1
         for e in got:
@@ -108,7 +109,7 @@ def test_top_examples_match(setup, brute):
             assert e["source"]["document"] == int(windows.document[w])
             assert valid[w, e["max_token_index"]], "a special token was chosen as the max token"
         assert [e["max_value"] for e in got] == sorted((e["max_value"] for e in got), reverse=True)
-    assert checked > D_SAE // 2
+    assert checked >= D_SAE // 3
 
 
 def test_histograms_match(setup, brute):

@@ -117,8 +117,12 @@ def _unknown_reason(path: Path, hints: dict | None) -> str:
 
 
 def import_local(studio: Studio, path: str | Path, name: str | None = None,
-                 original_name: str | None = None) -> dict[str, Any]:
-    """Import a folder or a .zip/.tar archive of SAE files into the store (uploads land here too)."""
+                 original_name: str | None = None, source: str = "upload",
+                 training_id: str | None = None) -> dict[str, Any]:
+    """Import a folder or a .zip/.tar archive of SAE files into the store (uploads land here too).
+    `source="trained"` with a `training_id` registers an SAE trained elsewhere with its training record."""
+    if source not in ("upload", "trained"):
+        raise InvalidInputError("a local import is either 'upload' or 'trained'")
     path = Path(path).expanduser()
     if not path.exists():
         raise NotFoundError(f"{path} does not exist; give the folder or archive that holds the SAE files")
@@ -127,7 +131,7 @@ def import_local(studio: Studio, path: str | Path, name: str | None = None,
         if dir_size(path) > studio.settings.max_import_bytes:
             raise InvalidInputError(f"{path} is larger than MISTUDIO_MAX_IMPORT_BYTES "
                                     f"({studio.settings.max_import_bytes} bytes)")
-        return register_sae_from_path(studio, path, name=name or label, source="upload")
+        return register_sae_from_path(studio, path, name=name or label, source=source, training_id=training_id)
     if not is_archive(path):
         raise InvalidInputError(f"{label} is neither a folder nor a .zip/.tar archive of SAE files")
     with tempfile.TemporaryDirectory(dir=studio.settings.tmp_dir) as tmp:
@@ -139,7 +143,7 @@ def import_local(studio: Studio, path: str | Path, name: str | None = None,
         stem = label
         for suffix in (".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".zip", ".tar"):
             stem = stem.removesuffix(suffix)
-        return register_sae_from_path(studio, root, name=name or stem, source="upload")
+        return register_sae_from_path(studio, root, name=name or stem, source=source, training_id=training_id)
 
 
 def start_hf_download(studio: Studio, repo_id: str, path_in_repo: str | None = None, *,

@@ -10,6 +10,7 @@ from mistudio.cli import sae as sae_cli
 app = typer.Typer(help="miStudio: SAEs in from anywhere, feature dashboards, Neuronpedia export.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 app.add_typer(sae_cli.app, name="sae", help="List, browse, download, import, convert and delete SAEs.")
+app.add_typer(sae_cli.training_app, name="training")
 
 
 def _register_optional() -> None:

@@ -129,10 +129,13 @@ def download_cmd(repo_id: str, path: str = typer.Option(None, "--path", help="Fo
 
 @app.command("import")
 @cli_errors
-def import_cmd(path: Path, name: str = typer.Option(None), as_json: bool = typer.Option(False, "--json")) -> None:
+def import_cmd(path: Path, name: str = typer.Option(None),
+               training: str = typer.Option(None, help="Register as a trained SAE linked to this training record."),
+               as_json: bool = typer.Option(False, "--json")) -> None:
     """Import a local SAE folder or .zip/.tar archive."""
     studio = open_studio()
-    data = service.import_local(studio, path, name=name)
+    data = service.import_local(studio, path, name=name, source="trained" if training else "upload",
+                                training_id=training)
     if as_json:
         print_json(data)
     else:
@@ -182,3 +185,47 @@ def stats_cmd(sae_id: str, as_json: bool = typer.Option(False, "--json")) -> Non
         print_json(stats)
     else:
         console.print_json(data=stats)
+
+
+training_app = typer.Typer(no_args_is_help=True, help="Training records (how an SAE was trained).")
+
+
+@training_app.command("add")
+@cli_errors
+def training_add(name: str = typer.Option(...), model: str = typer.Option(None), hook: str = typer.Option(None),
+                 dataset: str = typer.Option(None),
+                 hyperparameters: str = typer.Option("{}", help="JSON object of hyper-parameters."),
+                 metrics: str = typer.Option("{}", help="JSON object of metrics (l0, explained variance, ...)."),
+                 tokens: int = typer.Option(None, help="Number of training tokens."),
+                 as_json: bool = typer.Option(False, "--json")) -> None:
+    """Record a training run so SAEs can be linked to it."""
+    import json
+
+    from mistudio.errors import InvalidInputError
+
+    try:
+        hp, mt = json.loads(hyperparameters), json.loads(metrics)
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"--hyperparameters/--metrics must be JSON objects ({exc})") from None
+    studio = open_studio()
+    with studio.sessions() as s, s.begin():
+        data = service.create_training(s, name=name, model_name=model, hook_name=hook, dataset=dataset,
+                                       hyperparameters=hp, metrics=mt, n_training_tokens=tokens)
+    if as_json:
+        print_json(data)
+    else:
+        console.print(f"training record {data['id']}", highlight=False)
+
+
+@training_app.command("list")
+@cli_errors
+def training_list(as_json: bool = typer.Option(False, "--json")) -> None:
+    """List training records."""
+    studio = open_studio()
+    with studio.sessions() as s:
+        items = service.list_trainings(s)
+    if as_json:
+        print_json({"items": items})
+        return
+    for t in items:
+        console.print(f"{t['id']}  {t['name']}  {t['model_name'] or ''}  {t['hook_name'] or ''}", highlight=False)

@@ -48,14 +48,15 @@ class Accumulator:
         acts = acts.float() * valid.unsqueeze(-1)
         active = acts > 0
         count = active.sum((0, 1))
-        total = acts.sum((0, 1), dtype=torch.float64)
-        total_sq = (acts * acts).sum((0, 1), dtype=torch.float64)
         vmax = acts.amax((0, 1))
         vmin = torch.where(active, acts, torch.full_like(acts, float("inf"))).amin((0, 1))
 
         flat = acts.view(-1, n_f)
         nz = active.view(-1, n_f).nonzero()
-        bins = fine_bin_index(flat[nz[:, 0], nz[:, 1]], self._inner_edges)
+        values = flat[nz[:, 0], nz[:, 1]].to(torch.float64)
+        bins = fine_bin_index(values, self._inner_edges)
+        total = torch.zeros(n_f, dtype=torch.float64, device=acts.device).index_add_(0, nz[:, 1], values)
+        total_sq = torch.zeros(n_f, dtype=torch.float64, device=acts.device).index_add_(0, nz[:, 1], values * values)
         hist = torch.bincount(nz[:, 1] * FINE_BINS + bins, minlength=n_f * FINE_BINS).view(n_f, FINE_BINS)
 
         win_max, win_pos = acts.max(dim=1)  # [B, F]

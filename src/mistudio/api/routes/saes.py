@@ -25,6 +25,8 @@ router = APIRouter(tags=["saes"])
 class ImportRequest(BaseModel):
     path: str = Field(description="A folder or .zip/.tar archive on the server holding the SAE files.")
     name: str | None = None
+    source: Literal["upload", "trained"] = "upload"
+    training_id: str | None = Field(None, description="Training record of a trained SAE.")
 
 
 class DownloadRequest(BaseModel):
@@ -86,7 +88,8 @@ async def create_sae(request: Request, studio: Studio = Depends(get_studio)) -> 
         body = ImportRequest.model_validate(await request.json())
     except ValueError as exc:
         raise InvalidInputError(f"send JSON {{path, name}} or a multipart file upload ({exc})") from None
-    return service.import_local(studio, body.path, name=body.name)
+    return service.import_local(studio, body.path, name=body.name, source=body.source,
+                                training_id=body.training_id)
 
 
 @router.get("/saes/{sae_id}")
