@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from sae_factories import make_sae
 
 from mistudio.export.builder import ExportHooks, ExportInputs, SAEInfo, build_export
 from mistudio.export.config import make_config
 from mistudio.export.source import InMemorySource
 from mistudio.saes.model import SAE
 from mistudio.testing.tiny_models import build_tokenizer
-from sae_factories import make_sae
 
 N_WINDOWS, CTX = 48, 16
 
@@ -66,3 +66,100 @@ def test_archive_layout(standard_sae: SAE, tmp_path: Path) -> None:
     assert meta["neuronpedia_id"] == "tiny-gpt2/1-mistudio-res-40"
     assert batch["layer"] == 1 and batch["sae_set"] == "mistudio-res-40" and batch["sae_id_suffix"] is None
     assert rows and all(len(r["id"]) == 25 and r["maxValue"] == max(r["values"]) for r in rows)
+
+
+def test_two_exports_are_byte_identical(standard_sae: SAE, tmp_path: Path) -> None:
+    run(tiny_inputs(standard_sae), tmp_path / "a.zip")
+    run(tiny_inputs(standard_sae), tmp_path / "b.zip")
+    assert (tmp_path / "a.zip").read_bytes() == (tmp_path / "b.zip").read_bytes()
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_killed_export_resumes_to_same_bytes(standard_sae: SAE, tmp_path: Path) -> None:
+    run(tiny_inputs(standard_sae), tmp_path / "ref.zip")
+    calls = {"n": 0}
+
+    def die_after_two_batches() -> None:
+        calls["n"] += 1
+        if calls["n"] > 6:  # 5 stage checks, then the first batches
+            raise _Killed
+
+    out = tmp_path / "resumed.zip"
+    cfg = make_config(batch_size=16, model_id="tiny-gpt2")
+    with pytest.raises(_Killed):
+        build_export(tiny_inputs(standard_sae), cfg, out, tmp_path / "work", ExportHooks(check_cancelled=die_after_two_batches))
+    assert not out.exists()
+    assert sorted(p.name for p in (tmp_path / "work" / ".state").glob("batch-*.json")) == ["batch-0.json", "batch-1.json"]
+    written = []
+    hooks = ExportHooks(progress=lambda f, m: written.append(m))
+    build_export(tiny_inputs(standard_sae), cfg, out, tmp_path / "work", hooks)
+    assert out.read_bytes() == (tmp_path / "ref.zip").read_bytes()
+    assert "features: 40 / 40" in written and "features: 16 / 40" not in written  # batch 0 and 1 were not redone
+
+
+@pytest.mark.parametrize("arch", ["standard", "jumprelu", "topk", "batchtopk", "gated"])
+def test_saelens_folder_loads_in_sae_lens(arch: str, tmp_path: Path) -> None:
+    from sae_lens import SAE as LensSAE
+
+    sae = make_sae(arch, d_in=16, d_sae=40, seed=5)
+    run(tiny_inputs(sae, n_windows=24), tmp_path / "x.zip", format="saelens")
+    with zipfile.ZipFile(tmp_path / "x.zip") as zf:
+        zf.extractall(tmp_path / "x")
+    lens = LensSAE.load_from_disk(str(tmp_path / "x" / "saelens"), device="cpu")
+    x = torch.randn(64, 16, generator=torch.Generator().manual_seed(9))
+    with torch.no_grad():
+        torch.testing.assert_close(lens.encode(x), sae.encode(x), atol=1e-5, rtol=1e-5)
+    sparsity = lens_sparsity(tmp_path / "x" / "saelens")
+    assert sparsity.shape == (40,) and bool((sparsity <= 0).all())
+
+
+def lens_sparsity(folder: Path) -> torch.Tensor:
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "sparsity.safetensors"))["sparsity"]
+
+
+def test_gemma_scope_npz_sae_exports_to_sae_lens(tmp_path: Path) -> None:
+    from sae_factories import write_gemma_scope
+    from sae_lens import SAE as LensSAE
+
+    from mistudio.saes.formats import read_sae
+
+    original = make_sae("jumprelu", d_in=16, d_sae=40, seed=7)
+    folder = write_gemma_scope(original, tmp_path / "gs")
+    sae = read_sae(folder)
+    assert sae.cfg.architecture == "jumprelu"
+    sae.cfg.model_name = sae.cfg.model_name or "tiny-gemma"
+    run(tiny_inputs(sae, n_windows=24), tmp_path / "g.zip", format="saelens")
+    with zipfile.ZipFile(tmp_path / "g.zip") as zf:
+        zf.extractall(tmp_path / "g")
+    lens = LensSAE.load_from_disk(str(tmp_path / "g" / "saelens"), device="cpu")
+    x = torch.randn(64, 16, generator=torch.Generator().manual_seed(1)) * 3
+    with torch.no_grad():
+        torch.testing.assert_close(lens.encode(x), original.encode(x), atol=1e-5, rtol=1e-5)
+
+
+def test_incremental_export_merges_with_base(standard_sae: SAE, tmp_path: Path) -> None:
+    inputs = tiny_inputs(standard_sae)
+    run(inputs, tmp_path / "full.zip")
+    run(inputs, tmp_path / "base.zip", selection={"mode": "range", "start": 0, "stop": 20})
+    merged = run(inputs, tmp_path / "merged.zip", selection={"mode": "range", "start": 20, "stop": 40},
+                 base_export=str(tmp_path / "base.zip"))
+    assert merged["feature_count"] == 40 and merged["n_reused"] == 20
+    with zipfile.ZipFile(tmp_path / "full.zip") as a, zipfile.ZipFile(tmp_path / "merged.zip") as b:
+        for name in a.namelist():
+            if name.startswith(("features/", "neuronpedia/batch-", "neuronpedia/exports")):
+                assert a.read(name) == b.read(name), name
+
+
+def test_selection_by_label_text_and_frequency(standard_sae: SAE, tmp_path: Path) -> None:
+    inputs = tiny_inputs(standard_sae)
+    result = run(inputs, tmp_path / "l.zip", selection={"mode": "label_text", "text": "TIME"}, format="neuronpedia")
+    assert result["feature_count"] == 1
+    freq = inputs.source.summary_arrays()["frequency"]
+    cut = float(np.median(freq))
+    result = run(inputs, tmp_path / "f.zip", selection={"mode": "frequency", "min_frequency": cut})
+    assert result["feature_count"] == int((freq >= cut).sum())

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 pytest.importorskip("transformer_lens")
+pytestmark = pytest.mark.filterwarnings("ignore:HookedTransformer is deprecated:DeprecationWarning")
 
 from transformer_lens import HookedTransformer, HookedTransformerConfig  # noqa: E402
 from transformer_lens import loading_from_pretrained as tl_loading  # noqa: E402

@@ -128,18 +128,18 @@ export const api = {
   downloadHF: (body: DownloadRequest) => request<{ job_id: string; sae_id: string }>("downloadHF", { json: body }),
   extract: (saeId: string, body: ExtractRequest) =>
     request<{ job_id: string; extraction_id: string }>("extract", { params: id(saeId), json: body }),
-  listExtractions: (saeId: string) =>
-    request<Page<Record<string, unknown>> | Record<string, unknown>[]>("listExtractions", { params: id(saeId) }),
+  listExtractions: (saeId: string) => request<Record<string, unknown>[]>("listExtractions", { params: id(saeId) }),
   listFeatures: (saeId: string, q: FeatureQuery) =>
     request<Page<FeatureRow>>("listFeatures", { params: id(saeId), query: { ...q } }),
   dashboard: (saeId: string, index: number) =>
-    request<Dashboard>("dashboard", { params: { sae_id: saeId, index } }),
+    request<Dashboard>("dashboard", { params: { sae_id: saeId, feature_id: index } }),
   putLabel: (saeId: string, index: number, label: string) =>
     request<unknown>("putLabel", { params: { sae_id: saeId, index }, json: { label } }),
   exportEstimate: (saeId: string, config: ExportConfig) =>
     request<ExportEstimate>("exportEstimate", { params: id(saeId), json: { config } }),
-  exportValidate: (saeId: string, config: ExportConfig) =>
-    request<ValidationReport>("exportValidate", { params: id(saeId), json: { config } }),
+  /** Validate an export archive: `exportId`'s, or the SAE's latest completed export. */
+  exportValidate: (saeId: string, exportId?: string) =>
+    request<ValidationReport>("exportValidate", { params: id(saeId), json: exportId ? { export_id: exportId } : {} }),
   exportStart: (saeId: string, config: ExportConfig) =>
     request<{ job_id: string; export_id: string }>("exportStart", { params: id(saeId), json: { config } }),
   exportDownloadUrl: (saeId: string, jobId: string) =>

@@ -16,7 +16,7 @@ export const ENDPOINTS = {
   extract: "POST /saes/{sae_id}/extract",
   listExtractions: "GET /saes/{sae_id}/extractions",
   listFeatures: "GET /saes/{sae_id}/features",
-  dashboard: "GET /saes/{sae_id}/features/{index}/dashboard",
+  dashboard: "GET /saes/{sae_id}/features/{feature_id}/dashboard",
   putLabel: "PUT /saes/{sae_id}/features/{index}/label",
   exportEstimate: "POST /saes/{sae_id}/export/estimate",
   exportValidate: "POST /saes/{sae_id}/export/validate",

@@ -200,45 +200,61 @@ export interface Dashboard {
   explanations?: Explanation[];
 }
 
-export interface ExportConfig {
-  format: "neuronpedia" | "neuronpedia+saelens" | "saelens";
-  feature_selection: "all" | "labeled" | "custom" | "frequency";
-  feature_indices?: number[];
+/** Which features to export (export.config.FeatureSelection). */
+export interface FeatureSelection {
+  mode: "all" | "range" | "list" | "labeled" | "label_text" | "frequency" | "max_activation";
+  start?: number | null;
+  stop?: number | null;
+  indices?: number[] | null;
+  text?: string | null;
   min_frequency?: number | null;
   max_frequency?: number | null;
-  include_examples: boolean;
-  include_logits: boolean;
-  include_histograms: boolean;
-  include_top_tokens: boolean;
-  include_explanations: boolean;
+  min_max_activation?: number | null;
+  include_dead?: boolean;
+}
+
+/** export.config.ExportConfig (fields left out take the server's defaults). */
+export interface ExportConfig {
+  format: "neuronpedia" | "saelens" | "both";
+  selection: FeatureSelection;
   n_examples: number;
   logit_k: number;
   n_bins: number;
-  compression: "gzip" | "none";
+  top_tokens: number;
+  include_explanations: boolean;
+  compression: "none" | "gzip";
+  model_id?: string | null;
+  source_set?: string | null;
+  hf_repo_id?: string | null;
 }
 
 export interface ExportEstimate {
   size_bytes: number;
   seconds: number;
   n_features: number;
-  missing: Record<string, number> | string[] | null;
+  /** Dashboard parts the feature store lacks; the export computes them. */
+  missing: string[];
+  n_dead?: number;
+  notes?: string[];
 }
 
 export interface ValidationIssue {
-  level?: string;
-  severity?: string;
-  code?: string;
+  code: string;
+  location: string;
   message: string;
-  suggestion?: string | null;
-  fix?: string | null;
-  [key: string]: unknown;
+  fix: string;
+  fixable?: boolean;
+  severity: "error" | "warning" | string;
 }
 
+/** export.validate.ValidationReport.to_dict(). */
 export interface ValidationReport {
-  valid?: boolean;
-  ok?: boolean;
-  errors?: (ValidationIssue | string)[];
-  warnings?: (ValidationIssue | string)[];
-  issues?: (ValidationIssue | string)[];
-  [key: string]: unknown;
+  path?: string;
+  ok: boolean;
+  n_files?: number;
+  n_features?: number;
+  n_errors?: number;
+  n_warnings?: number;
+  issues: ValidationIssue[];
+  text?: string;
 }

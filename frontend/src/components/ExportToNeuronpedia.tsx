@@ -1,26 +1,19 @@
 /** The Neuronpedia export dialog: configuration, estimate, missing-data warning, validation; then progress/complete. */
 import { useEffect, useState } from "react";
 import { api } from "../api/client";
-import type { ExportConfig, SAE, ValidationIssue, ValidationReport } from "../api/types";
+import type { ExportConfig, FeatureSelection, SAE } from "../api/types";
 import { formatBytes, formatDuration } from "../lib/format";
 import { useExportStore } from "../stores/exportStore";
 import { ErrorMessage } from "./ErrorMessage";
 import { ExportComplete } from "./ExportComplete";
 import { ExportProgress } from "./ExportProgress";
 import { Modal } from "./Modal";
+import { ValidationReportView } from "./ValidationReportView";
 
 const FORMATS: [ExportConfig["format"], string][] = [
   ["neuronpedia", "Neuronpedia JSON only"],
-  ["neuronpedia+saelens", "Neuronpedia JSON + SAELens (recommended)"],
+  ["both", "Neuronpedia JSON + SAELens (recommended)"],
   ["saelens", "SAELens format only"],
-];
-
-const DATA_OPTIONS: [keyof ExportConfig, string][] = [
-  ["include_examples", "Top activating examples"],
-  ["include_logits", "Logit lens data (top positive/negative)"],
-  ["include_histograms", "Activation histograms"],
-  ["include_top_tokens", "Token aggregations"],
-  ["include_explanations", "Feature explanations"],
 ];
 
 /** The dialog for whichever export phase the store is in. */
@@ -36,42 +29,22 @@ export function ExportToNeuronpedia() {
   return <ExportConfigDialog sae={sae} onClose={close} />;
 }
 
-function issueText(issue: ValidationIssue | string): string {
-  if (typeof issue === "string") return issue;
-  const fix = issue.suggestion ?? issue.fix;
-  return `${issue.message}${fix ? ` — ${fix}` : ""}`;
-}
-
-function ValidationView({ report }: { report: ValidationReport }) {
-  const errors = report.errors ?? (report.issues ?? []).filter((i) => typeof i !== "string" && (i.level ?? i.severity) === "error");
-  const warnings = report.warnings ?? (report.issues ?? []).filter((i) => typeof i === "string" || (i.level ?? i.severity) !== "error");
-  const ok = report.valid ?? report.ok ?? errors.length === 0;
-  return (
-    <div className={`validation ${ok ? "ok" : "bad"}`} data-testid="validation-report" role="status">
-      <strong>{ok ? "✓ Validation passed" : "✗ Validation found problems"}</strong>
-      {errors.length > 0 && <ul className="errors">{errors.map((e, i) => <li key={i}>{issueText(e)}</li>)}</ul>}
-      {warnings.length > 0 && <ul className="warnings">{warnings.map((w, i) => <li key={i}>{issueText(w)}</li>)}</ul>}
-    </div>
-  );
-}
-
-function missingSummary(missing: unknown): string | null {
-  if (!missing) return null;
-  if (Array.isArray(missing)) return missing.length ? missing.join(", ") : null;
-  const entries = Object.entries(missing as Record<string, unknown>).filter(([, v]) => v);
-  return entries.length ? entries.map(([k, v]) => (typeof v === "number" ? `${k}: ${v.toLocaleString("en-US")} features` : k)).join(" · ") : null;
-}
+type SelectionMode = "all" | "labeled" | "list" | "frequency";
 
 function ExportConfigDialog({ sae, onClose }: { sae: SAE | null; onClose: () => void }) {
-  const { config, setConfig, estimate, estimateError, validation, validating, validate, start, error } = useExportStore();
+  const { config, setConfig, estimate, estimateError, configCheck, validation, validating, validate, start, error } = useExportStore();
   const [advanced, setAdvanced] = useState(false);
-  const [custom, setCustom] = useState((config.feature_indices ?? []).join(", "));
-  const missing = missingSummary(estimate?.missing);
+  const [custom, setCustom] = useState((config.selection.indices ?? []).join(", "));
+  const missing = estimate?.missing.length ? estimate.missing.join(", ") : null;
+  const mode = config.selection.mode as SelectionMode;
+  const setSelection = (patch: Partial<FeatureSelection>) => setConfig({ selection: { ...config.selection, ...patch } });
+  const pickMode = (m: SelectionMode) => setConfig({ selection: { mode: m } });
   const setCustomIndices = (text: string) => {
     setCustom(text);
-    const indices = text.split(/[\s,]+/).filter(Boolean).map(Number).filter((n) => Number.isInteger(n) && n >= 0);
-    setConfig({ feature_indices: indices });
+    setSelection({ indices: text.split(/[\s,]+/).filter(Boolean).map(Number).filter((n) => Number.isInteger(n) && n >= 0) });
   };
+  const numberOrNull = (v: string) => (v === "" ? null : Number(v));
+  const neuronpedia = config.format !== "saelens";
   return (
     <Modal title="Export to Neuronpedia" onClose={onClose} wide testId="export-dialog"
       footer={
@@ -94,38 +67,42 @@ function ExportConfigDialog({ sae, onClose }: { sae: SAE | null; onClose: () => 
           </label>
         ))}
       </fieldset>
-      <fieldset>
+      <fieldset disabled={!neuronpedia}>
         <legend>Feature selection</legend>
-        <label className="radio"><input type="radio" name="selection" checked={config.feature_selection === "all"}
-          onChange={() => setConfig({ feature_selection: "all" })} />All features</label>
-        <label className="radio"><input type="radio" name="selection" checked={config.feature_selection === "labeled"}
-          onChange={() => setConfig({ feature_selection: "labeled" })} />Labeled features only</label>
-        <label className="radio"><input type="radio" name="selection" checked={config.feature_selection === "custom"}
-          onChange={() => setConfig({ feature_selection: "custom" })} />Custom selection</label>
-        {config.feature_selection === "custom" && (
+        <label className="radio"><input type="radio" name="selection" checked={mode === "all"} onChange={() => pickMode("all")} />
+          All features{sae?.d_sae ? ` (${sae.d_sae.toLocaleString("en-US")})` : ""}</label>
+        <label className="radio"><input type="radio" name="selection" checked={mode === "labeled"} onChange={() => pickMode("labeled")} />
+          Labeled features only</label>
+        <label className="radio"><input type="radio" name="selection" checked={mode === "list"} onChange={() => pickMode("list")} />
+          Custom selection</label>
+        {mode === "list" && (
           <label className="block indent">Feature indices
             <input value={custom} onChange={(e) => setCustomIndices(e.target.value)} placeholder="0, 5, 17" />
           </label>
         )}
-        <label className="radio"><input type="radio" name="selection" checked={config.feature_selection === "frequency"}
-          onChange={() => setConfig({ feature_selection: "frequency" })} />By activation frequency</label>
-        {config.feature_selection === "frequency" && (
+        <label className="radio"><input type="radio" name="selection" checked={mode === "frequency"} onChange={() => pickMode("frequency")} />
+          By activation frequency</label>
+        {mode === "frequency" && (
           <div className="form-row indent">
-            <label>From <input type="number" step="any" min={0} max={1} value={config.min_frequency ?? ""}
-              onChange={(e) => setConfig({ min_frequency: e.target.value === "" ? null : Number(e.target.value) })} /></label>
-            <label>to <input type="number" step="any" min={0} max={1} value={config.max_frequency ?? ""}
-              onChange={(e) => setConfig({ max_frequency: e.target.value === "" ? null : Number(e.target.value) })} /></label>
+            <label>From <input type="number" step="any" min={0} max={1} value={config.selection.min_frequency ?? ""}
+              onChange={(e) => setSelection({ min_frequency: numberOrNull(e.target.value) })} /></label>
+            <label>to <input type="number" step="any" min={0} max={1} value={config.selection.max_frequency ?? ""}
+              onChange={(e) => setSelection({ max_frequency: numberOrNull(e.target.value) })} /></label>
           </div>
         )}
+        <label className="checkbox"><input type="checkbox" checked={config.selection.include_dead ?? true}
+          onChange={(e) => setSelection({ include_dead: e.target.checked })} />Include dead features</label>
       </fieldset>
-      <fieldset disabled={config.format === "saelens"}>
+      <fieldset disabled={!neuronpedia}>
         <legend>Dashboard data</legend>
-        {DATA_OPTIONS.map(([key, label]) => (
-          <label key={key} className="checkbox">
-            <input type="checkbox" checked={Boolean(config[key])} onChange={(e) => setConfig({ [key]: e.target.checked })} />
-            {label}
-          </label>
-        ))}
+        <label className="checkbox"><input type="checkbox" checked disabled />Top activating examples ({config.n_examples} per feature)</label>
+        <label className="checkbox"><input type="checkbox" checked disabled />Logit lens data (top {config.logit_k} positive/negative)</label>
+        <label className="checkbox"><input type="checkbox" checked disabled />Activation histograms</label>
+        <label className="checkbox"><input type="checkbox" checked={config.top_tokens > 0}
+          onChange={(e) => setConfig({ top_tokens: e.target.checked ? 20 : 0 })} />Token aggregations</label>
+        <label className="checkbox"><input type="checkbox" checked={config.include_explanations}
+          onChange={(e) => setConfig({ include_explanations: e.target.checked })} />Feature explanations</label>
+        <p className="muted small">Examples, logit lens and histograms are required by Neuronpedia.</p>
       </fieldset>
       <fieldset>
         <legend>
@@ -135,16 +112,22 @@ function ExportConfigDialog({ sae, onClose }: { sae: SAE | null; onClose: () => 
         </legend>
         {advanced && (
           <div className="form-grid">
-            <label>Examples per feature
-              <input type="number" min={1} max={200} value={config.n_examples} onChange={(e) => setConfig({ n_examples: Number(e.target.value) })} /></label>
-            <label>Logit lens K
-              <input type="number" min={1} max={200} value={config.logit_k} onChange={(e) => setConfig({ logit_k: Number(e.target.value) })} /></label>
-            <label>Histogram bins
-              <input type="number" min={2} max={500} value={config.n_bins} onChange={(e) => setConfig({ n_bins: Number(e.target.value) })} /></label>
+            <label>Examples per feature (20–100)
+              <input type="number" min={20} max={100} value={config.n_examples} onChange={(e) => setConfig({ n_examples: Number(e.target.value) })} /></label>
+            <label>Logit lens K (10–50)
+              <input type="number" min={10} max={50} value={config.logit_k} onChange={(e) => setConfig({ logit_k: Number(e.target.value) })} /></label>
+            <label>Histogram bins (20–100)
+              <input type="number" min={20} max={100} value={config.n_bins} onChange={(e) => setConfig({ n_bins: Number(e.target.value) })} /></label>
             <label>Compression
               <select value={config.compression} onChange={(e) => setConfig({ compression: e.target.value as ExportConfig["compression"] })}>
                 <option value="gzip">gzip</option><option value="none">none</option>
               </select></label>
+            <label>Neuronpedia model id
+              <input value={config.model_id ?? ""} placeholder="from the SAE, e.g. gemma-2-2b" onChange={(e) => setConfig({ model_id: e.target.value })} /></label>
+            <label>Source set
+              <input value={config.source_set ?? ""} placeholder="e.g. mistudio-res-16k" onChange={(e) => setConfig({ source_set: e.target.value })} /></label>
+            <label>HuggingFace repo for the SAELens folder
+              <input value={config.hf_repo_id ?? ""} placeholder="you/your-saes" onChange={(e) => setConfig({ hf_repo_id: e.target.value })} /></label>
           </div>
         )}
       </fieldset>
@@ -155,7 +138,13 @@ function ExportConfigDialog({ sae, onClose }: { sae: SAE | null; onClose: () => 
       </p>
       <ErrorMessage message={estimateError} />
       {missing && <p className="warning" role="note" data-testid="missing-warning">⚠ Missing data will be computed during export: {missing}</p>}
-      {validation && <ValidationView report={validation} />}
+      {configCheck && (
+        <p className={configCheck.ok ? "notice" : "error"} role="status" data-testid="config-check">
+          {configCheck.ok ? "✓ " : "✗ "}{configCheck.message}
+        </p>
+      )}
+      {estimate?.notes?.map((n) => <p key={n} className="muted small">{n}</p>)}
+      {validation && <ValidationReportView report={validation} title="Latest export archive" />}
       <ErrorMessage message={error} testId="export-error" />
     </Modal>
   );

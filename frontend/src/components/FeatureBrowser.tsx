@@ -1,7 +1,7 @@
 /** The feature browser: sortable, filterable, searchable, paged table of an SAE's features. */
 import { useEffect, useState } from "react";
 import type { FeatureQuery } from "../api/client";
-import { displayToken, formatNumber, formatPercent } from "../lib/format";
+import { chipToken, formatNumber, formatPercent } from "../lib/format";
 import { navigate } from "../lib/router";
 import { FEATURE_PAGE_SIZE, useFeaturesStore } from "../stores/featuresStore";
 import { ErrorMessage } from "./ErrorMessage";
@@ -84,7 +84,7 @@ export function FeatureBrowser({ saeId }: { saeId: string }) {
                     onClick={(e) => { e.preventDefault(); open_(f.feature_index); }}>{f.feature_index}</a>
                 </td>
                 <td>{f.label ?? <span className="muted">—</span>}{f.dead && <span className="tag">dead</span>}</td>
-                <td className="mono">{f.top_token !== null ? <span className="token-chip">{displayToken(f.top_token)}</span> : "—"}</td>
+                <td className="mono">{f.top_token !== null ? <span className="token-chip">{chipToken(f.top_token)}</span> : "—"}</td>
                 <td className="num">{formatPercent(f.activation_frequency, 3)}</td>
                 <td className="num">{formatNumber(f.max_activation)}</td>
                 <td className="num">{formatNumber(f.mean_activation)}</td>

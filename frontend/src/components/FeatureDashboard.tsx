@@ -1,28 +1,34 @@
 /** A Neuronpedia-like dashboard of one feature: examples, histograms, logit tables, top tokens, label. */
 import { useEffect, useState } from "react";
 import type { Dashboard, LogitEntry } from "../api/types";
-import { displayToken, formatNumber, formatPercent } from "../lib/format";
+import { chipToken, formatNumber, formatPercent } from "../lib/format";
 import { navigate } from "../lib/router";
 import { dashboardKey, useFeaturesStore } from "../stores/featuresStore";
 import { ErrorMessage } from "./ErrorMessage";
 import { HistogramChart } from "./HistogramChart";
 import { TokenSequence } from "./TokenSequence";
 
+const LOGIT_ROWS = 10;
+
 function LogitTable({ title, rows, sign }: { title: string; rows: LogitEntry[]; sign: "pos" | "neg" }) {
+  const [all, setAll] = useState(false);
   return (
     <div className="logit-table" data-testid={`logits-${sign}`}>
       <h3>{title}</h3>
       <table>
         <tbody>
-          {rows.map((r) => (
+          {(all ? rows : rows.slice(0, LOGIT_ROWS)).map((r) => (
             <tr key={`${r.token_id}`}>
-              <td><span className={`token-chip logit-${sign}`}>{displayToken(r.token)}</span></td>
+              <td><span className={`token-chip logit-${sign}`}>{chipToken(r.token)}</span></td>
               <td className="num">{formatNumber(r.value, 3)}</td>
             </tr>
           ))}
         </tbody>
       </table>
       {rows.length === 0 && <p className="muted">No data.</p>}
+      {rows.length > LOGIT_ROWS && (
+        <button type="button" className="link" onClick={() => setAll(!all)}>{all ? "Show fewer" : `Show all ${rows.length}`}</button>
+      )}
     </div>
   );
 }
@@ -134,7 +140,7 @@ export function FeatureDashboard({ saeId, index }: { saeId: string; index: numbe
                   <tbody>
                     {dashboard.top_tokens.map((t) => (
                       <tr key={t.token_id}>
-                        <td><span className="token-chip">{displayToken(t.token)}</span></td>
+                        <td><span className="token-chip">{chipToken(t.token)}</span></td>
                         <td className="num">{t.count.toLocaleString("en-US")}</td>
                         <td className="num">{formatNumber(t.total_activation, 3)}</td>
                       </tr>

@@ -11,15 +11,29 @@ import { ErrorMessage } from "./ErrorMessage";
 import { ExtractionLauncher } from "./ExtractionLauncher";
 import { FeatureBrowser } from "./FeatureBrowser";
 
+function formatValue(v: unknown): string {
+  if (typeof v === "number") return formatNumber(v, 4);
+  if (v && typeof v === "object" && !Array.isArray(v)) {
+    const entries = Object.entries(v as Record<string, unknown>);
+    if (entries.every(([, x]) => typeof x === "number" || typeof x === "string" || typeof x === "boolean" || x === null)) {
+      return entries.map(([k, x]) => `${k} ${typeof x === "number" ? formatNumber(x, 4) : String(x)}`).join(" · ");
+    }
+  }
+  return typeof v === "object" ? JSON.stringify(v) : String(v);
+}
+
+/** Key/value rows; a nested `config` object is shown inline first. */
 function KeyValues({ data, testId }: { data: Record<string, unknown>; testId?: string }) {
-  const rows = Object.entries(data).filter(([, v]) => v !== null && v !== undefined && v !== "");
+  const nested = data.config && typeof data.config === "object" ? (data.config as Record<string, unknown>) : {};
+  const merged = { ...nested, ...Object.fromEntries(Object.entries(data).filter(([k]) => k !== "config")) };
+  const rows = Object.entries(merged).filter(([, v]) => v !== null && v !== undefined && v !== "");
   if (rows.length === 0) return <p className="muted">Nothing recorded.</p>;
   return (
     <dl className="kv" data-testid={testId}>
       {rows.map(([k, v]) => (
         <div key={k}>
           <dt>{k}</dt>
-          <dd className="mono">{typeof v === "number" ? formatNumber(v, 4) : typeof v === "object" ? JSON.stringify(v) : String(v)}</dd>
+          <dd className="mono">{formatValue(v)}</dd>
         </div>
       ))}
     </dl>
@@ -87,7 +101,6 @@ export function SAEDetail({ saeId }: { saeId: string }) {
           <h2 id="stats-title">Statistics</h2>
           <dl className="kv">
             <div><dt>format</dt><dd>{sae.format ?? "—"}</dd></div>
-            <div><dt>dtype</dt><dd>{sae.dtype ?? "—"}</dd></div>
             <div><dt>size</dt><dd>{formatBytes(sae.size_bytes)}</dd></div>
             <div><dt>features extracted</dt><dd>{(sae.n_features_extracted ?? 0).toLocaleString("en-US")}</dd></div>
             {sae.repo_id && <div><dt>source</dt><dd className="mono">{sae.repo_id}/{sae.path_in_repo}{sae.revision ? `@${sae.revision}` : ""}</dd></div>}

@@ -54,9 +54,14 @@ export function sourceLabel(source: string): string {
   return SOURCE_LABELS[source] ?? source;
 }
 
-/** Make whitespace in a token visible while keeping its width (spaces → "·"-free, newlines → ↵). */
+/** A token as shown inside running text: newlines and tabs made visible, spaces kept. */
 export function displayToken(token: string): string {
   return token.replace(/\n/g, "↵").replace(/\t/g, "⇥");
+}
+
+/** A token shown on its own (tables, chips): spaces become "␣" so " the" and "the" differ visibly. */
+export function chipToken(token: string): string {
+  return token === "" ? "∅" : displayToken(token).replace(/ /g, "␣");
 }
 
 /** "1234/5678 bytes" (the download job's message) → "1.2 KB of 5.5 KB"; other messages unchanged. */

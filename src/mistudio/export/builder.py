@@ -32,8 +32,8 @@ from mistudio.saes.model import SAE
 STAGES = ["Validating SAE data", "Loading activation examples", "Computing logit lens data",
           "Computing histograms", "Aggregating tokens", "Writing JSON files", "Creating archive"]
 # dashboard parts each preparation stage needs from the feature store
-STAGE_PARTS = {"Loading activation examples": "examples", "Computing logit lens data": "logits",
-               "Computing histograms": "histograms", "Aggregating tokens": "top_tokens"}
+STAGE_PARTS = {"Loading activation examples": "top_examples", "Computing logit lens data": "logit_lens",
+               "Computing histograms": "histograms", "Aggregating tokens": "vocab"}
 _STATE = ".state"
 
 
@@ -74,6 +74,7 @@ class ExportInputs:
     explanations: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     labels: dict[int, tuple[str | None, str | None]] = field(default_factory=dict)
     extraction_id: str | None = None
+    compute_part: Callable[[str], None] | None = None  # fills a missing feature-store part (FR-3.3)
 
 
 @dataclass
@@ -139,7 +140,7 @@ class _Writer:
 
     def _write_rows(self, k: int, live: list[PreparedFeature], batch: list[dict[str, Any]]) -> None:
         parts = {
-            "features": [neuronpedia_exports.feature_row(bf, f, self.rows) for bf, f in zip(batch, live)],
+            "features": [neuronpedia_exports.feature_row(bf, f, self.rows) for bf, f in zip(batch, live, strict=False)],
             "activations": [r for f in live for r in neuronpedia_exports.activation_rows(f, self.rows)],
             "explanations": [r for f in live for r in neuronpedia_exports.explanation_rows(f, self.rows)],
         }
@@ -193,7 +194,7 @@ def build_export(inputs: ExportInputs, cfg: ExportConfig, out_zip: Path, work_di
     for name, part in STAGE_PARTS.items():
         hooks.check_cancelled()
         stage(name)
-        _ensure_part(source, part)
+        _ensure_part(inputs, part)
 
     stage("Writing JSON files")
     manifest = source.manifest
@@ -236,15 +237,15 @@ def build_export(inputs: ExportInputs, cfg: ExportConfig, out_zip: Path, work_di
             "timings": timings, "seconds": round(time.monotonic() - started, 3)}
 
 
-def _ensure_part(source: DashboardSource, part: str) -> None:
-    """Compute a dashboard part the store lacks (FR-3.3), when the source can."""
-    has = getattr(source, "has", None)
+def _ensure_part(inputs: ExportInputs, part: str) -> None:
+    """Compute a dashboard part the store lacks (FR-3.3), or fail saying what is missing."""
+    has = getattr(inputs.source, "has", None)
     if has is None or has(part):
         return
-    ensure = getattr(source, "ensure_parts", None)
-    if ensure is None:
-        raise InvalidInputError(f"the feature store lacks '{part}' and cannot compute it; re-run the extraction")
-    ensure([part])
+    if inputs.compute_part is None:
+        raise InvalidInputError(f"the feature store lacks '{part}' and it cannot be computed here; re-run the "
+                                "extraction")
+    inputs.compute_part(part)
 
 
 def _prepared(inputs: ExportInputs, cfg: ExportConfig, batch: list[int], reuse: set[int],

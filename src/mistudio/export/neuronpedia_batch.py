@@ -37,7 +37,7 @@ _EMPTY_LISTS = ("neuron_alignment_indices", "neuron_alignment_values", "neuron_a
 
 def bin_centres(edges: Sequence[float]) -> list[float]:
     """n+1 histogram edges → n bin centres (SAEDashboard's `HistogramData.bar_values`)."""
-    return round_list([(a + b) / 2 for a, b in zip(edges[:-1], edges[1:])])
+    return round_list([(a + b) / 2 for a, b in zip(edges[:-1], edges[1:], strict=False)])
 
 
 def batch_feature(feat: PreparedFeature, *, n_prompts: int, n_tokens_in_prompt: int,

@@ -72,8 +72,8 @@ def zip_folder(root: Path, out_zip: Path, *, level: int = 6,
                 info.external_attr = 0o100644 << 16
                 stored = rel.endswith(_STORED_SUFFIXES)
                 info.compress_type = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
-                if not stored:
-                    info.compress_level = level
+                if not stored:  # the attribute is `_compresslevel` before Python 3.13
+                    setattr(info, "compress_level" if hasattr(info, "compress_level") else "_compresslevel", level)
                 src = root / rel
                 with open(src, "rb") as fin, zf.open(info, "w", force_zip64=src.stat().st_size > 2**31) as fout:
                     shutil.copyfileobj(fin, fout, _CHUNK)

@@ -39,9 +39,7 @@ def _stats(raw: dict[str, Any]) -> dict[str, Any]:
     for key, value in raw.items():
         if key == "quantiles":
             out[key] = {q: sig_float(v) for q, v in (value or {}).items()}
-        elif isinstance(value, bool) or value is None:
-            out[key] = value
-        elif isinstance(value, int):
+        elif isinstance(value, bool) or value is None or isinstance(value, int):
             out[key] = value
         else:
             out[key] = sig_float(value)

@@ -137,7 +137,7 @@ def _dashboard(index: int, acts: np.ndarray, token_ids: np.ndarray, vocab: Seque
     l_edges, l_counts = _histogram(logits.astype(np.float64), n_bins)
     totals: dict[int, list[float]] = {}
     for ex in examples:
-        for tid, value in zip(ex["token_ids"], ex["values"]):
+        for tid, value in zip(ex["token_ids"], ex["values"], strict=False):
             if value > 0:
                 totals.setdefault(tid, []).append(value)
     ranked = sorted(totals.items(), key=lambda kv: (-sum(kv[1]), kv[0]))
@@ -151,7 +151,7 @@ def _dashboard(index: int, acts: np.ndarray, token_ids: np.ndarray, vocab: Seque
             "std_activation": float(active.std()) if active.size else 0.0,
             "l0_contribution": active.size / max(1, acts.shape[0] * acts.shape[1]),
             "dead": not active.size,
-            "quantiles": dict(zip(("p25", "p50", "p75", "p95", "p99"), (float(v) for v in q))),
+            "quantiles": dict(zip(("p25", "p50", "p75", "p95", "p99"), (float(v) for v in q), strict=False)),
             "quantile_error_bound": 0.0,
         },
         "activations": examples,

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import numpy as np
 
 from mistudio.errors import InvalidInputError
 from mistudio.export.config import MODEL_ID_RE, SOURCE_SET_RE
@@ -89,7 +90,28 @@ def _is_num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+def _tokens_clean(tokens: list[Any]) -> bool:
+    """Fast path: every token is a str, encodes as UTF-8 and holds no raw BPE piece or NUL."""
+    try:
+        joined = "\x01".join(tokens)
+        joined.encode("utf-8")
+    except (TypeError, UnicodeEncodeError):
+        return False
+    return "\x00" not in joined and not any(m in joined for m in _RAW_BPE)
+
+
+def _as_floats(values: list[Any]) -> np.ndarray | None:
+    """`values` as float64, or None when an item is not a number."""
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    return arr if arr.ndim == 1 else None
+
+
 def _token_issues(tokens: list[Any], loc: str) -> list[Issue]:
+    if _tokens_clean(tokens):
+        return []
     out = []
     for t, tok in enumerate(tokens):
         if not isinstance(tok, str):
@@ -112,6 +134,9 @@ def _token_issues(tokens: list[Any], loc: str) -> list[Issue]:
 
 
 def _values_issues(values: list[Any], loc: str) -> list[Issue]:
+    arr = _as_floats(values)
+    if arr is not None and np.isfinite(arr).all():
+        return []
     bad = [i for i, v in enumerate(values) if not _is_num(v) or not math.isfinite(v)]
     if not bad:
         return []
@@ -132,13 +157,16 @@ def check_example(ex: dict[str, Any], loc: str, *, keys: tuple[str, str, str | N
     if len(tokens) != len(values):
         out.append(Issue("length_mismatch", loc, f"{len(tokens)} tokens but {len(values)} values",
                          "cut both to the shorter length", fixable=True))
-    finite = [v if _is_num(v) and math.isfinite(v) else 0.0 for v in values]
-    top = max(finite)
+    arr = _as_floats(values)
+    if arr is None:
+        arr = np.array([v if _is_num(v) else 0.0 for v in values], dtype=np.float64)
+    finite = np.where(np.isfinite(arr), arr, 0.0)
+    top = float(finite.max())
     for key in ("qualifying_token_index", "qualifyingTokenIndex", ik):
         if key and key in ex and ex[key] is not None and not (isinstance(ex[key], int) and 0 <= ex[key] < len(values)):
             out.append(Issue("index_out_of_range", f"{loc}.{key}", f"{key}={ex[key]!r} is outside [0, {len(values)})",
                              "recompute it from the values", fixable=True))
-    if ik and isinstance(ex.get(ik), int) and 0 <= ex[ik] < len(values) and finite[ex[ik]] != top:
+    if ik and isinstance(ex.get(ik), int) and 0 <= ex[ik] < len(values) and float(finite[ex[ik]]) != top:
         out.append(Issue("max_mismatch", f"{loc}.{ik}", f"{ik} points at {finite[ex[ik]]}, but the maximum is {top}",
                          "recompute it from the values", fixable=True))
     if mk and (not _is_num(ex.get(mk)) or abs(float(ex[mk]) - top) > 1e-6 * max(1.0, abs(top))):
@@ -186,6 +214,14 @@ def _type_ok(value: Any, kind: str) -> bool:
         return False
     if item == "object":
         return all(isinstance(v, dict) for v in value)
+    if item == "str":
+        try:
+            "".join(value)
+        except TypeError:
+            return False
+        return True
+    if item in ("float", "number"):
+        return _as_floats(value) is not None and not any(isinstance(v, bool) for v in value[:1])
     return all(_type_ok(v, "str" if item == "str" else "int" if item == "int" else "number") for v in value)
 
 

@@ -8,7 +8,8 @@ per-feature counts:
 * quantiles (nearest rank, `v_(ceil(p·n))`) are the geometric centre of the fine bin holding that rank, clipped to
   [min, max]; for values inside [10**LOG_MIN, 10**LOG_MAX] the relative error is at most `QUANTILE_REL_ERROR`;
 * the Neuronpedia-style linear histogram over [min, max] has its inner edges snapped to the nearest fine edge,
-  so its counts are exact for the edges it reports.
+  so its counts are exact for the edges it reports (neighbouring
+  edges can coincide when the range spans few fine bins).
 """
 
 from __future__ import annotations
@@ -56,8 +57,13 @@ def linear_histogram(counts: np.ndarray, vmin: float, vmax: float, n_bins: int) 
     if counts.sum() == 0:
         return [], []
     edges = fine_edges()
+    first = int(np.searchsorted(edges, vmin, side="right"))  # first fine edge above vmin
+    last = int(np.searchsorted(edges, vmax, side="right")) - 1  # last fine edge not above vmax
+    first, last = max(first, 1), min(last, FINE_BINS - 1)
+    if first > last:  # the whole range lies inside one fine bin
+        return [float(vmin), float(vmax)], [int(counts.sum())]
     targets = np.linspace(vmin, vmax, n_bins + 1)[1:-1]
-    snapped = np.clip(np.searchsorted(edges, targets), 1, FINE_BINS - 1)
+    snapped = np.clip(np.searchsorted(edges, targets), first, last)
     bounds = np.concatenate([[0], snapped, [FINE_BINS]])
     cum = np.concatenate([[0], np.cumsum(counts)])
     out_counts = cum[bounds[1:]] - cum[bounds[:-1]]

@@ -186,7 +186,8 @@ def capture_many(
     hooks: Sequence[str | HookPoint],
 ) -> dict[str, torch.Tensor]:
     """Run the model on `input_ids` [batch, pos] and return each hook's activation; stops after the last one."""
-    points = [h if isinstance(h, HookPoint) else resolve_hook(loaded, h) for h in hooks]
+    resolved = [h if isinstance(h, HookPoint) else resolve_hook(loaded, h) for h in hooks]
+    points = list({point.name: point for point in resolved}.values())
     if not points:
         raise InvalidInputError("No hook names given.")
     captured: dict[str, torch.Tensor] = {}

@@ -1,7 +1,107 @@
-"""REST routes: exports."""
+"""REST routes: Neuronpedia/SAELens export (estimate, start, status, download, validate), labels import, exports."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Any
+
+from fastapi import APIRouter, Depends, File, Query, UploadFile
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
+
+from mistudio.api.deps import get_session, get_studio
+from mistudio.errors import InvalidInputError, NotFoundError
+from mistudio.export import service
+from mistudio.export.config import ExportConfig
+from mistudio.export.labels import import_labels, parse_labels
+from mistudio.export.validate import validate_export
+from mistudio.fsutil import safe_join
+from mistudio.studio import Studio
 
 router = APIRouter(tags=["exports"])
+
+
+class ExportRequest(BaseModel):
+    config: ExportConfig = Field(default_factory=ExportConfig)
+    extraction_id: str | None = None
+
+
+class ValidateRequest(BaseModel):
+    path: str | None = Field(None, description="an export zip/folder inside MISTUDIO_HOME; default: the SAE's latest")
+    export_id: str | None = None
+
+
+@router.post("/saes/{sae_id}/export/estimate")
+def estimate_export(sae_id: str, body: ExportRequest, studio: Studio = Depends(get_studio)) -> dict[str, Any]:
+    """Archive size, time, feature count and missing data for a config."""
+    inputs = service.gather_inputs(studio, sae_id, body.extraction_id, load_weights=False)
+    return service.estimate(inputs, body.config)
+
+
+@router.post("/saes/{sae_id}/export/neuronpedia", status_code=202)
+def start_export(sae_id: str, body: ExportRequest, studio: Studio = Depends(get_studio)) -> dict[str, str]:
+    """Start an export job."""
+    from mistudio.catalog.service import get_record
+
+    with studio.sessions() as s:
+        get_record(s, sae_id)
+    started = service.start_export(studio, sae_id, body.config, body.extraction_id)
+    studio.runner.enqueue(started["job_id"])
+    return started
+
+
+def _job_export(session: Session, sae_id: str, job_id: str):  # noqa: ANN202
+    rec = service.export_for_job(session, job_id)
+    if rec.sae_id != sae_id:
+        raise NotFoundError(f"job {job_id} is not an export of SAE {sae_id}")
+    return rec
+
+
+@router.get("/saes/{sae_id}/export/status/{job_id}")
+@router.get("/saes/{sae_id}/export/neuronpedia/status/{job_id}", include_in_schema=False)
+def export_status(sae_id: str, job_id: str, studio: Studio = Depends(get_studio),
+                  session: Session = Depends(get_session)) -> dict[str, Any]:
+    """The job (stages, progress, ETA) and its export record."""
+    rec = _job_export(session, sae_id, job_id)
+    return {"job": studio.runner.get(job_id), "export": service.export_to_dict(rec)}
+
+
+@router.get("/saes/{sae_id}/export/download/{job_id}")
+@router.get("/saes/{sae_id}/export/neuronpedia/download/{job_id}", include_in_schema=False)
+def download_export(sae_id: str, job_id: str, studio: Studio = Depends(get_studio),
+                    session: Session = Depends(get_session)) -> FileResponse:
+    """Stream the finished archive."""
+    rec = _job_export(session, sae_id, job_id)
+    path = service.export_path(studio, rec)
+    return FileResponse(path, media_type="application/zip", filename=f"mistudio-export-{sae_id}-{job_id}.zip")
+
+
+@router.post("/saes/{sae_id}/export/validate")
+def validate(sae_id: str, body: ValidateRequest, studio: Studio = Depends(get_studio),
+             session: Session = Depends(get_session)) -> dict[str, Any]:
+    """Validate an export archive (by path inside the store, export id, or the SAE's latest completed export)."""
+    if body.path:
+        path = safe_join(studio.settings.home, body.path)
+    else:
+        items = service.list_exports(session, sae_id, page_size=100)["items"]
+        chosen = [e for e in items if e["status"] == "completed" and (body.export_id in (None, e["id"]))]
+        if not chosen:
+            raise InvalidInputError(f"SAE {sae_id} has no completed export to validate")
+        path = studio.settings.absolute(chosen[0]["output_path"])
+    report = validate_export(path)
+    return {**report.to_dict(), "text": report.to_text()}
+
+
+@router.post("/saes/{sae_id}/labels/import")
+async def import_labels_route(sae_id: str, file: UploadFile = File(...),
+                              session: Session = Depends(get_session)) -> dict[str, Any]:
+    """Import explanations/labels from a CSV or JSON upload."""
+    rows = parse_labels(await file.read(), file.filename or "labels.csv")
+    return import_labels(session, sae_id, rows)
+
+
+@router.get("/exports")
+def list_exports(sae_id: str | None = None, page: int = Query(1, ge=1), page_size: int = Query(50, ge=1, le=500),
+                 session: Session = Depends(get_session)) -> dict[str, Any]:
+    """Exports, newest first."""
+    return service.list_exports(session, sae_id, page, page_size)

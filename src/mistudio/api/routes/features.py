@@ -1,7 +1,92 @@
-"""REST routes: features."""
+"""REST routes: extractions, feature lists (SQL over feature summaries), feature dashboards and labels."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Literal
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mistudio.api.deps import get_session, get_studio
+from mistudio.catalog.service import get_record
+from mistudio.db.models import Explanation
+from mistudio.extraction import api as extraction_api
+from mistudio.extraction.summaries import get_label, list_features, set_label
+from mistudio.studio import Studio
 
 router = APIRouter(tags=["features"])
+
+
+class ExtractRequest(BaseModel):
+    model: str | None = Field(None, description="HF model id or local folder; default: the SAE's model.")
+    dataset: str = Field(description="A .txt/.jsonl/.parquet file or folder, a save_to_disk folder, "
+                                     "`builtin:corpus`, or an HF dataset id.")
+    n_tokens: int | None = Field(None, ge=1)
+    n_prompts: int | None = Field(None, ge=1)
+    context_size: int | None = Field(None, ge=2, le=8192)
+    top_k: int | None = Field(None, ge=1, le=1000)
+    batch_size: int | None = Field(None, ge=1)
+    device: str | None = None
+    seed: int | None = None
+    text_field: str | None = None
+
+
+class LabelRequest(BaseModel):
+    label: str | None = Field(None, max_length=512)
+    category: str | None = Field(None, max_length=255)
+
+
+@router.post("/saes/{sae_id}/extract", status_code=202)
+def start_extract(sae_id: str, body: ExtractRequest, studio: Studio = Depends(get_studio)) -> dict:
+    """Queue an extraction job (or reuse a finished identical one)."""
+    settings = body.model_dump(exclude={"model", "dataset"}, exclude_none=True)
+    return extraction_api.start_extraction(studio, sae_id, body.model, body.dataset, **settings)
+
+
+@router.get("/saes/{sae_id}/extractions")
+def extractions(sae_id: str, studio: Studio = Depends(get_studio)) -> list[dict]:
+    """The SAE's extractions, newest first."""
+    return extraction_api.list_extractions(studio, sae_id)
+
+
+@router.get("/saes/{sae_id}/features")
+def features(sae_id: str, sort: Literal["index", "frequency", "max", "mean"] = "index",
+             order: Literal["asc", "desc"] = "asc", dead: bool | None = None, labeled: bool | None = None,
+             min_freq: float | None = None, max_freq: float | None = None, search: str | None = None,
+             page: int = Query(1, ge=1), page_size: int = Query(50, ge=1, le=1000),
+             extraction_id: str | None = None, studio: Studio = Depends(get_studio),
+             session: Session = Depends(get_session)) -> dict:
+    """One page of the SAE's features (latest completed extraction unless `extraction_id` is given)."""
+    extraction_id = extraction_id or extraction_api.latest_extraction_id(studio, sae_id)
+    result = list_features(session, extraction_id, sort=sort, order=order, dead=dead, labeled=labeled,
+                           min_freq=min_freq, max_freq=max_freq, search=search, page=page, page_size=page_size)
+    return {**result, "extraction_id": extraction_id}
+
+
+@router.get("/saes/{sae_id}/features/{feature_id}/dashboard")
+def dashboard(sae_id: str, feature_id: int, n_examples: int | None = Query(None, ge=1),
+              logit_k: int | None = Query(None, ge=1, le=50), n_bins: int | None = Query(None, ge=2, le=200),
+              rank_tokens_by: Literal["sum", "count", "mean"] = "sum", extraction_id: str | None = None,
+              studio: Studio = Depends(get_studio), session: Session = Depends(get_session)) -> dict:
+    """The feature's dashboard data plus its label and explanations."""
+    extraction_id, store = extraction_api.get_store(studio, sae_id, extraction_id)
+    data = store.feature_dashboard(feature_id, n_examples=n_examples, logit_k=logit_k, n_bins=n_bins,
+                                   rank_tokens_by=rank_tokens_by)
+    label, category = get_label(session, extraction_id, feature_id)
+    rows = session.scalars(select(Explanation).where(Explanation.sae_id == sae_id,
+                                                     Explanation.feature_index == feature_id)
+                           .order_by(Explanation.created_at))
+    explanations = [{"id": e.id, "description": e.description, "method": e.method, "model": e.model,
+                     "score": e.score, "created_at": e.created_at.isoformat() if e.created_at else None}
+                    for e in rows]
+    return {**data, "sae_id": sae_id, "extraction_id": extraction_id, "label": label, "category": category,
+            "explanations": explanations}
+
+
+@router.put("/saes/{sae_id}/features/{index}/label")
+def label(sae_id: str, index: int, body: LabelRequest, session: Session = Depends(get_session)) -> dict:
+    """Set (or clear, with null) a feature's label."""
+    get_record(session, sae_id)
+    return set_label(session, sae_id, index, body.label, body.category)

@@ -1,0 +1,70 @@
+/** The studio shell: header navigation, theme switch, the routed screen and the export dialog. */
+import { useEffect, useState } from "react";
+import { ExportToNeuronpedia } from "./components/ExportToNeuronpedia";
+import { FeatureDashboard } from "./components/FeatureDashboard";
+import { JobsList } from "./components/JobsList";
+import { SAEDetail } from "./components/SAEDetail";
+import { SAEsPanel } from "./components/SAEsPanel";
+import { isFinished } from "./api/watchJob";
+import { matchRoute, navigate, usePath } from "./lib/router";
+import { useJobsStore } from "./stores/jobsStore";
+
+type Theme = "light" | "dark";
+
+function initialTheme(): Theme {
+  const saved = localStorage.getItem("mistudio-theme");
+  if (saved === "light" || saved === "dark") return saved;
+  return window.matchMedia?.("(prefers-color-scheme: dark)").matches ? "dark" : "light";
+}
+
+function NavLink({ to, children, current }: { to: string; children: React.ReactNode; current: boolean }) {
+  return (
+    <a href={to} aria-current={current ? "page" : undefined} onClick={(e) => { e.preventDefault(); navigate(to); }}>
+      {children}
+    </a>
+  );
+}
+
+export function App() {
+  const route = matchRoute(usePath());
+  const [theme, setTheme] = useState<Theme>(initialTheme);
+  const refreshJobs = useJobsStore((s) => s.refresh);
+  const runningCount = useJobsStore((s) => Object.values(s.jobs).filter((j) => !isFinished(j)).length);
+
+  useEffect(() => {
+    document.documentElement.dataset.theme = theme;
+    localStorage.setItem("mistudio-theme", theme);
+  }, [theme]);
+  useEffect(() => {
+    void refreshJobs();
+  }, [refreshJobs]);
+
+  return (
+    <div className="app">
+      <a className="skip-link" href="#main">Skip to content</a>
+      <header className="topbar">
+        <a className="brand" href="/" onClick={(e) => { e.preventDefault(); navigate("/"); }}>miStudio</a>
+        <nav aria-label="Main">
+          <NavLink to="/" current={route.name === "saes" || route.name === "sae" || route.name === "feature"}>SAEs</NavLink>
+          <NavLink to="/jobs" current={route.name === "jobs"}>
+            Jobs{runningCount > 0 && <span className="count-badge" aria-label={`${runningCount} running`}>{runningCount}</span>}
+          </NavLink>
+        </nav>
+        <button type="button" className="theme-toggle" onClick={() => setTheme(theme === "dark" ? "light" : "dark")}
+          aria-label={`Switch to ${theme === "dark" ? "light" : "dark"} theme`}>
+          {theme === "dark" ? "☀ Light" : "☾ Dark"}
+        </button>
+      </header>
+      <main id="main">
+        {route.name === "saes" && <SAEsPanel />}
+        {route.name === "sae" && <SAEDetail saeId={route.saeId} key={route.saeId} />}
+        {route.name === "feature" && <FeatureDashboard saeId={route.saeId} index={route.index} />}
+        {route.name === "jobs" && <JobsList />}
+        {route.name === "notFound" && (
+          <section className="panel"><h1>Page not found</h1><NavLink to="/" current={false}>Back to SAEs</NavLink></section>
+        )}
+      </main>
+      <ExportToNeuronpedia />
+    </div>
+  );
+}

@@ -1,0 +1,70 @@
+"""The `export` job type: runs the export pipeline with stages, progress, cancel/pause and crash resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mistudio.db.models import ExportRecord, utcnow
+from mistudio.errors import JobCancelled
+from mistudio.export.builder import STAGES, ExportHooks, build_export
+from mistudio.export.config import ExportConfig
+from mistudio.export.service import gather_inputs
+from mistudio.jobs.context import JobContext, JobPaused
+from mistudio.jobs.registry import register_job_type
+from mistudio.settings import get_settings
+
+
+def _update(ctx: JobContext, export_id: str, **fields: Any) -> None:
+    with ctx.session() as s, s.begin():
+        rec = s.get(ExportRecord, export_id)
+        for key, value in fields.items():
+            setattr(rec, key, value)
+
+
+@register_job_type("export")
+def export_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
+    """Export an SAE; the work folder is keyed by job id, so a resumed job continues from its last batch."""
+    settings = get_settings()
+    export_id = params["export_id"]
+    cfg = ExportConfig.model_validate(params["config"])
+    ctx.set_stages(STAGES)
+    _update(ctx, export_id, status="running", error_message=None)
+    out = settings.exports_dir / f"{ctx.job_id}.zip"
+    work = settings.tmp_dir / f"export-{ctx.job_id}"
+    current = [0]
+
+    def stage(name: str) -> None:
+        current[0] = STAGES.index(name)
+        ctx.stage(name)
+
+    def progress(fraction: float, message: str | None) -> None:
+        ctx.progress((current[0] + fraction) / len(STAGES), message, stage_fraction=fraction)
+
+    hooks = ExportHooks(stage=stage, progress=progress, check_cancelled=ctx.check_cancelled)
+    try:
+        inputs = gather_inputs(_studio(), params["sae_id"], params.get("extraction_id"),
+                               load_weights=cfg.wants_saelens)
+        result = build_export(inputs, cfg, out, work, hooks)
+    except JobPaused:
+        _update(ctx, export_id, status="paused")
+        raise
+    except JobCancelled:
+        _update(ctx, export_id, status="cancelled", finished_at=utcnow())
+        raise
+    except Exception as exc:
+        _update(ctx, export_id, status="failed", error_message=getattr(exc, "message", None) or str(exc),
+                finished_at=utcnow())
+        raise
+    _update(ctx, export_id, status="completed", output_path=settings.relative_to_home(Path(out)),
+            file_size_bytes=result["file_size_bytes"], feature_count=result["feature_count"],
+            timings=result["timings"], finished_at=utcnow())
+    result["output_path"] = settings.relative_to_home(Path(out))
+    result["export_id"] = export_id
+    return result
+
+
+def _studio():  # noqa: ANN202 - the job runs inside the studio whose settings are current
+    from mistudio.studio import Studio
+
+    return Studio.open()

@@ -1,0 +1,160 @@
+"""Export service: gather an SAE's export inputs from the studio, estimate, start export jobs, list exports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mistudio.db.models import Explanation, ExportRecord, Extraction, FeatureSummary
+from mistudio.errors import InvalidInputError, NotFoundError
+from mistudio.export.builder import ExportInputs, SAEInfo
+from mistudio.export.config import ExportConfig
+from mistudio.export.selection import select_features
+from mistudio.export.validate import MIN_EXAMPLES
+from mistudio.studio import Studio
+
+# measured by benchmarks/bench_export.py (2-core machine): packaging seconds and archive bytes per feature
+# at 20 examples × 128 tokens; scaled linearly with examples × context size
+_SECONDS_PER_FEATURE = 0.0025
+_BYTES_PER_FEATURE = 9000
+
+
+def latest_extraction(session: Session, sae_id: str, extraction_id: str | None = None) -> Extraction:
+    """The requested extraction, or the SAE's newest completed one."""
+    if extraction_id:
+        ext = session.get(Extraction, extraction_id)
+        if ext is None or ext.sae_id != sae_id:
+            raise NotFoundError(f"extraction {extraction_id} of SAE {sae_id} not found")
+        return ext
+    ext = session.scalars(select(Extraction).where(Extraction.sae_id == sae_id, Extraction.status == "completed")
+                          .order_by(Extraction.created_at.desc())).first()
+    if ext is None:
+        raise InvalidInputError(f"SAE {sae_id} has no completed extraction; run `mistudio extract` first")
+    return ext
+
+
+def explanations_for(session: Session, sae_id: str) -> dict[int, list[dict[str, Any]]]:
+    """Every explanation of the SAE, per feature, oldest first."""
+    out: dict[int, list[dict[str, Any]]] = {}
+    rows = session.scalars(select(Explanation).where(Explanation.sae_id == sae_id)
+                           .order_by(Explanation.feature_index, Explanation.created_at, Explanation.id))
+    for e in rows:
+        out.setdefault(e.feature_index, []).append({
+            "description": e.description, "method": e.method, "model": e.model, "score": e.score,
+            "created_at": e.created_at.isoformat() if e.created_at else None})
+    return out
+
+
+def labels_for(session: Session, extraction_id: str) -> dict[int, tuple[str | None, str | None]]:
+    """(label, category) per feature of an extraction."""
+    rows = session.execute(select(FeatureSummary.feature_index, FeatureSummary.label, FeatureSummary.category)
+                           .where(FeatureSummary.extraction_id == extraction_id))
+    return {i: (label, cat) for i, label, cat in rows if label or cat}
+
+
+def gather_inputs(studio: Studio, sae_id: str, extraction_id: str | None = None,
+                  load_weights: bool = True) -> ExportInputs:
+    """Everything an export of `sae_id` reads: SAE weights, feature store, explanations, labels."""
+    from mistudio.catalog.service import get_record, load_sae_for
+    from mistudio.extraction.store import open_store
+
+    with studio.sessions() as s:
+        record = get_record(s, sae_id)
+        ext = latest_extraction(s, sae_id, extraction_id)
+        if not ext.store_path:
+            raise InvalidInputError(f"extraction {ext.id} has no feature store")
+        store_path, ext_id, model_name = ext.store_path, ext.id, ext.model_name
+        explanations, labels = explanations_for(s, sae_id), labels_for(s, ext.id)
+        d_sae = record.d_sae
+    source = open_store(studio.settings.absolute(store_path))
+    sae = load_sae_for(studio, sae_id) if load_weights else None
+    if sae is not None:
+        info = SAEInfo.from_sae(sae, sae_id)
+    else:
+        info = SAEInfo(sae_id=sae_id, model_name=record.model_name, hook_name=record.hook_name, layer=record.layer,
+                       d_in=record.d_in or 1, d_sae=d_sae or source.n_features,
+                       architecture=record.architecture or "standard")
+
+    def compute_part(part: str) -> None:
+        if part != "logit_lens" or sae is None:
+            raise InvalidInputError(f"the feature store lacks '{part}'; re-run the extraction to compute it")
+        from mistudio.lm.loading import load_model
+
+        source.ensure_parts(load_model(model_name or info.model_name), sae)
+
+    return ExportInputs(source=source, info=info, sae=sae, explanations=explanations, labels=labels,
+                        extraction_id=ext_id, compute_part=compute_part)
+
+
+def estimate(inputs: ExportInputs, cfg: ExportConfig) -> dict[str, Any]:
+    """Archive size, packaging time, feature count and the data that is missing and will be computed."""
+    summary = inputs.source.summary_arrays()
+    indices = select_features(cfg.selection, inputs.source.n_features, summary, inputs.labels)
+    ctx = int((inputs.source.manifest or {}).get("context_size") or 128)
+    scale = cfg.n_examples / 20 * ctx / 128
+    has = getattr(inputs.source, "has", None)
+    missing = [p for p in ("top_examples", "logit_lens", "histograms", "vocab") if has is not None and not has(p)]
+    dead = int(summary["dead"][indices].sum())
+    weights = inputs.info.d_sae * inputs.info.d_in * 2 * 4 if cfg.wants_saelens else 0
+    n = len(indices)
+    return {"n_features": n, "size_bytes": int(n * _BYTES_PER_FEATURE * scale + weights),
+            "seconds": round(n * _SECONDS_PER_FEATURE * scale + (60.0 if "logit_lens" in missing else 0.0), 1),
+            "missing": missing, "n_dead": dead,
+            "notes": [f"{dead} dead feature(s) have no examples and are left out of the Neuronpedia batches"] if dead
+            else [], "min_examples": MIN_EXAMPLES}
+
+
+def start_export(studio: Studio, sae_id: str, cfg: ExportConfig, extraction_id: str | None = None) -> dict[str, str]:
+    """Create the export record and queue its job; returns `{job_id, export_id}`."""
+    with studio.sessions() as s, s.begin():
+        ext = latest_extraction(s, sae_id, extraction_id)
+        record = ExportRecord(sae_id=sae_id, extraction_id=ext.id, config=cfg.model_dump(), status="pending",
+                              base_export_id=None)
+        s.add(record)
+        s.flush()
+        export_id = record.id
+    params = {"export_id": export_id, "sae_id": sae_id, "extraction_id": ext.id, "config": cfg.model_dump()}
+    job_id = studio.runner.create("export", params, sae_id)
+    with studio.sessions() as s, s.begin():
+        s.get(ExportRecord, export_id).job_id = job_id
+    return {"job_id": job_id, "export_id": export_id}
+
+
+def export_to_dict(rec: ExportRecord) -> dict[str, Any]:
+    """JSON view of an export record."""
+    return {"id": rec.id, "sae_id": rec.sae_id, "job_id": rec.job_id, "extraction_id": rec.extraction_id,
+            "config": rec.config, "status": rec.status, "output_path": rec.output_path,
+            "file_size_bytes": rec.file_size_bytes, "feature_count": rec.feature_count, "timings": rec.timings,
+            "error_message": rec.error_message, "base_export_id": rec.base_export_id,
+            "created_at": rec.created_at.isoformat() if rec.created_at else None,
+            "finished_at": rec.finished_at.isoformat() if rec.finished_at else None}
+
+
+def list_exports(session: Session, sae_id: str | None = None, page: int = 1, page_size: int = 50) -> dict[str, Any]:
+    """Exports, newest first, paginated."""
+    from sqlalchemy import func
+
+    q = select(ExportRecord)
+    if sae_id:
+        q = q.where(ExportRecord.sae_id == sae_id)
+    total = session.scalar(select(func.count()).select_from(q.subquery())) or 0
+    rows = session.scalars(q.order_by(ExportRecord.created_at.desc()).offset((page - 1) * page_size).limit(page_size))
+    return {"items": [export_to_dict(r) for r in rows], "total": total, "page": page, "page_size": page_size}
+
+
+def export_for_job(session: Session, job_id: str) -> ExportRecord:
+    """The export record a job produces."""
+    rec = session.scalars(select(ExportRecord).where(ExportRecord.job_id == job_id)).first()
+    if rec is None:
+        raise NotFoundError(f"no export for job {job_id}")
+    return rec
+
+
+def export_path(studio: Studio, rec: ExportRecord) -> Path:
+    """The finished archive of an export."""
+    if rec.status != "completed" or not rec.output_path:
+        raise InvalidInputError(f"export {rec.id} is {rec.status}; download it when it has completed")
+    return studio.settings.absolute(rec.output_path)

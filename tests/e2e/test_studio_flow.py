@@ -1,0 +1,217 @@
+"""The studio end to end in Chromium: Gemma Scope download, extraction, feature dashboard, Neuronpedia export,
+jobs list, delete. The steps run in order on one page and share `FLOW`; a step whose input is missing skips."""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from mistudio.testing.hub_repos import GEMMA_SCOPE_D_IN, GEMMA_SCOPE_REPO, GEMMA_SCOPE_WIDTHS
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+
+FLOW: dict[str, object] = {}
+WIDTH_FOLDER = "width_16k"
+D_SAE = GEMMA_SCOPE_WIDTHS[WIDTH_FOLDER]
+
+
+def _need(key: str) -> object:
+    if key not in FLOW:
+        pytest.skip(f"needs `{key}` from an earlier step of the flow")
+    return FLOW[key]
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-weight gemma2-family LM whose residual width matches the fake Gemma Scope SAEs."""
+    from mistudio.testing.tiny_models import build_tiny_model
+
+    return build_tiny_model("gemma2", tmp_path_factory.mktemp("tiny-gemma2"), n_layers=2, d_model=GEMMA_SCOPE_D_IN)
+
+
+def test_empty_state(page, shoot) -> None:
+    page.goto("/")
+    empty = page.get_by_test_id("empty-state")
+    empty.wait_for()
+    assert "mistudio demo" in empty.inner_text()
+    shoot(page, "01-saes-empty")
+
+
+def test_unknown_repo_error_shown_inline(page, shoot) -> None:
+    page.goto("/")
+    page.get_by_role("button", name="+ Download from HuggingFace").click()
+    dialog = page.get_by_test_id("download-hf")
+    dialog.get_by_label("Repository id").fill("nobody/no-such-repo")
+    dialog.get_by_role("button", name="Browse").click()
+    error = dialog.get_by_test_id("browse-error")
+    error.wait_for()
+    assert "no-such-repo" in error.inner_text() or "not found" in error.inner_text().lower()
+    shoot(page, "02-download-unknown-repo")
+    page.keyboard.press("Escape")
+    dialog.wait_for(state="detached")
+
+
+def test_browse_gemma_scope_and_download(page, shoot) -> None:
+    page.goto("/")
+    page.get_by_role("button", name="+ Download from HuggingFace").click()
+    dialog = page.get_by_test_id("download-hf")
+    dialog.get_by_label("Repository id").fill(GEMMA_SCOPE_REPO)
+    dialog.get_by_label("Repository id").press("Enter")
+    pickers = dialog.get_by_test_id("gemma-scope-pickers")
+    pickers.wait_for()
+    pickers.get_by_label("Layer").select_option("0")
+    width_label = pickers.get_by_label("Width").locator("option").filter(has_text=re.compile("16k")).first.get_attribute("value")
+    pickers.get_by_label("Width").select_option(width_label)
+    l0_options = pickers.get_by_label("Average L0").locator("option").all_inner_texts()
+    assert l0_options == ["22", "41", "82"]
+    pickers.get_by_label("Average L0").select_option("22")
+    preview = dialog.get_by_test_id("hub-preview")
+    assert preview.get_by_test_id("preview-dims").inner_text() == f"{GEMMA_SCOPE_D_IN} → {D_SAE}"
+    assert "parameters" in preview.get_by_test_id("memory-estimate").inner_text()
+    shoot(page, "03-download-gemma-scope-pickers")
+    dialog.get_by_role("button", name=re.compile(r"^Download")).click()
+    status = dialog.get_by_test_id("download-status")
+    status.wait_for()
+    shoot(page, "04-download-progress")
+    status.get_by_text("Downloaded and added to your SAEs.").wait_for(timeout=60_000)
+    shoot(page, "05-download-complete")
+    dialog.get_by_role("button", name="Done").click()
+    card = page.get_by_test_id("sae-card").first
+    card.wait_for()
+    page.wait_for_function("() => !document.querySelector('[data-testid=sae-card] .status-downloading')")
+    assert card.get_by_test_id("source-badge").inner_text() == "Gemma Scope"
+    assert card.get_by_test_id("dimensions").inner_text() == f"{GEMMA_SCOPE_D_IN} → {D_SAE}"
+    assert "layer_0/width_16k/average_l0_22" in card.inner_text()
+    FLOW["sae_id"] = card.get_attribute("data-sae-id")
+    shoot(page, "06-saes-panel")
+
+
+def test_filters_and_search(page) -> None:
+    _need("sae_id")
+    page.goto("/")
+    page.get_by_test_id("sae-card").first.wait_for()
+    page.get_by_label("Source").select_option("upload")
+    page.get_by_text("No SAE matches these filters.").wait_for()
+    page.get_by_label("Source").select_option("gemma_scope")
+    page.get_by_test_id("sae-card").first.wait_for()
+    page.get_by_label("Search").fill("width_16k")
+    page.wait_for_timeout(600)
+    assert page.get_by_test_id("sae-card").count() == 1
+
+
+def test_extraction(page, shoot, tiny_model: Path) -> None:
+    sae_id = _need("sae_id")
+    page.goto(f"/saes/{sae_id}")
+    launcher = page.get_by_test_id("extraction-launcher")
+    launcher.wait_for()
+    shoot(page, "07-sae-detail")
+    launcher.get_by_label("Model").fill(str(tiny_model))
+    launcher.get_by_label("Dataset").fill("builtin:corpus")
+    launcher.get_by_label("Tokens").fill("2048")
+    launcher.get_by_label("Context size").fill("32")
+    launcher.get_by_role("button", name="Start extraction").click()
+    launcher.get_by_test_id("extraction-progress").wait_for()
+    shoot(page, "08-extraction-progress", full_page=False)
+    done = page.locator('[data-testid="feature-browser"], [data-testid="extraction-progress"] .error')
+    done.first.wait_for(timeout=180_000)
+    failure = launcher.locator(".error")
+    assert failure.count() == 0, f"extraction failed: {failure.first.inner_text()}"
+    rows = page.get_by_test_id("feature-row")
+    rows.first.wait_for()
+    assert rows.count() > 0
+    FLOW["extracted"] = True
+    shoot(page, "09-feature-browser")
+
+
+def test_feature_dashboard(page, shoot) -> None:
+    sae_id = _need("sae_id")
+    _need("extracted")
+    page.goto(f"/saes/{sae_id}")
+    page.get_by_test_id("feature-row").first.get_by_role("link").click()
+    dashboard = page.get_by_test_id("feature-dashboard")
+    dashboard.wait_for()
+    tokens = dashboard.get_by_test_id("highlighted-token")
+    tokens.first.wait_for()
+    assert tokens.count() > 0
+    assert dashboard.locator(".tok.max").count() >= 1
+    tokens.first.hover()
+    assert "=" in dashboard.locator(".hover-readout").first.inner_text()
+    dashboard.get_by_test_id("activation-histogram").locator("svg rect").first.wait_for()
+    dashboard.get_by_label("Label").fill("e2e label")
+    dashboard.get_by_role("button", name="Save label").click()
+    dashboard.get_by_text("Saved").wait_for()
+    shoot(page, "10-feature-dashboard")
+    page.get_by_role("button", name=re.compile("dark theme", re.I)).click()
+    shoot(page, "11-feature-dashboard-dark", full_page=False)
+    page.get_by_role("button", name=re.compile("light theme", re.I)).click()
+
+
+def test_export_validate_and_download(page, shoot, tmp_path: Path) -> None:
+    sae_id = _need("sae_id")
+    _need("extracted")
+    page.goto(f"/saes/{sae_id}")
+    page.get_by_role("button", name="Export to Neuronpedia").click()
+    dialog = page.get_by_test_id("export-dialog")
+    dialog.get_by_test_id("export-estimate").get_by_text("Estimated size").wait_for()
+    shoot(page, "12-export-dialog")
+    dialog.get_by_role("button", name="Validate").click()
+    check = dialog.get_by_test_id("config-check")
+    check.wait_for(timeout=60_000)
+    assert check.inner_text().startswith("✓"), check.inner_text()
+    shoot(page, "13-export-validated")
+    dialog.get_by_role("button", name="Export", exact=True).click()
+    progress = page.get_by_test_id("export-progress")
+    progress.wait_for()
+    progress.get_by_test_id("stage-row").first.wait_for()
+    shoot(page, "14-export-progress")
+    complete = page.get_by_test_id("export-complete")
+    complete.wait_for(timeout=180_000)
+    complete.get_by_role("button", name="Validate archive").click()
+    report = complete.get_by_test_id("validation-report")
+    report.wait_for(timeout=60_000)
+    assert "✓ valid" in report.inner_text(), report.inner_text()
+    shoot(page, "15-export-complete")
+    with page.expect_download() as info:
+        complete.get_by_test_id("download-archive").click()
+    archive = tmp_path / "export.zip"
+    info.value.save_as(archive)
+    assert zipfile.is_zipfile(archive)
+    from mistudio.export.validate import validate_export
+
+    report = validate_export(archive)
+    assert report.ok, report.to_text()
+    FLOW["exported"] = True
+    complete.get_by_role("button", name="View upload instructions").click()
+    complete.get_by_test_id("upload-instructions").wait_for()
+    page.keyboard.press("Escape")
+
+
+def test_jobs_list_survives_reload(page, shoot) -> None:
+    _need("sae_id")
+    page.goto("/jobs")
+    page.reload()
+    jobs = page.get_by_test_id("jobs-list")
+    jobs.get_by_test_id("job-row").first.wait_for()
+    types = {row.get_attribute("data-type") for row in jobs.get_by_test_id("job-row").all()}
+    assert "sae_download" in types
+    if FLOW.get("extracted"):
+        assert "extraction" in types
+    if FLOW.get("exported"):
+        assert "export" in types
+    shoot(page, "16-jobs")
+
+
+def test_delete_sae(page, shoot) -> None:
+    sae_id = _need("sae_id")
+    page.goto("/")
+    card = page.locator(f'[data-sae-id="{sae_id}"]')
+    card.get_by_role("button", name="Delete").click()
+    confirm = page.get_by_test_id("confirm-dialog")
+    shoot(page, "17-delete-confirm")
+    confirm.get_by_role("button", name="Delete").click()
+    card.wait_for(state="detached")
+    page.get_by_test_id("empty-state").wait_for()
+    assert not page.console_errors or all("404" in e or "Failed to load resource" in e for e in page.console_errors), page.console_errors
