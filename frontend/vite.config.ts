@@ -1,5 +1,4 @@
-/// <reference types="vitest" />
-import { defineConfig } from "vite";
+import { defineConfig } from "vitest/config";
 
 // React without @vitejs/plugin-react: esbuild compiles JSX with the automatic runtime.
 export default defineConfig({

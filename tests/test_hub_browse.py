@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from huggingface_hub import HfApi, hf_hub_download, snapshot_download
 from safetensors import safe_open
+from safetensors.numpy import save_file
 
+import mistudio
 from mistudio.errors import HubAuthError, HubError, HubUnreachableError, NotFoundError
 from mistudio.hub.browse import browse_repo
 from mistudio.hub.download import gemma_scope_path, resolve_gemma_scope
@@ -158,3 +163,38 @@ def test_browse_unreachable_and_offline(fake_hub: FakeHub, monkeypatch: pytest.M
     reset_settings()
     with pytest.raises(HubUnreachableError, match="HF_HUB_OFFLINE"):
         browse_repo(R.SAELENS_REPO)
+
+
+def test_fake_hub_command_line(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(mistudio.__file__).parents[1]),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-m", "mistudio.testing.fake_hub", "--root", str(tmp_path),
+                             "--port", "0", "--populate"], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout is not None
+        endpoint = proc.stdout.readline().strip().rsplit(" at ", 1)[1]
+        listing = browse_repo(R.SPARSIFY_REPO, endpoint=endpoint)
+        assert [s.path for s in listing.saes] == ["layers.0", "layers.1"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_browse_reports_a_corrupt_sae_without_failing(tmp_path: Path) -> None:
+    base = tmp_path / "someone" / "broken" / "main"
+    for folder in ("good", "bad", "truncated"):
+        (base / folder).mkdir(parents=True)
+        (base / folder / "cfg.json").write_text("{}")
+        save_file({"W_enc": np.zeros((4, 8), np.float32)}, str(base / folder / "sae_weights.safetensors"))
+    (base / "bad" / "cfg.json").write_text("{not json")
+    (base / "truncated" / "sae_weights.safetensors").write_bytes(b"\xff" * 12)
+    R.write_npz(base / "npz" / "params.npz", {"W_enc": np.zeros((4, 8), np.float32)})
+    (base / "npz" / "params.npz").write_bytes(b"PK-truncated")
+    with FakeHub(tmp_path) as hub:
+        listing = browse_repo("someone/broken", endpoint=hub.endpoint)
+        with pytest.raises(NotFoundError, match="SAEs there include: bad, good, npz, truncated"):
+            listing.sae("nope")
+    errors = {s.path: s.error or "" for s in listing.saes}
+    assert "not valid JSON" in errors["bad"] and "not a readable .npz" in errors["npz"]
+    assert "no readable safetensors header" in errors["truncated"] and errors["good"] == ""
+    assert listing.sae("good").tensors == {"W_enc": [4, 8]} and listing.sae("good").d_sae == 8

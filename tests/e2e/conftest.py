@@ -25,8 +25,6 @@ SCREENSHOTS = REPO_ROOT / "test-artifacts" / "screenshots"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 
-pytestmark = pytest.mark.e2e
-
 
 def _require_browser() -> None:
     if not CHROMIUM.exists():

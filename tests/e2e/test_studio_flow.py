@@ -49,7 +49,7 @@ def test_unknown_repo_error_shown_inline(page, shoot) -> None:
     error = dialog.get_by_test_id("browse-error")
     error.wait_for()
     assert "no-such-repo" in error.inner_text() or "not found" in error.inner_text().lower()
-    shoot(page, "02-download-unknown-repo")
+    shoot(page, "02-download-unknown-repo", full_page=False)
     page.keyboard.press("Escape")
     dialog.wait_for(state="detached")
 
@@ -71,13 +71,13 @@ def test_browse_gemma_scope_and_download(page, shoot) -> None:
     preview = dialog.get_by_test_id("hub-preview")
     assert preview.get_by_test_id("preview-dims").inner_text() == f"{GEMMA_SCOPE_D_IN} → {D_SAE}"
     assert "parameters" in preview.get_by_test_id("memory-estimate").inner_text()
-    shoot(page, "03-download-gemma-scope-pickers")
+    shoot(page, "03-download-gemma-scope-pickers", full_page=False)
     dialog.get_by_role("button", name=re.compile(r"^Download")).click()
     status = dialog.get_by_test_id("download-status")
     status.wait_for()
-    shoot(page, "04-download-progress")
+    shoot(page, "04-download-progress", full_page=False)
     status.get_by_text("Downloaded and added to your SAEs.").wait_for(timeout=60_000)
-    shoot(page, "05-download-complete")
+    shoot(page, "05-download-complete", full_page=False)
     dialog.get_by_role("button", name="Done").click()
     card = page.get_by_test_id("sae-card").first
     card.wait_for()
@@ -156,24 +156,28 @@ def test_export_validate_and_download(page, shoot, tmp_path: Path) -> None:
     page.get_by_role("button", name="Export to Neuronpedia").click()
     dialog = page.get_by_test_id("export-dialog")
     dialog.get_by_test_id("export-estimate").get_by_text("Estimated size").wait_for()
-    shoot(page, "12-export-dialog")
+    shoot(page, "12-export-dialog", full_page=False)
     dialog.get_by_role("button", name="Validate").click()
     check = dialog.get_by_test_id("config-check")
     check.wait_for(timeout=60_000)
     assert check.inner_text().startswith("✓"), check.inner_text()
-    shoot(page, "13-export-validated")
+    shoot(page, "13-export-validated", full_page=False)
     dialog.get_by_role("button", name="Export", exact=True).click()
     progress = page.get_by_test_id("export-progress")
     progress.wait_for()
     progress.get_by_test_id("stage-row").first.wait_for()
-    shoot(page, "14-export-progress")
+    shoot(page, "14-export-progress", full_page=False)
     complete = page.get_by_test_id("export-complete")
     complete.wait_for(timeout=180_000)
+    jobs = page.request.get("/api/v1/jobs?limit=5").json()["items"]
+    export_job = next(j for j in jobs if j["type"] == "export")
+    assert export_job["status"] == "completed"
+    assert [st["status"] for st in export_job["stages"]] == ["completed"] * len(export_job["stages"])
     complete.get_by_role("button", name="Validate archive").click()
     report = complete.get_by_test_id("validation-report")
     report.wait_for(timeout=60_000)
     assert "✓ valid" in report.inner_text(), report.inner_text()
-    shoot(page, "15-export-complete")
+    shoot(page, "15-export-complete", full_page=False)
     with page.expect_download() as info:
         complete.get_by_test_id("download-archive").click()
     archive = tmp_path / "export.zip"
@@ -210,8 +214,33 @@ def test_delete_sae(page, shoot) -> None:
     card = page.locator(f'[data-sae-id="{sae_id}"]')
     card.get_by_role("button", name="Delete").click()
     confirm = page.get_by_test_id("confirm-dialog")
-    shoot(page, "17-delete-confirm")
+    shoot(page, "17-delete-confirm", full_page=False)
     confirm.get_by_role("button", name="Delete").click()
     card.wait_for(state="detached")
     page.get_by_test_id("empty-state").wait_for()
     assert not page.console_errors or all("404" in e or "Failed to load resource" in e for e in page.console_errors), page.console_errors
+
+
+def test_import_local_sae(page, shoot, e2e_hub, tmp_path: Path) -> None:
+    from mistudio.testing.hub_repos import SAELENS_REPO
+
+    folder = e2e_hub.file_path(SAELENS_REPO, "blocks.0.hook_resid_pre")
+    archive = tmp_path / "my-saelens-sae.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in sorted(folder.iterdir()):
+            zf.write(path, f"blocks.0.hook_resid_pre/{path.name}")
+    page.goto("/")
+    page.get_by_role("button", name="Import local SAE").click()
+    dialog = page.get_by_test_id("import-sae")
+    dialog.get_by_test_id("import-file").set_input_files(str(archive))
+    assert dialog.get_by_test_id("detected-format").inner_text() == "SAELens"
+    shoot(page, "18-import-detected", full_page=False)
+    dialog.get_by_role("button", name="Import", exact=True).click()
+    done = dialog.get_by_test_id("import-done")
+    done.wait_for()
+    assert "16 → 64" in done.inner_text()
+    dialog.get_by_role("button", name="Done").click()
+    card = page.get_by_test_id("sae-card").first
+    assert card.get_by_test_id("source-badge").inner_text() == "Upload"
+    assert card.get_by_test_id("dimensions").inner_text() == "16 → 64"
+    shoot(page, "19-saes-after-import")

@@ -50,7 +50,7 @@ function JobRow({ job }: { job: Job }) {
       </td>
       <td className="num">{formatDuration(secondsSince(job.started_at ?? job.created_at, job.finished_at))}</td>
       <td className="muted">{job.created_at ? new Date(job.created_at).toLocaleString() : "—"}</td>
-      <td className="actions">
+      <td><div className="row-actions">
         {job.type === "export" && job.sae_id && <button type="button" onClick={openExport}>Open</button>}
         {job.type === "export" && job.status === "completed" && job.sae_id && (
           <a className="button" href={api.exportDownloadUrl(job.sae_id, job.id)} download>Download</a>
@@ -58,7 +58,7 @@ function JobRow({ job }: { job: Job }) {
         {job.status === "running" && <button type="button" onClick={act(pause)}>Pause</button>}
         {(job.status === "paused" || (job.status === "failed" && job.resumable)) && <button type="button" onClick={act(resume)}>Resume</button>}
         {active && <button type="button" className="danger" onClick={act(cancel)}>Cancel</button>}
-      </td>
+      </div></td>
     </tr>
   );
 }

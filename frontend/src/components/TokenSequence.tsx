@@ -22,7 +22,7 @@ export function TokenSequence({ example, scale }: Props) {
           return (
             <span
               key={i}
-              className={`tok${value > 0 ? " active" : ""}${isMax ? " max" : ""}`}
+              className={`tok${value > 0 ? " active" : ""}${strength >= 0.5 ? " strong" : ""}${isMax ? " max" : ""}`}
               style={value > 0 ? { backgroundColor: `rgba(var(--highlight-rgb), ${0.15 + 0.85 * strength})` } : undefined}
               title={`${JSON.stringify(token)}: ${formatNumber(value, 4)}`}
               data-value={value}

@@ -43,14 +43,14 @@ def download_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
             fraction = done / total if total else 0.0
             ctx.progress(0.95 * fraction, message=f"{done}/{total} bytes", stage_fraction=fraction)
 
+        shutil.rmtree(partial, ignore_errors=True)  # a finished earlier attempt; `.partial` files resume
         result = download_sae(repo_id, path_in_repo, partial, revision=params.get("revision"),
                               token=params.get("token") or settings.hf_token, progress=on_bytes,
                               should_cancel=ctx.should_cancel)
         ctx.check_cancelled(force=True)
         ctx.stage("detecting format")
         hints = {"repo_id": repo_id, "path_in_repo": path_in_repo}
-        root = Path(result.local_dir)
-        found = find_saes(root / path_in_repo if path_in_repo and (root / path_in_repo).is_dir() else root, hints)
+        found = find_saes(Path(result.sae_dir), hints)
         if len(found) != 1:
             raise MiStudioError(f"{repo_id}/{path_in_repo} holds {len(found)} SAEs; choose one with --path "
                                 "(`mistudio sae browse` lists them)")

@@ -187,7 +187,10 @@ def delete_sae(studio: Studio, sae_id: str) -> None:
         folder = safe_join(studio.settings.home, record.local_path) if record.local_path else None
         features = safe_join(studio.settings.features_dir, sae_id)
         s.delete(record)
-    for path in (folder, features):
+    from mistudio.hub.download import partial_dir
+
+    download = studio.settings.tmp_dir / f"download-{sae_id}"
+    for path in (folder, features, download, partial_dir(download)):
         if path is not None and path.exists() and path != studio.settings.home.resolve():
             shutil.rmtree(path, ignore_errors=True)
 

@@ -59,6 +59,8 @@ class ExportConfig(BaseModel):
     hf_repo_id: str | None = Field(None, description="HuggingFace repo the SAELens folder will be uploaded to")
     created_at: str | None = Field(None, description="timestamp written into the export (default: the extraction's)")
     base_export: str | None = Field(None, description="incremental: path of a previous export archive to merge with")
+    workers: int | None = Field(None, ge=1, le=64, description="packaging processes (default: one per core); "
+                                "does not change the archive's bytes")
 
     @field_validator("model_id")
     @classmethod
@@ -93,7 +95,7 @@ class ExportConfig(BaseModel):
 
     def content_dict(self) -> dict[str, Any]:
         """The settings that decide the archive's bytes (no paths)."""
-        return self.model_dump(exclude={"base_export"})
+        return self.model_dump(exclude={"base_export", "workers"})
 
 
 PRESETS: dict[str, dict[str, Any]] = {

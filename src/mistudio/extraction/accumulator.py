@@ -42,37 +42,43 @@ class Accumulator:
 
     @torch.no_grad()
     def update(self, acts: torch.Tensor, start: int, window_ids: torch.Tensor, valid: torch.Tensor) -> None:
-        """Fold `acts [B, C, F]` (features `[start, start+F)`) of windows `window_ids [B]` into the state."""
+        """Fold `acts [B, C, F]` (features `[start, start+F)`) of windows `window_ids [B]` into the state.
+
+        `acts` is modified in place (special positions zeroed)."""
         n_b, n_c, n_f = acts.shape
         stop = start + n_f
-        acts = acts.float() * valid.unsqueeze(-1)
-        active = acts > 0
-        count = active.sum((0, 1))
-        vmax = acts.amax((0, 1))
-        vmin = torch.where(active, acts, torch.full_like(acts, float("inf"))).amin((0, 1))
+        acts = acts.float().masked_fill_(~valid.unsqueeze(-1), 0.0)
 
-        flat = acts.view(-1, n_f)
-        nz = active.view(-1, n_f).nonzero()
-        values = flat[nz[:, 0], nz[:, 1]].to(torch.float64)
-        bins = fine_bin_index(values, self._inner_edges)
-        total = torch.zeros(n_f, dtype=torch.float64, device=acts.device).index_add_(0, nz[:, 1], values)
-        total_sq = torch.zeros(n_f, dtype=torch.float64, device=acts.device).index_add_(0, nz[:, 1], values * values)
-        hist = torch.bincount(nz[:, 1] * FINE_BINS + bins, minlength=n_f * FINE_BINS).view(n_f, FINE_BINS)
+        # exact statistics and fine histogram, from the non-zero entries only
+        nz = (acts > 0).view(-1, n_f).nonzero()
+        feat = nz[:, 1]
+        values = acts.view(-1, n_f)[nz[:, 0], feat]
+        values64 = values.to(torch.float64)
+        count = torch.bincount(feat, minlength=n_f)
+        total = torch.zeros(n_f, dtype=torch.float64, device=acts.device).index_add_(0, feat, values64)
+        total_sq = torch.zeros(n_f, dtype=torch.float64, device=acts.device).index_add_(0, feat, values64 * values64)
+        vmax = torch.zeros(n_f, dtype=torch.float32, device=acts.device).scatter_reduce_(0, feat, values, "amax")
+        vmin = torch.full((n_f,), float("inf"), device=acts.device).scatter_reduce_(0, feat, values, "amin")
+        bins = fine_bin_index(values64, self._inner_edges)
+        hist = torch.bincount(feat * FINE_BINS + bins, minlength=n_f * FINE_BINS).view(n_f, FINE_BINS)
 
+        # running top-k windows: merge the batch's per-window maxima with the current top-k
         win_max, win_pos = acts.max(dim=1)  # [B, F]
         k = self.top_k
         cand_vals = torch.cat([self.top_vals[start:stop], win_max.T], dim=1)
         new_vals, sel = torch.topk(cand_vals, k, dim=1)
         cand_win = torch.cat([self.top_win[start:stop], window_ids.to(self.device).expand(n_f, n_b)], dim=1)
         cand_pos = torch.cat([self.top_pos[start:stop], win_pos.T], dim=1)
-        new_win = cand_win.gather(1, sel)
-        new_pos = cand_pos.gather(1, sel)
-        from_old = (sel < k).unsqueeze(-1)
-        row_index = (sel.clamp(max=k - 1)).unsqueeze(-1).expand(n_f, k, n_c)
-        old_rows = self.top_rows[start:stop].gather(1, row_index)
-        batch_index = (sel - k).clamp(min=0).unsqueeze(-1).expand(n_f, k, n_c)
-        batch_rows = acts.permute(2, 0, 1).gather(1, batch_index)
-        new_rows = torch.where(from_old, old_rows, batch_rows)
+        new_win, new_pos = cand_win.gather(1, sel), cand_pos.gather(1, sel)
+        # activation rows move only for features whose top-k changed (rarely, once the run is under way)
+        changed = (sel != torch.arange(k, device=sel.device)).any(1).nonzero().squeeze(1)
+        rows = None
+        if changed.numel():
+            sel_c = sel[changed]
+            rows = self.top_rows[start + changed].gather(
+                1, sel_c.clamp(max=k - 1).unsqueeze(-1).expand(-1, -1, n_c))
+            ci, ki = (sel_c >= k).nonzero(as_tuple=True)
+            rows[ci, ki] = acts[sel_c[ci, ki] - k, :, changed[ci]]
 
         # every allocation is done: now commit (an out-of-memory error above leaves the state untouched)
         self.count[start:stop] += count
@@ -84,7 +90,8 @@ class Accumulator:
         self.top_vals[start:stop] = new_vals
         self.top_win[start:stop] = new_win
         self.top_pos[start:stop] = new_pos
-        self.top_rows[start:stop] = new_rows
+        if rows is not None:
+            self.top_rows[start + changed] = rows
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The state as CPU tensors (for checkpoints)."""

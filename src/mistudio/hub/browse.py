@@ -9,12 +9,13 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from mistudio.errors import CorruptFileError, HubError
+from mistudio.errors import CorruptFileError, NotFoundError
 from mistudio.hub import remote_files as rf
 from mistudio.hub.client import HubConnection, connect, hub_errors
 from mistudio.hub.gemma_scope import parse_leaf, width_features
-from mistudio.hub.layout import SPARSIFY_REPO_CONFIG, classify, sae_files
+from mistudio.hub.layout import SPARSIFY_REPO_CONFIG, sae_files
 from mistudio.hub.remote_files import TensorHeader
+from mistudio.saes.formats import classify_paths
 
 NATIVE_FORMAT_TAG = "mistudio-sae"
 _HEADER_WORKERS = 8
@@ -94,13 +95,13 @@ class RepoListing(BaseModel):
     gemma_scope: list[GemmaScopeLayer] = Field(default_factory=list)
 
     def sae(self, path: str) -> HubSAE:
-        """The SAE at `path`; HubError naming a few valid paths otherwise."""
+        """The SAE at `path`; NotFoundError naming a few valid paths otherwise."""
         path = path.strip("/")
         for entry in self.saes:
             if entry.path == path:
                 return entry
         sample = ", ".join(e.path or "." for e in self.saes[:10]) or "none"
-        raise HubError(f"no SAE at {path!r} in {self.repo_id}@{self.commit_sha[:10]}; SAEs there include: {sample}")
+        raise NotFoundError(f"no SAE at {path!r} in {self.repo_id}@{self.commit_sha[:10]}; SAEs there include: {sample}")
 
 
 def browse_repo(repo_id: str, revision: str | None = None, token: str | None = None, *,
@@ -114,7 +115,7 @@ def browse_repo(repo_id: str, revision: str | None = None, token: str | None = N
     sizes = {s.rfilename: int(s.size or 0) for s in info.siblings or []}
     paths = sorted(sizes)
     prefix = (path_prefix or "").strip("/")
-    found = [(folder, fmt) for folder, fmt in classify(paths)
+    found = [(folder, fmt) for folder, fmt in classify_paths(paths)
              if not prefix or folder == prefix or folder.startswith(prefix + "/")]
 
     def describe(item: tuple[str, str]) -> HubSAE | None:
@@ -215,7 +216,7 @@ def _inspect_dictionary_learning(conn: HubConnection, repo_id: str, sha: str, en
     trainer = cfg.get("trainer") if isinstance(cfg.get("trainer"), dict) else {}
     entry.config = cfg
     entry.d_in, entry.d_sae = trainer.get("activation_dim"), trainer.get("dict_size")
-    entry.architecture = _DICTIONARY_LEARNING_ARCH.get(trainer.get("dict_class", ""), None)
+    entry.architecture = _DICTIONARY_LEARNING_ARCH.get(trainer.get("dict_class", ""))
     entry.k, entry.layer, entry.model_name = trainer.get("k"), trainer.get("layer"), trainer.get("lm_name")
     if entry.d_in and entry.d_sae:  # ae.pt is a pickle: estimate from the config (fp32 weights, biases)
         entry.dtype = "float32"

@@ -24,9 +24,10 @@ from mistudio.fsutil import safe_join
 from mistudio.hub.browse import RepoListing
 from mistudio.hub.client import connect, hub_errors
 from mistudio.hub.gemma_scope import gemma_scope_path, parse_leaf, resolve_choice
-from mistudio.hub.layout import classify, sae_files
+from mistudio.hub.layout import sae_files
+from mistudio.saes.formats import classify_paths
 
-__all__ = ["DownloadResult", "download_sae", "gemma_scope_path", "resolve_gemma_scope"]
+__all__ = ["DownloadResult", "download_sae", "gemma_scope_path", "partial_dir", "resolve_gemma_scope"]
 
 ProgressFn = Callable[[int, int], None]
 CancelFn = Callable[[], bool]
@@ -114,7 +115,7 @@ def download_sae(repo_id: str, path_in_repo: str, dest_dir: Path, revision: str 
     files = sae_files(folder, fmt, sorted(sizes))
     counter = _Counter(sum(sizes[f] for f in files), progress, should_cancel)
 
-    staging = dest_dir.with_name(f".{dest_dir.name}.partial")
+    staging = partial_dir(dest_dir)
     marker = staging / COMMIT_MARKER
     if staging.exists() and (not marker.is_file() or marker.read_text().strip() != sha):
         shutil.rmtree(staging)  # left over from another commit: cannot be resumed
@@ -155,10 +156,15 @@ def download_sae(repo_id: str, path_in_repo: str, dest_dir: Path, revision: str 
                           files=files, total_bytes=counter.total)
 
 
+def partial_dir(dest_dir: Path) -> Path:
+    """The staging folder a download into `dest_dir` uses (kept after a failure or cancel, for resuming)."""
+    return Path(dest_dir).with_name(f".{Path(dest_dir).name}.partial")
+
+
 def _find_sae(repo_id: str, sha: str, path_in_repo: str, paths: list[str]) -> tuple[str, str]:
     """The (folder, format) of the SAE named by `path_in_repo` (its folder or one of its files)."""
     wanted = path_in_repo.strip("/")
-    found = dict(classify(paths))
+    found = dict(classify_paths(paths))
     for candidate in (wanted, os.path.dirname(wanted)):
         if candidate in found:
             return candidate, found[candidate]

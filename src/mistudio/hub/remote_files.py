@@ -9,6 +9,7 @@ import zipfile
 from dataclasses import dataclass
 
 import numpy as np
+from huggingface_hub.errors import SafetensorsParsingError
 from huggingface_hub.utils import get_session, hf_raise_for_status
 
 from mistudio.errors import CorruptFileError
@@ -69,7 +70,10 @@ def fetch_json(conn: HubConnection, repo_id: str, filename: str, commit: str) ->
 
 def safetensors_headers(conn: HubConnection, repo_id: str, filename: str, commit: str) -> dict[str, TensorHeader]:
     """Tensor dtypes and shapes from a safetensors header (a range read of the first bytes)."""
-    meta = conn.api.parse_safetensors_file_metadata(repo_id, filename, revision=commit)
+    try:
+        meta = conn.api.parse_safetensors_file_metadata(repo_id, filename, revision=commit)
+    except SafetensorsParsingError as exc:
+        raise CorruptFileError(f"{repo_id}/{filename} has no readable safetensors header: {exc}") from exc
     out = {}
     for name, info in meta.tensors.items():
         dtype, itemsize = _SAFETENSORS_DTYPES.get(info.dtype, (info.dtype.lower(), 4))
