@@ -42,7 +42,7 @@ def build_inputs(shape: str, layer: int, d_sae: int, n_tokens: int, context_size
                  dtype: torch.dtype, seed: int = 0, target_density: float = 0.005) -> tuple[LoadedModel, object,
                                                                                             Windows]:
     """A random model of `shape`, a random SAE on `blocks.{layer}.hook_resid_pre` calibrated so each feature
-    fires on about `target_density` of tokens, and random token windows (BOS first)."""
+    fires on about `target_density` of tokens with typical values near 1, and random token windows (BOS first)."""
     torch.manual_seed(seed)
     config = SHAPES[shape]()
     if shape == "gemma-2-2b":
@@ -70,6 +70,10 @@ def build_inputs(shape: str, layer: int, d_sae: int, n_tokens: int, context_size
         x = capture_activations(loaded, tokens[:8].to(device), None, hook)[:, 1:].reshape(-1, d_model).float()
         pre = (x - sae.b_dec) @ sae.W_enc
         sae.b_enc.copy_(-torch.quantile(pre[: 4096], 1 - target_density, dim=0))
+        active = torch.relu(pre[:4096] + sae.b_enc)
+        scale = 1.0 / active[active > 0].median()  # typical active value ≈ 1 (relu is homogeneous)
+        sae.W_enc.mul_(scale)
+        sae.b_enc.mul_(scale)
     return loaded, sae, windows
 
 

@@ -745,6 +745,11 @@ export interface components {
              * @default 20
              */
             top_tokens: number;
+            /**
+             * Workers
+             * @description packaging processes (default: one per core); does not change the archive's bytes
+             */
+            workers?: number | null;
         };
         /** ExportRequest */
         ExportRequest: {

@@ -31,7 +31,7 @@ export function SAEsPanel() {
   }, [load]);
   useEffect(() => {
     if ((query.search ?? "") !== debounced) void setQuery({ search: debounced });
-  }, [debounced]); // eslint-disable-line react-hooks/exhaustive-deps
+  }, [debounced]); // only when the debounced text changes
 
   const page = query.page ?? 1;
   const pages = Math.max(1, Math.ceil(total / (query.page_size ?? PAGE_SIZE)));

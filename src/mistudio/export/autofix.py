@@ -89,7 +89,7 @@ def _encode(kind: str, name: str, doc: Any) -> bytes:
     if kind in ("features", "activations", "explanations"):
         data = b"".join(dumps(row, sort_keys=False) + b"\n" for row in doc)
     else:
-        data = dumps(doc, sort_keys=kind == "feature", indent=2 if kind == "metadata" else None)
+        data = dumps(doc, sort_keys=kind == "feature", indent=kind == "metadata")
     return gzip_bytes(data) if name.endswith(".gz") else data
 
 

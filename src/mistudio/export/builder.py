@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import shutil
@@ -16,16 +17,15 @@ import numpy as np
 from mistudio import __version__
 from mistudio.errors import InvalidInputError
 from mistudio.export import feature_json, neuronpedia_batch, neuronpedia_exports, saelens_export
+from mistudio.export.batch_writer import BatchItem, BatchWriter, default_workers, run_batches
 from mistudio.export.config import EXPORT_VERSION, ExportConfig
 from mistudio.export.ids import NeuronpediaIds, resolve_ids
 from mistudio.export.incremental import BaseExport, prepared_from_document, unchanged_features
-from mistudio.export.jsonio import dumps, gzip_bytes, jsonl
+from mistudio.export.jsonio import dumps, jsonl
 from mistudio.export.package import write_sha256sums, zip_folder
-from mistudio.export.prepare import PreparedFeature, prepare_feature
 from mistudio.export.readme import readme_text
 from mistudio.export.selection import select_features
 from mistudio.export.source import DashboardSource, dataset_name, manifest_value
-from mistudio.export.validate import Issue, check_feature_document, check_np_feature
 from mistudio.fsutil import atomic_write_bytes
 from mistudio.saes.model import SAE
 
@@ -86,10 +86,6 @@ class ExportHooks:
     check_cancelled: Callable[[], None] = lambda: None
 
 
-class ExportValidationError(InvalidInputError):
-    """The staged export failed its checks; `details["issues"]` lists them."""
-
-
 def _fingerprint(inputs: ExportInputs, cfg: ExportConfig) -> str:
     ident = [inputs.info.sae_id, inputs.extraction_id, inputs.source.n_features, cfg.content_dict(),
              cfg.base_export, sorted((k, v) for k, v in inputs.explanations.items())]
@@ -99,55 +95,6 @@ def _fingerprint(inputs: ExportInputs, cfg: ExportConfig) -> str:
 def _created_at(inputs: ExportInputs, cfg: ExportConfig) -> str:
     return cfg.created_at or str(manifest_value(inputs.source.manifest, "created_at",
                                                 default="1970-01-01T00:00:00+00:00"))
-
-
-class _Writer:
-    """Writes one batch of prepared features into the staged folder."""
-
-    def __init__(self, stage: Path, cfg: ExportConfig, ids: NeuronpediaIds, rows: neuronpedia_exports.RowContext,
-                 n_prompts: int, ctx_size: int) -> None:
-        self.stage, self.cfg, self.ids, self.rows = stage, cfg, ids, rows
-        self.n_prompts, self.ctx_size = n_prompts, ctx_size
-        self.exports_dir = stage / "neuronpedia" / "exports" / rows.folder()
-
-    def write(self, k: int, feats: list[PreparedFeature]) -> dict[str, Any]:
-        issues: list[Issue] = []
-        ext = ".json.gz" if self.cfg.compression == "gzip" else ".json"
-        (self.stage / "features").mkdir(parents=True, exist_ok=True)
-        for feat in feats:
-            doc = feature_json.feature_document(feat, include_top_tokens=self.cfg.top_tokens > 0)
-            issues += check_feature_document(doc, f"features/{feat.index}{ext}")
-            data = dumps(doc)
-            (self.stage / "features" / f"{feat.index}{ext}").write_bytes(gzip_bytes(data) if ext.endswith("gz") else data)
-        skipped = [f.index for f in feats if not f.live]
-        if self.cfg.wants_neuronpedia:
-            live = [f for f in feats if f.live]
-            batch = [neuronpedia_batch.batch_feature(f, n_prompts=self.n_prompts, n_tokens_in_prompt=self.ctx_size,
-                                                     dataset=self.rows.dataset) for f in live]
-            for bf in batch:
-                issues += check_np_feature(bf, f"neuronpedia/batch-{k}.json#feature {bf['feature_index']}")
-            (self.stage / "neuronpedia").mkdir(parents=True, exist_ok=True)
-            (self.stage / "neuronpedia" / f"batch-{k}.json").write_bytes(
-                dumps(neuronpedia_batch.batch_document(self.ids, batch), sort_keys=False))
-            self._write_rows(k, live, batch)
-        errors = [i.to_dict() for i in issues if i.severity == "error"]
-        if errors:
-            raise ExportValidationError(
-                f"export failed validation: {len(errors)} problem(s), first: {errors[0]['location']}: "
-                f"{errors[0]['message']}", details={"issues": errors[:100]})
-        return {"skipped": skipped, "warnings": [i.to_dict() for i in issues][:50],
-                "n_warnings": len(issues)}
-
-    def _write_rows(self, k: int, live: list[PreparedFeature], batch: list[dict[str, Any]]) -> None:
-        parts = {
-            "features": [neuronpedia_exports.feature_row(bf, f, self.rows) for bf, f in zip(batch, live, strict=False)],
-            "activations": [r for f in live for r in neuronpedia_exports.activation_rows(f, self.rows)],
-            "explanations": [r for f in live for r in neuronpedia_exports.explanation_rows(f, self.rows)],
-        }
-        for name, rows in parts.items():
-            if rows:
-                (self.exports_dir / name).mkdir(parents=True, exist_ok=True)
-                (self.exports_dir / name / f"batch-{k}.jsonl.gz").write_bytes(gzip_bytes(jsonl(rows)))
 
 
 def build_export(inputs: ExportInputs, cfg: ExportConfig, out_zip: Path, work_dir: Path,
@@ -203,37 +150,42 @@ def build_export(inputs: ExportInputs, cfg: ExportConfig, out_zip: Path, work_di
     created_at = _created_at(inputs, cfg)
     rows = neuronpedia_exports.RowContext(ids=ids, creator_id=cfg.creator_id, created_at=created_at,
                                           dataset=dataset_name(manifest))
-    writer = _Writer(stage_dir, cfg, ids, rows, n_prompts, ctx_size)
-    results: list[dict[str, Any]] = []
+    writer = BatchWriter(stage_dir, cfg, ids, rows, n_prompts, ctx_size)
+    results: dict[int, dict[str, Any]] = {}
+    todo = []
     for k, batch in enumerate(batches):
         marker = state / f"batch-{k}.json"
         if marker.exists():
-            results.append(json.loads(marker.read_text()))
-            continue
-        hooks.check_cancelled()
-        feats = _prepared(inputs, cfg, batch, reuse, base)
-        result = writer.write(k, feats)
-        atomic_write_bytes(marker, dumps(result))
-        results.append(result)
-        hooks.progress((k + 1) / len(batches), f"features: {min(len(indices), (k + 1) * cfg.batch_size)} / "
-                                               f"{len(indices)}")
+            results[k] = json.loads(marker.read_text())
+        else:
+            todo.append((k, functools.partial(_batch_items, inputs, cfg, batch, reuse, base)))
+
+    def done(k: int, result: dict[str, Any]) -> None:
+        atomic_write_bytes(state / f"batch-{k}.json", dumps(result))
+        results[k] = result
+        n_done = sum(len(batches[j]) for j in results)
+        hooks.progress(len(results) / len(batches), f"features: {n_done} / {len(indices)}")
+
+    workers = default_workers(len(indices), cfg.workers)
+    run_batches(writer, todo, workers, done, hooks.check_cancelled)
+    results_list = [results[k] for k in range(len(batches))]
 
     stage("Creating archive")
     hooks.check_cancelled()
-    skipped = sorted(i for r in results for i in r["skipped"])
+    skipped = sorted(i for r in results_list for i in r["skipped"])
     meta = _metadata(inputs, cfg, ids, created_at, n_prompts, ctx_size, len(indices))
     _finish_stage(stage_dir, inputs, cfg, ids, rows, meta, indices, skipped, summary, base)
     if base is not None:
         base.close()
     write_sha256sums(stage_dir)
-    zip_folder(stage_dir, Path(out_zip), level=6, progress=lambda f: hooks.progress(f, "creating archive"))
+    zip_folder(stage_dir, Path(out_zip), workers=workers, progress=lambda f: hooks.progress(f, "creating archive"))
     timings[_current[0]] = round(time.monotonic() - t_stage[0], 3)
     size = Path(out_zip).stat().st_size
     shutil.rmtree(work_dir, ignore_errors=True)
     return {"output_path": str(out_zip), "file_size_bytes": size, "feature_count": len(indices),
             "n_skipped": len(skipped), "n_reused": len(reuse & set(indices)),
-            "n_warnings": sum(r["n_warnings"] for r in results),
-            "warnings": [w for r in results for w in r["warnings"]][:50], "neuronpedia": ids.to_dict(),
+            "n_warnings": sum(r["n_warnings"] for r in results_list),
+            "warnings": [w for r in results_list for w in r["warnings"]][:50], "workers": workers, "neuronpedia": ids.to_dict(),
             "timings": timings, "seconds": round(time.monotonic() - started, 3)}
 
 
@@ -248,16 +200,17 @@ def _ensure_part(inputs: ExportInputs, part: str) -> None:
     inputs.compute_part(part)
 
 
-def _prepared(inputs: ExportInputs, cfg: ExportConfig, batch: list[int], reuse: set[int],
-              base: BaseExport | None) -> list[PreparedFeature]:
+def _batch_items(inputs: ExportInputs, cfg: ExportConfig, batch: list[int], reuse: set[int],
+                 base: BaseExport | None) -> list[BatchItem]:
+    """A batch's raw dashboards (with explanations) and the features reused from the base export, in order."""
     fresh = [i for i in batch if i not in reuse]
     dashboards = {d["feature_index"]: d for d in inputs.source.iter_dashboards(
         fresh, n_examples=cfg.n_examples, logit_k=cfg.logit_k, n_bins=cfg.n_bins)}
     explanations = inputs.explanations if cfg.include_explanations else {}
-    out = []
+    out: list[BatchItem] = []
     for i in batch:
         if i in dashboards:
-            out.append(prepare_feature(dashboards[i], top_tokens=cfg.top_tokens, explanations=explanations.get(i)))
+            out.append((dashboards[i], explanations.get(i, [])))
         else:
             assert base is not None
             out.append(prepared_from_document(base.document(i), explanations.get(i, [])))
@@ -287,14 +240,14 @@ def _finish_stage(stage: Path, inputs: ExportInputs, cfg: ExportConfig, ids: Neu
                   rows: neuronpedia_exports.RowContext, meta: dict[str, Any], indices: list[int],
                   skipped: list[int], summary: dict[str, np.ndarray], base: BaseExport | None) -> None:
     """Write the non-batch files: metadata, explanations, Neuronpedia metadata rows, SAELens folder, README."""
-    atomic_write_bytes(stage / "metadata.json", dumps(meta, indent=2) + b"\n")
+    atomic_write_bytes(stage / "metadata.json", dumps(meta, indent=True) + b"\n")
     explanations = inputs.explanations if cfg.include_explanations else {}
     if base is not None and cfg.include_explanations:
         explanations = {**base.explanations, **explanations}
     chosen = set(indices)
     doc = feature_json.explanations_document((i, explanations[i]) for i in sorted(explanations) if i in chosen)
     (stage / "explanations").mkdir(exist_ok=True)
-    atomic_write_bytes(stage / "explanations" / "explanations.json", dumps(doc, indent=2) + b"\n")
+    atomic_write_bytes(stage / "explanations" / "explanations.json", dumps(doc, indent=True) + b"\n")
     release = saelens_export.release_name(ids, cfg.release_name)
     sae_folder = saelens_export.sae_folder_id(inputs.sae, ids) if inputs.sae is not None else ids.source_id
     if cfg.wants_neuronpedia:

@@ -45,6 +45,7 @@ class ExportConfig(BaseModel):
     n_bins: int = Field(50, ge=20, le=100, description="activation histogram bins")
     top_tokens: int = Field(20, ge=0, le=200, description="top tokens per feature (0 leaves them out)")
     include_explanations: bool = True
+    token_ids: bool = Field(False, description="also write each example's token ids into features/{i}.json")
     compression: Literal["none", "gzip"] = "gzip"
     batch_size: int = Field(128, ge=1, le=4096, description="features per Neuronpedia batch file")
     # Neuronpedia identity
@@ -103,7 +104,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "neuronpedia": {"format": "neuronpedia"},
     "saelens": {"format": "saelens"},
     "labeled": {"format": "both", "selection": {"mode": "labeled"}},
-    "rich": {"format": "both", "n_examples": 50, "logit_k": 30, "n_bins": 100, "top_tokens": 50},
+    "rich": {"format": "both", "n_examples": 50, "logit_k": 30, "n_bins": 100, "top_tokens": 50, "token_ids": True},
     "minimal": {"format": "neuronpedia", "n_examples": 20, "logit_k": 10, "n_bins": 20, "top_tokens": 0,
                 "include_explanations": False},
 }

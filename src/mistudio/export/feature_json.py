@@ -7,16 +7,18 @@ from typing import Any
 
 from mistudio.export.prepare import PreparedFeature
 
+_EXAMPLE_KEYS = ("tokens", "values", "max_value", "max_token_index", "qualifying_token_index", "bin_min", "bin_max",
+                 "bin_contains", "source")
 
-def feature_document(feat: PreparedFeature, *, include_top_tokens: bool) -> dict[str, Any]:
-    """The FR-2.2 document of one feature (keys are sorted when written)."""
+
+def feature_document(feat: PreparedFeature, *, include_top_tokens: bool,
+                     include_token_ids: bool = False) -> dict[str, Any]:
+    """The FR-2.2 document of one feature (keys are sorted when written); token ids only when asked for
+    (they are a third of a compressed document and no consumer needs them)."""
+    keys = (*_EXAMPLE_KEYS, "token_ids") if include_token_ids else _EXAMPLE_KEYS
     doc: dict[str, Any] = {
         "feature_index": feat.index,
-        "activations": [
-            {k: ex[k] for k in ("tokens", "token_ids", "values", "max_value", "max_token_index",
-                                "qualifying_token_index", "bin_min", "bin_max", "bin_contains", "source")}
-            for ex in feat.examples
-        ],
+        "activations": [{k: ex.get(k, []) for k in keys} for ex in feat.examples],
         "logits": {"top_positive": feat.top_positive, "top_negative": feat.top_negative,
                    "histogram": feat.logits_histogram},
         "histogram": feat.histogram,

@@ -13,7 +13,7 @@ from mistudio.export.config import MODEL_ID_RE, SOURCE_SET_RE, ExportConfig
 _HOOK_KIND = re.compile(r"hook_(resid_pre|resid_mid|resid_post|mlp_in|mlp_out|attn_in|attn_out|z)$")
 _KIND_SHORT = {"resid_pre": "res", "resid_mid": "res-mid", "resid_post": "res", "mlp_in": "mlp-in",
                "mlp_out": "mlp", "attn_in": "att-in", "attn_out": "att", "z": "att"}
-_B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+_B36_TABLE = bytes(b"0123456789abcdefghijklmnopqrstuvwxyz"[i % 36] for i in range(256))  # digest byte → digit
 
 
 @dataclass(frozen=True)
@@ -88,9 +88,4 @@ def resolve_ids(cfg: ExportConfig, *, model_name: str | None, layer: int | None,
 
 def pseudo_cuid(*parts: object) -> str:
     """A 25-character cuid-like id ('c' + 24 base-36 digits) derived from `parts`, so re-exports keep ids."""
-    number = int.from_bytes(hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).digest()[:16], "big")
-    digits = []
-    for _ in range(24):
-        number, rem = divmod(number, 36)
-        digits.append(_B36[rem])
-    return "c" + "".join(digits)
+    return "c" + hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).digest()[:24].translate(_B36_TABLE).decode()

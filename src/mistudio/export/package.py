@@ -6,7 +6,10 @@ import hashlib
 import os
 import shutil
 import zipfile
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 from mistudio.fsutil import atomic_write_text
@@ -15,6 +18,7 @@ SUMS_FILE = "SHA256SUMS"
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 _STORED_SUFFIXES = (".gz", ".safetensors", ".zip")
 _CHUNK = 1 << 20
+ZIP_LEVEL = 6
 
 
 def staged_files(root: Path) -> list[str]:
@@ -55,33 +59,67 @@ def parse_sha256sums(text: str) -> dict[str, str]:
     return out
 
 
-def zip_folder(root: Path, out_zip: Path, *, level: int = 6,
+def _deflate_file(path: Path, level: int) -> tuple[int, int, bytes]:
+    """(CRC-32, size, raw deflate stream) of a file — what a zip entry holds; runs in worker processes."""
+    data = path.read_bytes()
+    comp = zlib.compressobj(level, zlib.DEFLATED, -15)
+    return zlib.crc32(data), len(data), comp.compress(data) + comp.flush()
+
+
+def _entry(rel: str, compress_type: int) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(rel, date_time=_ZIP_TIME)
+    info.create_system = 3
+    info.external_attr = 0o100644 << 16
+    info.compress_type = compress_type
+    return info
+
+
+def _write_deflated(zf: zipfile.ZipFile, info: zipfile.ZipInfo, crc: int, size: int, data: bytes) -> None:
+    """Append an entry whose deflate stream was made elsewhere (CPython's zipfile has no public raw write;
+    this does what `ZipFile.open(..., "w")` does on a seekable file, through the same attributes)."""
+    info.CRC, info.file_size, info.compress_size = crc, size, len(data)
+    info.header_offset = zf.fp.tell()
+    zf.fp.write(info.FileHeader(size > zipfile.ZIP64_LIMIT or len(data) > zipfile.ZIP64_LIMIT))
+    zf.fp.write(data)
+    zf.start_dir = zf.fp.tell()
+    zf.filelist.append(info)
+    zf.NameToInfo[info.filename] = info
+    zf._didModify = True  # noqa: SLF001 - so close() writes the central directory
+
+
+def zip_folder(root: Path, out_zip: Path, *, level: int = ZIP_LEVEL, workers: int = 1,
                progress: Callable[[float], None] | None = None) -> Path:
     """Zip `root` into `out_zip` deterministically (sorted entries, fixed times and modes); already-compressed
-    files are stored. Written to a temporary name and renamed, so a partial zip is never visible."""
+    files are stored, the others deflated by `workers` processes. Written to a temporary name and renamed, so
+    a partial zip is never visible."""
     files = staged_files(root)
-    total = sum((root / rel).stat().st_size for rel in files) or 1
-    done = 0
+    sizes = {rel: (root / rel).stat().st_size for rel in files}
+    total = sum(sizes.values()) or 1
+    deflated = [rel for rel in files if not rel.endswith(_STORED_SUFFIXES)]
     tmp = out_zip.with_name(f".{out_zip.name}.tmp")
     out_zip.parent.mkdir(parents=True, exist_ok=True)
+    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn")) if workers > 1 and deflated else None
     try:
+        streams: Iterator[tuple[int, int, bytes]] = (
+            pool.map(_deflate_file, [root / rel for rel in deflated], [level] * len(deflated)) if pool
+            else (_deflate_file(root / rel, level) for rel in deflated))
+        done = 0
         with zipfile.ZipFile(tmp, "w", allowZip64=True) as zf:
             for rel in files:
-                info = zipfile.ZipInfo(rel, date_time=_ZIP_TIME)
-                info.create_system = 3
-                info.external_attr = 0o100644 << 16
-                stored = rel.endswith(_STORED_SUFFIXES)
-                info.compress_type = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
-                if not stored:  # the attribute is `_compresslevel` before Python 3.13
-                    setattr(info, "compress_level" if hasattr(info, "compress_level") else "_compresslevel", level)
-                src = root / rel
-                with open(src, "rb") as fin, zf.open(info, "w", force_zip64=src.stat().st_size > 2**31) as fout:
-                    shutil.copyfileobj(fin, fout, _CHUNK)
-                done += src.stat().st_size
+                if rel.endswith(_STORED_SUFFIXES):
+                    info = _entry(rel, zipfile.ZIP_STORED)
+                    with open(root / rel, "rb") as fin, zf.open(info, "w", force_zip64=sizes[rel] > 2**31) as fout:
+                        shutil.copyfileobj(fin, fout, _CHUNK)
+                else:
+                    _write_deflated(zf, _entry(rel, zipfile.ZIP_DEFLATED), *next(streams))
+                done += sizes[rel]
                 if progress is not None:
                     progress(done / total)
         os.replace(tmp, out_zip)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     return out_zip

@@ -6,7 +6,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from mistudio.export.jsonio import render_token, render_tokens, round_float, round_list, sig_float
+import numpy as np
+
+from mistudio.export.jsonio import (
+    NP_DECIMALS,
+    render_token,
+    render_tokens,
+    round_float,
+    round_list,
+    sig_float,
+)
 
 
 @dataclass
@@ -47,14 +56,24 @@ def _stats(raw: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _example(ex: dict[str, Any], feature_max: float) -> dict[str, Any]:
-    values = round_list(ex["values"])
-    peak = max(range(len(values)), key=values.__getitem__) if values else 0
+def _rounded_values(raw: list[dict[str, Any]]) -> list[list[float]]:
+    """Every example's values rounded once; one numpy pass when the examples have equal lengths."""
+    rows = [ex["values"] for ex in raw]
+    if rows and len({len(r) for r in rows}) == 1:
+        arr = np.round(np.asarray(rows, dtype=np.float64), NP_DECIMALS)
+        if not np.isfinite(arr).all():
+            arr = np.nan_to_num(arr, nan=0.0, posinf=0.0, neginf=0.0)
+        return arr.tolist()
+    return [round_list(r) for r in rows]
+
+
+def _example(ex: dict[str, Any], values: list[float], feature_max: float) -> dict[str, Any]:
+    peak = values.index(max(values)) if values else 0
     bin_min = ex.get("bin_min", -1)
     top = bin_min is None or bin_min == -1
     return {
         "tokens": render_tokens(ex["tokens"]),
-        "token_ids": [int(t) for t in ex.get("token_ids") or []],
+        "token_ids": ex.get("token_ids") or [],
         "values": values,
         "max_value": values[peak] if values else 0.0,
         "max_token_index": peak,
@@ -82,7 +101,9 @@ def prepare_feature(dash: dict[str, Any], *, top_tokens: int,
                     explanations: list[dict[str, Any]] | None = None) -> PreparedFeature:
     """Normalise one dashboard dict (docs/ARCHITECTURE.md) for writing."""
     stats = _stats(dash["statistics"])
-    examples = [_example(ex, stats.get("max_activation", 0.0)) for ex in dash.get("activations") or []]
+    raw = dash.get("activations") or []
+    examples = [_example(ex, values, stats.get("max_activation", 0.0))
+                for ex, values in zip(raw, _rounded_values(raw), strict=True)]
     logits = dash.get("logits") or {}
     pos = sorted(logits.get("top_positive") or [], key=lambda t: -float(t["value"]))
     neg = sorted(logits.get("top_negative") or [], key=lambda t: float(t["value"]))

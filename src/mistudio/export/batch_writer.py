@@ -1,0 +1,143 @@
+"""Writing one batch of features into the staged export folder — `features/`, the Neuronpedia batch file and
+the bulk-import rows — serially or in a pool of worker processes (results are keyed by batch number, so the
+bytes do not depend on the order batches finish in)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from mistudio.errors import InvalidInputError
+from mistudio.export import feature_json, neuronpedia_batch, neuronpedia_exports
+from mistudio.export.config import ExportConfig
+from mistudio.export.ids import NeuronpediaIds
+from mistudio.export.jsonio import dumps, gzip_bytes, jsonl
+from mistudio.export.prepare import PreparedFeature, prepare_feature
+from mistudio.export.validate import MIN_EXAMPLES
+
+# below this many features, starting worker processes costs more than it saves
+PARALLEL_MIN_FEATURES = 2048
+# one item of a batch: a raw dashboard dict with its explanations, or a feature reused from a base export
+BatchItem = tuple[dict[str, Any], list[dict[str, Any]]] | PreparedFeature
+
+
+class ExportValidationError(InvalidInputError):
+    """The staged export failed its checks; `details["issues"]` lists them."""
+
+
+@dataclass(frozen=True)
+class BatchWriter:
+    """Writes one batch of features into the staged folder (picklable, so it runs in worker processes)."""
+
+    stage: Path
+    cfg: ExportConfig
+    ids: NeuronpediaIds
+    rows: neuronpedia_exports.RowContext
+    n_prompts: int
+    ctx_size: int
+
+    def prepare(self, items: list[BatchItem]) -> list[PreparedFeature]:
+        """Raw dashboards → prepared features (reused features pass through)."""
+        return [item if isinstance(item, PreparedFeature) else
+                prepare_feature(item[0], top_tokens=self.cfg.top_tokens, explanations=item[1]) for item in items]
+
+    def write(self, k: int, items: list[BatchItem]) -> dict[str, Any]:
+        """Write batch `k`; returns `{skipped, warnings, n_warnings}`. The data is produced by our own
+        preparation step (rounded, finite, rendered tokens), so only its structural invariants are checked here;
+        the full validator runs on finished exports (`mistudio export validate`)."""
+        feats = self.prepare(items)
+        _check_invariants(feats)
+        gz = self.cfg.compression == "gzip"
+        ext = ".json.gz" if gz else ".json"
+        (self.stage / "features").mkdir(parents=True, exist_ok=True)
+        for feat in feats:
+            data = dumps(feature_json.feature_document(feat, include_top_tokens=self.cfg.top_tokens > 0,
+                                                       include_token_ids=self.cfg.token_ids))
+            (self.stage / "features" / f"{feat.index}{ext}").write_bytes(gzip_bytes(data) if gz else data)
+        if self.cfg.wants_neuronpedia:
+            live = [f for f in feats if f.live]
+            batch = [neuronpedia_batch.batch_feature(f, n_prompts=self.n_prompts, n_tokens_in_prompt=self.ctx_size,
+                                                     dataset=self.rows.dataset) for f in live]
+            (self.stage / "neuronpedia").mkdir(parents=True, exist_ok=True)
+            (self.stage / "neuronpedia" / f"batch-{k}.json").write_bytes(
+                dumps(neuronpedia_batch.batch_document(self.ids, batch), sort_keys=False))
+            self._write_rows(k, live, batch)
+        warnings = [{"code": "too_few_examples", "location": f"features/{f.index}{ext}: activations",
+                     "message": f"{len(f.examples)} examples; Neuronpedia expects at least {MIN_EXAMPLES} for a live "
+                                "feature", "fix": "extract over more tokens, or accept a sparse dashboard",
+                     "fixable": False, "severity": "warning"}
+                    for f in feats if f.live and len(f.examples) < MIN_EXAMPLES]
+        return {"skipped": [f.index for f in feats if not f.live], "warnings": warnings[:50],
+                "n_warnings": len(warnings)}
+
+    def _write_rows(self, k: int, live: list[PreparedFeature], batch: list[dict[str, Any]]) -> None:
+        folder = self.stage / "neuronpedia" / "exports" / self.rows.folder()
+        parts = {
+            "features": [neuronpedia_exports.feature_row(bf, f, self.rows) for bf, f in zip(batch, live, strict=True)],
+            "activations": [r for f in live for r in neuronpedia_exports.activation_rows(f, self.rows)],
+            "explanations": [r for f in live for r in neuronpedia_exports.explanation_rows(f, self.rows)],
+        }
+        for name, rows in parts.items():
+            if rows:
+                (folder / name).mkdir(parents=True, exist_ok=True)
+                (folder / name / f"batch-{k}.jsonl.gz").write_bytes(gzip_bytes(jsonl(rows)))
+
+
+def _check_invariants(feats: list[PreparedFeature]) -> None:
+    """Cheap structural checks of prepared features: one value per token, a live feature has examples."""
+    problems = []
+    for f in feats:
+        if f.statistics.get("dead") is False and not f.examples:
+            problems.append({"code": "empty_array", "location": f"feature {f.index}: activations",
+                             "message": "a live feature has no examples", "fix": "re-run the extraction"})
+        for n, ex in enumerate(f.examples):
+            if len(ex["tokens"]) != len(ex["values"]) or not ex["values"]:
+                problems.append({"code": "length_mismatch", "location": f"feature {f.index}: activations[{n}]",
+                                 "message": f"{len(ex['tokens'])} tokens but {len(ex['values'])} values",
+                                 "fix": "re-run the extraction; the feature store is inconsistent"})
+    if problems:
+        first = problems[0]
+        raise ExportValidationError(f"export failed validation: {len(problems)} problem(s), first: "
+                                    f"{first['location']}: {first['message']}", details={"issues": problems[:100]})
+
+
+def default_workers(n_features: int, requested: int | None) -> int:
+    """Worker processes for an export of `n_features`: `requested`, else one per core for large exports."""
+    if requested is not None:
+        return requested
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return cores if n_features >= PARALLEL_MIN_FEATURES else 1
+
+
+def run_batches(writer: BatchWriter, batches: Iterable[tuple[int, Callable[[], list[BatchItem]]]], workers: int,
+                on_done: Callable[[int, dict[str, Any]], None], check_cancelled: Callable[[], None]) -> None:
+    """Write every `(k, load_items)` batch, calling `on_done(k, result)` as each finishes. With `workers > 1`
+    the batches are written by that many processes while this one loads the next ones; at most `workers + 1`
+    batches are in flight, so memory stays bounded. A cancellation or error stops the pool before returning."""
+    if workers <= 1:
+        for k, load in batches:
+            check_cancelled()
+            on_done(k, writer.write(k, load()))
+        return
+    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
+    pending: dict[Future[dict[str, Any]], int] = {}
+
+    def drain(limit: int) -> None:
+        while len(pending) > limit:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in sorted(done, key=pending.__getitem__):
+                on_done(pending.pop(fut), fut.result())
+
+    try:
+        for k, load in batches:
+            check_cancelled()
+            pending[pool.submit(writer.write, k, load())] = k
+            drain(workers)
+        drain(0)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
