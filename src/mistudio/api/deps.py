@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from fastapi import Request
 from sqlalchemy.orm import Session
 
+from mistudio.db.session import transaction
 from mistudio.studio import Studio
 
 
@@ -17,12 +18,5 @@ def get_studio(request: Request) -> Studio:
 
 def get_session(request: Request) -> Iterator[Session]:
     """A session committed at the end of the request, rolled back on error."""
-    session = request.app.state.studio.sessions()
-    try:
+    with transaction(request.app.state.studio.sessions) as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()

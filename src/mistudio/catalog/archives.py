@@ -19,6 +19,15 @@ def is_archive(path: Path) -> bool:
     return path.is_file() and name.endswith(ARCHIVE_SUFFIXES)
 
 
+def _add_size(total: int, size: int, archive: Path, max_bytes: int) -> int:
+    """Running unpacked size; refuses archives that unpack to more than `max_bytes`."""
+    total += size
+    if total > max_bytes:
+        raise InvalidInputError(f"{archive.name} unpacks to more than {max_bytes} bytes "
+                                "(MISTUDIO_MAX_IMPORT_BYTES); raise the limit or import fewer files")
+    return total
+
+
 def _check_member(name: str, dest: Path) -> Path:
     if name.startswith(("/", "\\")) or ".." in Path(name).parts or ":" in Path(name).parts[0]:
         raise InvalidInputError(f"archive entry {name!r} escapes the target folder; the archive was rejected")
@@ -42,10 +51,7 @@ def unpack_archive(archive: Path, dest: Path, max_bytes: int) -> None:
                 target = _check_member(info.filename, dest)
                 if (info.external_attr >> 16) & 0o170000 == 0o120000:
                     raise InvalidInputError(f"archive entry {info.filename!r} is a symbolic link; links are not allowed")
-                total += info.file_size
-                if total > max_bytes:
-                    raise InvalidInputError(f"{archive.name} unpacks to more than {max_bytes} bytes "
-                                            "(MISTUDIO_MAX_IMPORT_BYTES); raise the limit or import fewer files")
+                total = _add_size(total, info.file_size, archive, max_bytes)
                 if info.is_dir():
                     target.mkdir(parents=True, exist_ok=True)
                     continue
@@ -63,10 +69,7 @@ def unpack_archive(archive: Path, dest: Path, max_bytes: int) -> None:
             target = _check_member(member.name, dest)
             if member.issym() or member.islnk() or member.isdev():
                 raise InvalidInputError(f"archive entry {member.name!r} is a link or device; not allowed")
-            total += member.size
-            if total > max_bytes:
-                raise InvalidInputError(f"{archive.name} unpacks to more than {max_bytes} bytes "
-                                        "(MISTUDIO_MAX_IMPORT_BYTES); raise the limit or import fewer files")
+            total = _add_size(total, member.size, archive, max_bytes)
             if member.isdir():
                 target.mkdir(parents=True, exist_ok=True)
             elif member.isfile():

@@ -78,9 +78,9 @@ def session_factory(url: str | None = None) -> sessionmaker[Session]:
 
 
 @contextmanager
-def session_scope(url: str | None = None) -> Iterator[Session]:
-    """A transactional session: commit on success, roll back on error."""
-    session = session_factory(url)()
+def transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    """A session from `sessions`: commit on success, roll back on error, always closed."""
+    session = sessions()
     try:
         yield session
         session.commit()

@@ -8,7 +8,6 @@ import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from mistudio.export import feature_json, neuronpedia_batch, neuronpedia_exports
 from mistudio.export.config import ExportConfig
 from mistudio.export.ids import NeuronpediaIds
 from mistudio.export.jsonio import dumps, gzip_bytes, jsonl
+from mistudio.export.package import pool_context
 from mistudio.export.prepare import PreparedFeature, prepare_feature
 from mistudio.export.validate import MIN_EXAMPLES
 
@@ -124,7 +124,7 @@ def run_batches(writer: BatchWriter, batches: Iterable[tuple[int, Callable[[], l
             check_cancelled()
             on_done(k, writer.write(k, load()))
         return
-    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
+    pool = ProcessPoolExecutor(workers, mp_context=pool_context())
     pending: dict[Future[dict[str, Any]], int] = {}
 
     def drain(limit: int) -> None:

@@ -9,7 +9,8 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
+from multiprocessing import get_all_start_methods, get_context
+from multiprocessing.context import BaseContext
 from pathlib import Path
 
 from mistudio.fsutil import atomic_write_text
@@ -59,6 +60,12 @@ def parse_sha256sums(text: str) -> dict[str, str]:
     return out
 
 
+def pool_context() -> BaseContext:
+    """Worker processes are forked where the OS can (no re-import of the caller's modules — spawning re-runs the
+    main module, seconds per worker); they run only numpy, zlib and orjson code and touch no locks or database."""
+    return get_context("fork" if "fork" in get_all_start_methods() else "spawn")
+
+
 def _deflate_file(path: Path, level: int) -> tuple[int, int, bytes]:
     """(CRC-32, size, raw deflate stream) of a file — what a zip entry holds; runs in worker processes."""
     data = path.read_bytes()
@@ -98,7 +105,7 @@ def zip_folder(root: Path, out_zip: Path, *, level: int = ZIP_LEVEL, workers: in
     deflated = [rel for rel in files if not rel.endswith(_STORED_SUFFIXES)]
     tmp = out_zip.with_name(f".{out_zip.name}.tmp")
     out_zip.parent.mkdir(parents=True, exist_ok=True)
-    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn")) if workers > 1 and deflated else None
+    pool = ProcessPoolExecutor(workers, mp_context=pool_context()) if workers > 1 and deflated else None
     try:
         streams: Iterator[tuple[int, int, bytes]] = (
             pool.map(_deflate_file, [root / rel for rel in deflated], [level] * len(deflated)) if pool

@@ -53,15 +53,20 @@ class JobContext:
             existing = {st["name"]: st for st in (job.stages or [])}
             job.stages = [existing.get(n, {"name": n, "status": "pending"}) for n in names]
 
+    def _completed_stages(self, job: Job, now: float) -> list[dict]:
+        """The job's stage list with the current stage marked completed."""
+        stages = [dict(st) for st in (job.stages or [])]
+        for st in stages:
+            if st["name"] == self._stage and st.get("status") == "running":
+                st.update(status="completed", progress=1.0, elapsed_s=round(now - self._stage_start, 3))
+        return stages
+
     def stage(self, name: str) -> None:
         """Finish the current stage (if any) and start stage `name`."""
         now = time.monotonic()
         with self._sessions() as s, s.begin():
             job = s.get(Job, self.job_id)
-            stages = [dict(st) for st in (job.stages or [])]
-            for st in stages:
-                if st["name"] == self._stage and st.get("status") == "running":
-                    st.update(status="completed", progress=1.0, elapsed_s=round(now - self._stage_start, 3))
+            stages = self._completed_stages(job, now)
             match = next((st for st in stages if st["name"] == name), None)
             if match is None:
                 match = {"name": name}
@@ -76,14 +81,9 @@ class JobContext:
         """Mark the running stage completed (called by the runner when the handler returns)."""
         if self._stage is None:
             return
-        now = time.monotonic()
         with self._sessions() as s, s.begin():
             job = s.get(Job, self.job_id)
-            stages = [dict(st) for st in (job.stages or [])]
-            for st in stages:
-                if st["name"] == self._stage and st.get("status") == "running":
-                    st.update(status="completed", progress=1.0, elapsed_s=round(now - self._stage_start, 3))
-            job.stages = stages
+            job.stages = self._completed_stages(job, time.monotonic())
 
     def progress(self, fraction: float, message: str | None = None, stage_fraction: float | None = None) -> None:
         """Report overall progress in [0, 1] (and optionally the current stage's own fraction)."""
