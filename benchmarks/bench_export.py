@@ -65,6 +65,7 @@ class SyntheticStore:
             self._windows = None
         else:
             self._windows, self._vocab = corpus_windows(POOL)
+            self._window_tokens = [[self._vocab[t] for t in row] for row in self._windows.tolist()]
         self._freq = rng.uniform(1e-5, 0.05, n_features)
 
     @property
@@ -84,7 +85,7 @@ class SyntheticStore:
         if self._windows is None:
             ids = rng.integers(0, DENSE_VOCAB, (N_EXAMPLES, CTX))
             vals = rng.gamma(2.0, 1.0, (N_EXAMPLES, CTX)).astype(np.float32)
-            return ids, vals, np.arange(N_EXAMPLES)
+            return ids, vals, list(range(N_EXAMPLES))
         rows = rng.choice(POOL, N_EXAMPLES, replace=False)
         density = rng.uniform(0.05, 0.15)
         mask = rng.random((N_EXAMPLES, CTX)) < density
@@ -93,25 +94,29 @@ class SyntheticStore:
         top = np.sort(rng.uniform(4.0, 9.0, N_EXAMPLES))[::-1].astype(np.float32)  # top examples first
         vals = np.minimum(vals, top[:, None] * 0.9)
         vals[np.arange(N_EXAMPLES), peak] = top
-        return self._windows[rows], vals, rows
+        return self._windows[rows], vals, rows.tolist()
+
+    def _tokens(self, row: int, ids: list[int]) -> list[str]:
+        return self._window_tokens[row] if self._windows is not None else [self._vocab[t] for t in ids]
 
     def feature_dashboard(self, index: int, **_: Any) -> dict[str, Any]:
         rng = np.random.default_rng(index)
         ids, vals, rows = self._examples(rng)
         vocab, n_vocab = self._vocab, len(self._vocab)
         feature_max = float(vals.max())
-        examples = [{"tokens": [vocab[t] for t in ids[e]], "token_ids": ids[e].tolist(),
-                     "values": vals[e].tolist(), "max_value": float(vals[e].max()),
-                     "max_token_index": int(vals[e].argmax()), "qualifying_token_index": int(vals[e].argmax()),
+        id_lists, val_lists, peaks = ids.tolist(), vals.tolist(), vals.argmax(axis=1).tolist()
+        examples = [{"tokens": self._tokens(rows[e], id_lists[e]), "token_ids": id_lists[e],
+                     "values": val_lists[e], "max_value": val_lists[e][peaks[e]],
+                     "max_token_index": peaks[e], "qualifying_token_index": peaks[e],
                      "bin_min": -1, "bin_max": -1, "bin_contains": -1,
-                     "source": {"dataset": "builtin:corpus", "document": int(rows[e]), "offset": 0,
-                                "window_index": int(rows[e])}}
+                     "source": {"dataset": "builtin:corpus", "document": rows[e], "offset": 0,
+                                "window_index": rows[e]}}
                     for e in range(N_EXAMPLES)]
 
         def logits(sign: float) -> list[dict[str, Any]]:
-            values = np.sort(rng.random(20))[::-1] + 1
-            return [{"token": vocab[t], "token_id": int(t), "value": sign * float(v), "rank": r}
-                    for r, (t, v) in enumerate(zip(rng.integers(0, n_vocab, 20), values, strict=True))]
+            values = (np.sort(rng.random(20))[::-1] + 1).tolist()
+            return [{"token": vocab[t], "token_id": t, "value": sign * v, "rank": r}
+                    for r, (t, v) in enumerate(zip(rng.integers(0, n_vocab, 20).tolist(), values, strict=True))]
 
         return {"feature_index": index,
                 "statistics": {"activation_frequency": float(self._freq[index]), "n_active": 100, "n_tokens": 10**6,
@@ -127,7 +132,7 @@ class SyntheticStore:
                            "histogram": {"bin_edges": np.linspace(-1, 1, 51).tolist(),
                                          "counts": rng.integers(0, 2000, 50).tolist()}},
                 "top_tokens": [{"token": vocab[t], "token_id": int(t), "total_activation": 10.0, "count": 5,
-                                "mean_activation": 2.0, "max_activation": 3.0} for t in rng.integers(0, n_vocab, 20)]}
+                                "mean_activation": 2.0, "max_activation": 3.0} for t in rng.integers(0, n_vocab, 20).tolist()]}
 
     def iter_dashboards(self, indices: Iterable[int], **options: Any) -> Iterator[dict[str, Any]]:
         for i in indices:

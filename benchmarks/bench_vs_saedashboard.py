@@ -42,6 +42,7 @@ DRIVER = textwrap.dedent('''
     from sae_dashboard.neuronpedia.neuronpedia_runner_config import NeuronpediaRunnerConfig
 
     work, out, n_features_at_a_time, batch = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    end_batch = int(sys.argv[5]) if int(sys.argv[5]) >= 0 else None
     torch.set_grad_enabled(False)
     hf = AutoModelForCausalLM.from_pretrained(work / "model")
     # the folder was saved by a newer transformers: rebuild the tokenizer from tokenizer.json and re-save it
@@ -67,7 +68,7 @@ DRIVER = textwrap.dedent('''
         huggingface_dataset_path="unused", n_prompts_total=tokens.shape[0], n_tokens_in_prompt=tokens.shape[1],
         n_prompts_in_forward_pass=batch, n_features_at_a_time=n_features_at_a_time, sparsity_threshold=1,
         model_dtype="float32", sae_dtype="float32", sae_device="cpu", model_device="cpu",
-        activation_store_device="cpu"))
+        activation_store_device="cpu", end_batch=end_batch))
     torch.save(tokens, Path(runner.cfg.outputs_dir) / f"tokens_{tokens.shape[0]}.pt")
     t0 = time.perf_counter()
     runner.run()
@@ -88,14 +89,15 @@ def ensure_venv(venv: Path) -> Path:
     return python
 
 
-def their_top_examples(outputs_dir: Path) -> dict[int, list[tuple[float, int]]]:
-    """feature → [(value at the qualifying token, its position)] of SAEDashboard's top group (values are
-    rounded to 3 decimals in its output), in its order."""
+def their_top_examples(outputs_dir: Path, context_size: int) -> dict[int, list[tuple[float, int]]]:
+    """feature → [(value at the qualifying token, its position in the window)] of SAEDashboard's top group
+    (its values are rounded to 3 decimals; its token lists leave out the window's first token)."""
     result: dict[int, list[tuple[float, int]]] = {}
     for path in sorted(outputs_dir.glob("batch-*.json")):
         for feat in json.loads(path.read_text())["features"]:
             result[int(feat["feature_index"])] = [
-                (float(a["values"][a["qualifying_token_index"]]), int(a["qualifying_token_index"]))
+                (float(a["values"][a["qualifying_token_index"]]),
+                 int(a["qualifying_token_index"]) + context_size - len(a["values"]))
                 for a in feat.get("activations", []) if a.get("bin_min", -1) == -1]
     return result
 
@@ -112,6 +114,9 @@ def main() -> None:
     p.add_argument("--layer", type=int, default=8)
     p.add_argument("--batch-size", type=int, default=32, help="prompts per forward pass (both tools)")
     p.add_argument("--n-features-at-a-time", type=int, default=128, help="SAEDashboard feature batch")
+    p.add_argument("--their-batches", type=int, default=0,
+                   help="run only SAEDashboard's first N feature batches and extrapolate its time linearly "
+                        "(0 = all; every feature batch re-reads all tokens, so its cost per batch is flat)")
     p.add_argument("--work", default="/tmp/mistudio-vs-saedashboard")
     p.add_argument("--venv", default=str(HERE / ".venv-saedashboard"))
     args = p.parse_args()
@@ -128,18 +133,23 @@ def main() -> None:
     (work / "driver.py").write_text(DRIVER)
     started = time.perf_counter()
     proc = subprocess.run([str(python), str(work / "driver.py"), str(work), str(work / "theirs"),
-                           str(args.n_features_at_a_time), str(args.batch_size)], capture_output=True, text=True,
+                           str(args.n_features_at_a_time), str(args.batch_size), str(args.their_batches - 1)],
+                          capture_output=True, text=True,
                           cwd=work)
     if proc.returncode != 0:
         sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-8000:])
         raise SystemExit(f"SAEDashboard run failed (exit {proc.returncode})")
     theirs = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("RESULT "))[7:])
     theirs["wall_s"] = time.perf_counter() - started
+    n_batches = -(-args.d_sae // args.n_features_at_a_time)
+    ran = min(args.their_batches, n_batches) if args.their_batches > 0 else n_batches
+    theirs["measured_s"] = theirs["seconds"]
+    theirs["seconds"] = theirs["seconds"] * n_batches / ran
 
     from mistudio.extraction.store import FeatureStore
 
     store = FeatureStore.open(work / "ours")
-    theirs_top = their_top_examples(Path(theirs["outputs_dir"]))
+    theirs_top = their_top_examples(Path(theirs["outputs_dir"]), args.context_size)
     top = store.read_part("top_examples")
     same_best, found, compared = 0, 0.0, 0
     for f, pairs in theirs_top.items():
@@ -157,7 +167,9 @@ def main() -> None:
         "mistudio": {"seconds": ours["total_s"], "tokens_per_s": round(n_tok / ours["total_s"], 1),
                      "peak_rss_gb": ours["peak_rss_gb"]},
         "saedashboard": {"seconds": round(theirs["seconds"], 2), "tokens_per_s": round(n_tok / theirs["seconds"], 1),
-                         "peak_rss_gb": round(theirs["peak_rss_gb"], 2)},
+                         "peak_rss_gb": round(theirs["peak_rss_gb"], 2), "feature_batches_run": ran,
+                         "feature_batches_total": n_batches, "measured_s": round(theirs["measured_s"], 2),
+                         "extrapolated": ran < n_batches},
         "throughput_ratio": round(theirs["seconds"] / ours["total_s"], 2),
         "features_compared": compared,
         "same_strongest_example": round(same_best / max(compared, 1), 4),

@@ -123,3 +123,32 @@ def test_cli_demo_features_feature(tmp_path, monkeypatch):
     assert json.loads(res.stdout)["activations"]
     res = runner.invoke(app, ["feature", demo["sae_id"], str(items[0]["feature_index"])])
     assert res.exit_code == 0 and "logit lens" in res.output
+
+
+def test_job_pause_then_resume_continues_from_checkpoint(client_and_sae):
+    from mistudio.extraction.api import list_extractions, start_extraction
+    from mistudio.extraction.store import FeatureStore
+
+    _, studio, sae_id, model = client_and_sae
+    started = start_extraction(studio, sae_id, model, "builtin:corpus", submit=False, n_tokens=16384,
+                               context_size=16, top_k=3, batch_size=2)
+    job_id = started["job_id"]
+    batches: list[str] = []
+
+    def pause_early(event: dict) -> None:
+        if "windows" in (event.get("message") or ""):
+            batches.append(event["message"])
+            if len(batches) == 3:
+                studio.runner.pause(job_id)
+
+    assert studio.runner.run_inline(job_id, listener=pause_early)["status"] == "paused"
+    assert [e["status"] for e in list_extractions(studio, sae_id)] == ["paused"]
+    store_dir = studio.settings.features_dir / sae_id / started["extraction_id"]
+    _, done = FeatureStore.open(store_dir).load_checkpoint()
+    assert 0 < done < 1024
+    studio.runner.resume(job_id)
+    resumed: list[str] = []
+    state = studio.runner.run_inline(job_id, listener=lambda e: resumed.append(e.get("message") or ""))
+    assert state["status"] == "completed", state
+    first = next(m for m in resumed if "windows" in m)
+    assert int(first.split("/")[0]) > done  # finished batches were not redone

@@ -12,12 +12,12 @@ import torch
 TIE_MARGIN = 16
 
 
-def _ranked(values: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-k (values, ids) per row, descending by value, equal values ordered by ascending id."""
-    vals, ids = torch.topk(values, min(values.shape[1], k + TIE_MARGIN), dim=1)
+def _ranked(values: torch.Tensor, k: int, largest: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k (values, ids) per row (largest or smallest first), equal values ordered by ascending id."""
+    vals, ids = torch.topk(values, min(values.shape[1], k + TIE_MARGIN), dim=1, largest=largest)
     ids, order = torch.sort(ids, dim=1, stable=True)
     vals = vals.gather(1, order)
-    vals, order = torch.sort(vals, dim=1, descending=True, stable=True)
+    vals, order = torch.sort(vals, dim=1, descending=largest, stable=True)
     return vals[:, :k], ids.gather(1, order)[:, :k]
 
 
@@ -30,14 +30,15 @@ def compute_logit_lens(W_dec: torch.Tensor, W_U: torch.Tensor, k: int = 50, n_bi
         "pos_vals", "pos_ids", "neg_vals", "neg_ids", "hist_counts", "hist_min", "hist_max")}
     for lo in range(0, W_dec.shape[0], chunk):
         logits = W_dec[lo:lo + chunk].to(W_U.device, torch.float32) @ W_U  # [F, V]
+        n_f = logits.shape[0]
         pos_vals, pos_ids = _ranked(logits, k)
-        neg_vals, neg_ids = _ranked(-logits, k)
+        neg_vals, neg_ids = _ranked(logits, k, largest=False)
         lmin, lmax = logits.amin(1), logits.amax(1)
-        span = (lmax - lmin).clamp(min=1e-12).unsqueeze(1)
-        bins = ((logits - lmin.unsqueeze(1)) / span * n_bins).long().clamp(0, n_bins - 1)
-        keys = bins + torch.arange(logits.shape[0], device=logits.device).unsqueeze(1) * n_bins
-        counts = torch.bincount(keys.flatten(), minlength=logits.shape[0] * n_bins).view(-1, n_bins)
-        for key, value in (("pos_vals", pos_vals), ("pos_ids", pos_ids), ("neg_vals", -neg_vals),
+        scale = (n_bins / (lmax - lmin).clamp(min=1e-12)).unsqueeze(1)
+        keys = logits.sub_(lmin.unsqueeze(1)).mul_(scale).to(torch.int32).clamp_(0, n_bins - 1)  # in place
+        keys += (torch.arange(n_f, device=keys.device, dtype=torch.int32) * n_bins).unsqueeze(1)
+        counts = torch.bincount(keys.view(-1), minlength=n_f * n_bins).view(n_f, n_bins)
+        for key, value in (("pos_vals", pos_vals), ("pos_ids", pos_ids), ("neg_vals", neg_vals),
                            ("neg_ids", neg_ids), ("hist_counts", counts.int()), ("hist_min", lmin),
                            ("hist_max", lmax)):
             parts[key].append(value.cpu())

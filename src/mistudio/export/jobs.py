@@ -13,6 +13,7 @@ from mistudio.export.service import gather_inputs
 from mistudio.jobs.context import JobContext, JobPaused
 from mistudio.jobs.registry import register_job_type
 from mistudio.settings import get_settings
+from mistudio.studio import Studio
 
 
 def _update(ctx: JobContext, export_id: str, **fields: Any) -> None:
@@ -43,8 +44,9 @@ def export_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
 
     hooks = ExportHooks(stage=stage, progress=progress, check_cancelled=ctx.check_cancelled)
     try:
-        inputs = gather_inputs(_studio(), params["sae_id"], params.get("extraction_id"),
-                               load_weights=cfg.wants_saelens)
+        # the handler only has the job's sessions; `Studio.sessions` is used as a session factory
+        studio = Studio(settings=settings, sessions=ctx.session, runner=None)  # type: ignore[arg-type]
+        inputs = gather_inputs(studio, params["sae_id"], params.get("extraction_id"), load_weights=cfg.wants_saelens)
         result = build_export(inputs, cfg, out, work, hooks)
     except JobPaused:
         _update(ctx, export_id, status="paused")
@@ -63,8 +65,3 @@ def export_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     result["export_id"] = export_id
     return result
 
-
-def _studio():  # noqa: ANN202 - the job runs inside the studio whose settings are current
-    from mistudio.studio import Studio
-
-    return Studio.open()

@@ -49,7 +49,7 @@ def jsonl(rows: Iterable[dict[str, Any]]) -> bytes:
     return b"".join(dumps(row, sort_keys=False) + b"\n" for row in rows)
 
 
-GZIP_LEVEL = 6  # see docs/export.md: level 6 vs 3 measured on realistic dashboards
+GZIP_LEVEL = 3  # measured (docs/export.md): 3 is ~35 % faster than 6 for a 13 % larger archive
 
 
 def gzip_bytes(data: bytes, level: int = GZIP_LEVEL) -> bytes:

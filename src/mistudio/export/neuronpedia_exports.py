@@ -52,7 +52,7 @@ def activation_rows(feat: PreparedFeature, ctx: RowContext) -> list[dict[str, An
         rows.append({
             "id": pseudo_cuid(ctx.ids.model_id, ctx.ids.source_id, feat.index, ordinal),
             "tokens": ex["tokens"], "index": feat.index, "layer": ctx.ids.source_id, "modelId": ctx.ids.model_id,
-            "maxValue": max(values), "maxValueTokenIndex": values.index(max(values)), "minValue": min(values),
+            "maxValue": ex["max_value"], "maxValueTokenIndex": ex["max_token_index"], "minValue": min(values),
             "values": values, "creatorId": ctx.creator_id, "dataSource": ctx.dataset,
             "dataIndex": None if data_index is None else str(data_index),
             "dfaValues": [], "dfaTargetIndex": None, "dfaMaxValue": None, "createdAt": ctx.created_at,

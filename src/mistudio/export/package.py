@@ -19,7 +19,7 @@ SUMS_FILE = "SHA256SUMS"
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 _STORED_SUFFIXES = (".gz", ".safetensors", ".zip")
 _CHUNK = 1 << 20
-ZIP_LEVEL = 6
+ZIP_LEVEL = 3  # as jsonio.GZIP_LEVEL
 
 
 def staged_files(root: Path) -> list[str]:

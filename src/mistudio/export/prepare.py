@@ -10,7 +10,6 @@ import numpy as np
 
 from mistudio.export.jsonio import (
     NP_DECIMALS,
-    render_token,
     render_tokens,
     round_float,
     round_list,
@@ -85,9 +84,10 @@ def _example(ex: dict[str, Any], values: list[float], feature_max: float) -> dic
     }
 
 
-def _logit(item: dict[str, Any], rank: int) -> dict[str, Any]:
-    return {"token": render_token(str(item["token"])), "token_id": item.get("token_id"),
-            "value": round_float(item["value"]), "rank": rank}
+def _logits(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    tokens = render_tokens([str(item["token"]) for item in items])
+    return [{"token": token, "token_id": item.get("token_id"), "value": round_float(item["value"]), "rank": rank}
+            for rank, (token, item) in enumerate(zip(tokens, items, strict=True))]
 
 
 def _hist(raw: dict[str, Any] | None) -> dict[str, Any]:
@@ -107,17 +107,16 @@ def prepare_feature(dash: dict[str, Any], *, top_tokens: int,
     logits = dash.get("logits") or {}
     pos = sorted(logits.get("top_positive") or [], key=lambda t: -float(t["value"]))
     neg = sorted(logits.get("top_negative") or [], key=lambda t: float(t["value"]))
-    tokens = []
-    for item in (dash.get("top_tokens") or [])[:top_tokens]:
-        tokens.append({"token": render_token(str(item["token"])), "token_id": item.get("token_id"),
-                       "total_activation": sig_float(item["total_activation"]), "count": int(item["count"]),
-                       "mean_activation": sig_float(item.get("mean_activation")),
-                       "max_activation": sig_float(item.get("max_activation"))})
+    top = (dash.get("top_tokens") or [])[:top_tokens]
+    tokens = [{"token": token, "token_id": item.get("token_id"),
+               "total_activation": sig_float(item["total_activation"]), "count": int(item["count"]),
+               "mean_activation": sig_float(item.get("mean_activation")),
+               "max_activation": sig_float(item.get("max_activation"))}
+              for token, item in zip(render_tokens([str(item["token"]) for item in top]), top, strict=True)]
     return PreparedFeature(
         index=int(dash["feature_index"]), statistics=stats, examples=examples,
         histogram=_hist(dash.get("histogram")),
-        top_positive=[_logit(t, r) for r, t in enumerate(pos)],
-        top_negative=[_logit(t, r) for r, t in enumerate(neg)],
+        top_positive=_logits(pos), top_negative=_logits(neg),
         logits_histogram=_hist(logits.get("histogram")), top_tokens=tokens,
         explanations=list(explanations or []),
     )

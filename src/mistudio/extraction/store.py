@@ -67,7 +67,7 @@ class FeatureStore:
 
     def save_manifest(self) -> None:
         """Write manifest.json atomically."""
-        atomic_write_text(self.path / MANIFEST, json.dumps(self.manifest, indent=2, sort_keys=True))
+        atomic_write_text(self.path / MANIFEST, json.dumps(self.manifest, indent=2, sort_keys=True, default=str))
 
     def update_manifest(self, **fields: Any) -> None:
         """Set manifest fields and save."""

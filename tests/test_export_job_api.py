@@ -1,0 +1,216 @@
+"""The export job through the real JobRunner and database (stages, export record, cancel, pause/resume), the
+REST routes (estimate, start, status, download, validate, labels import, exports list) and the CLI commands,
+all over a real extraction of a tiny model."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from mistudio.catalog.service import register_sae_from_path
+from mistudio.db.models import ExportRecord
+from mistudio.export import jobs as export_jobs
+from mistudio.export.builder import STAGES
+from mistudio.export.config import make_config
+from mistudio.export.service import start_export
+from mistudio.export.validate import validate_export
+from mistudio.extraction.api import extract
+from mistudio.extraction.demo import random_sae
+from mistudio.saes.formats import write_saelens
+from mistudio.studio import Studio
+from mistudio.testing.tiny_models import build_tiny_model
+
+D_SAE = 48
+EXTRACT = {"n_tokens": 2048, "context_size": 32, "top_k": 20}
+CFG = {"model_id": "tiny-gpt2", "batch_size": 16}
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("assets")
+    model = build_tiny_model("gpt2", root / "model")
+    sae = random_sae(64, D_SAE, "blocks.1.hook_resid_pre", model_name=str(model), context_size=32)
+    with torch.no_grad():
+        sae.b_enc[3] = -1e9  # a dead feature
+    return model, write_saelens(sae, root / "sae")
+
+
+def _ready(studio: Studio, assets: tuple[Path, Path]) -> str:
+    model, sae_path = assets
+    sae_id = register_sae_from_path(studio, sae_path, name="tiny", source="trained")["id"]
+    extract(studio, sae_id, str(model), "builtin:corpus", **EXTRACT)
+    return sae_id
+
+
+def _run(studio: Studio, sae_id: str, **cfg: object) -> tuple[str, dict]:
+    started = start_export(studio, sae_id, make_config(**{**CFG, **cfg}))
+    return started["job_id"], studio.runner.run_inline(started["job_id"])
+
+
+def test_export_job_fills_its_record(any_db_studio: Studio, assets: tuple[Path, Path]) -> None:
+    studio = any_db_studio
+    sae_id = _ready(studio, assets)
+    events: list[str] = []
+    started = start_export(studio, sae_id, make_config(**CFG))
+    state = studio.runner.run_inline(started["job_id"], listener=lambda e: events.append(e["stage"]))
+    assert state["status"] == "completed", state
+    assert [s["name"] for s in state["stages"]] == STAGES
+    assert all(s["status"] == "completed" for s in state["stages"])
+    seen = [s for n, s in enumerate(events) if s and (n == 0 or events[n - 1] != s)]
+    assert seen == STAGES  # every stage, in order, each once
+    with studio.sessions() as s:
+        rec = s.get(ExportRecord, started["export_id"])
+        assert rec.status == "completed" and rec.job_id == started["job_id"] and rec.finished_at is not None
+        assert rec.output_path == f"exports/{started['job_id']}.zip"  # relative to MISTUDIO_HOME
+        path = studio.settings.absolute(rec.output_path)
+        assert rec.file_size_bytes == path.stat().st_size and rec.feature_count == D_SAE
+        assert set(rec.timings) == set(STAGES) and all(v >= 0 for v in rec.timings.values())
+    report = validate_export(path)
+    assert report.ok, report.to_text()
+    assert state["result"]["n_skipped"] >= 1  # the dead feature is not in a Neuronpedia batch
+
+
+def _interrupt_after_first_batch(monkeypatch: pytest.MonkeyPatch, studio: Studio, action: str) -> None:
+    """Make the user press cancel/pause while the export writes its first batches."""
+    real = export_jobs.build_export
+
+    def build(inputs, cfg, out, work, hooks):  # noqa: ANN001, ANN202
+        progress = hooks.progress
+
+        def on_progress(fraction: float, message: str | None) -> None:
+            progress(fraction, message)
+            if message and message.startswith("features:") and fraction < 1:
+                job_id = Path(work).name.removeprefix("export-")
+                getattr(studio.runner, action)(job_id)
+                time.sleep(0.3)  # the job polls its flags at most every 0.25 s
+
+        hooks.progress = on_progress
+        return real(inputs, cfg, out, work, hooks)
+
+    monkeypatch.setattr(export_jobs, "build_export", build)
+
+
+def test_cancel_leaves_no_archive_and_pause_resumes_to_same_bytes(studio: Studio, assets: tuple[Path, Path],
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    sae_id = _ready(studio, assets)
+    _, ref = _run(studio, sae_id)
+    reference = studio.settings.absolute(ref["result"]["output_path"]).read_bytes()
+
+    with monkeypatch.context() as m:
+        _interrupt_after_first_batch(m, studio, "cancel")
+        job_id, state = _run(studio, sae_id)
+    assert state["status"] == "cancelled"
+    assert not list(studio.settings.exports_dir.glob(f"*{job_id}*"))  # nothing that looks finished
+    with studio.sessions() as s:
+        assert s.get(ExportRecord, state["params"]["export_id"]).status == "cancelled"
+
+    with monkeypatch.context() as m:
+        _interrupt_after_first_batch(m, studio, "pause")
+        job_id, state = _run(studio, sae_id)
+    assert state["status"] == "paused"
+    assert not (studio.settings.exports_dir / f"{job_id}.zip").exists()
+    studio.runner.resume(job_id)
+    state = studio.runner.run_inline(job_id)
+    assert state["status"] == "completed", state
+    assert studio.settings.absolute(state["result"]["output_path"]).read_bytes() == reference
+
+
+@pytest.fixture()
+def client(studio: Studio, assets: tuple[Path, Path]):  # noqa: ANN201
+    from mistudio.api.app import create_app
+
+    sae_id = _ready(studio, assets)
+    with TestClient(create_app(studio, start_worker=False)) as c:
+        yield c, studio, sae_id
+
+
+def test_rest_estimate_export_status_download_validate(client, tmp_path: Path) -> None:  # noqa: ANN001
+    c, studio, sae_id = client
+    base = f"/api/v1/saes/{sae_id}"
+    assert c.post(f"{base}/export/validate", json={}).status_code == 422  # nothing exported yet
+    est = c.post(f"{base}/export/estimate", json={"config": CFG}).json()
+    assert est["n_features"] == D_SAE and est["missing"] == [] and est["size_bytes"] > 0 and est["n_dead"] >= 1
+
+    res = c.post(f"{base}/export/neuronpedia", json={"config": {**CFG, "format": "neuronpedia"}})
+    assert res.status_code == 202, res.text
+    job_id = res.json()["job_id"]
+    assert c.get(f"{base}/export/download/{job_id}").status_code == 422  # not finished yet
+    studio.runner.run_inline(job_id)
+    status = c.get(f"{base}/export/status/{job_id}").json()
+    assert status["job"]["status"] == "completed" and status["export"]["feature_count"] == D_SAE
+    assert status["export"]["output_path"] == f"exports/{job_id}.zip"
+
+    with c.stream("GET", f"{base}/export/download/{job_id}") as res:
+        assert res.status_code == 200 and res.headers["content-type"] == "application/zip"
+        (tmp_path / "dl.zip").write_bytes(b"".join(res.iter_bytes()))
+    assert validate_export(tmp_path / "dl.zip").ok
+    with zipfile.ZipFile(tmp_path / "dl.zip") as zf:
+        assert "neuronpedia/batch-0.json" in zf.namelist() and not any(n.startswith("saelens/") for n in zf.namelist())
+
+    report = c.post(f"{base}/export/validate", json={}).json()
+    assert report["ok"] and report["n_features"] == D_SAE and "OK" in report["text"]
+    listed = c.get("/api/v1/exports", params={"sae_id": sae_id}).json()
+    assert listed["total"] == 1 and listed["items"][0]["job_id"] == job_id
+    assert c.get(f"{base}/export/status/nope").status_code == 404
+    assert c.get(f"/api/v1/saes/nope/export/status/{job_id}").status_code == 404
+    bad = c.post(f"{base}/export/neuronpedia", json={"config": {"model_id": "Not Valid"}})
+    assert bad.status_code == 422
+
+
+def test_rest_labels_import_reaches_the_export(client) -> None:  # noqa: ANN001
+    c, studio, sae_id = client
+    csv = "feature_index,description,method,score,category\n1,dates and times,manual,0.5,time\n1,clock words,auto,,\n"
+    res = c.post(f"/api/v1/saes/{sae_id}/labels/import", files={"file": ("labels.csv", io.BytesIO(csv.encode()))})
+    assert res.status_code == 200, res.text
+    assert res.json()["imported"] == 2
+    bad = c.post(f"/api/v1/saes/{sae_id}/labels/import", files={"file": ("labels.txt", io.BytesIO(b"x"))})
+    assert bad.status_code == 422
+    job_id = c.post(f"/api/v1/saes/{sae_id}/export/neuronpedia",
+                    json={"config": {**CFG, "selection": {"mode": "labeled"}}}).json()["job_id"]
+    state = studio.runner.run_inline(job_id)
+    assert state["result"]["feature_count"] == 1
+    with zipfile.ZipFile(studio.settings.absolute(state["result"]["output_path"])) as zf:
+        doc = json.loads(zf.read("explanations/explanations.json"))
+    assert [e["description"] for e in doc["explanations"][0]["explanations"]] == ["dates and times", "clock words"]
+
+
+def test_cli_export_validate_fix_and_labels(studio: Studio, assets: tuple[Path, Path], tmp_path: Path) -> None:
+    from mistudio.cli.main import app
+
+    sae_id = _ready(studio, assets)
+    runner = CliRunner()
+    labels = tmp_path / "labels.json"
+    labels.write_text(json.dumps([{"feature_index": 2, "description": "punctuation"}]))
+    res = runner.invoke(app, ["labels", "import", sae_id, str(labels), "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["imported"] == 1
+
+    out = tmp_path / "out.zip"
+    res = runner.invoke(app, ["export", "neuronpedia", sae_id, "--out", str(out), "--model-id", "tiny-gpt2",
+                              "--features", "0-20", "--json"])
+    assert res.exit_code == 0, res.output
+    result = json.loads(res.stdout)
+    assert result["feature_count"] == 20 and result["archive"] == str(out) and out.exists()
+
+    res = runner.invoke(app, ["export", "validate", str(out), "--json"])
+    assert res.exit_code == 0 and json.loads(res.stdout)["ok"]
+    with zipfile.ZipFile(out) as zf:  # break a checksum and a max value, then let --fix repair them
+        files = {n: zf.read(n) for n in zf.namelist()}
+    files["README.md"] += b"edited\n"
+    broken = tmp_path / "broken.zip"
+    with zipfile.ZipFile(broken, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    res = runner.invoke(app, ["export", "validate", str(broken), "--json"])
+    assert res.exit_code == 1 and "checksum_mismatch" in {i["code"] for i in json.loads(res.stdout)["issues"]}
+    res = runner.invoke(app, ["export", "validate", str(broken), "--fix", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["after"]["ok"] and validate_export(broken).ok
