@@ -37,7 +37,9 @@ class Studio:
         settings.ensure_dirs()
         url = settings.resolved_database_url
         upgrade_database(url)
-        return cls(settings=settings, sessions=session_factory(url), runner=JobRunner(url))
+        studio = cls(settings=settings, sessions=session_factory(url), runner=JobRunner(url))
+        studio.runner.studio = studio
+        return studio
 
     def start_worker(self) -> None:
         """Start the background job worker (API server); the CLI runs jobs inline instead."""

@@ -14,7 +14,6 @@ from mistudio.fsutil import dir_size
 from mistudio.jobs.context import JobContext, JobPaused
 from mistudio.jobs.registry import register_job_type
 from mistudio.saes.formats import find_saes
-from mistudio.settings import get_settings
 
 
 def _mark(ctx: JobContext, sae_id: str, **fields: Any) -> None:
@@ -31,7 +30,7 @@ def download_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     """Download → detect → move into the store; the partial download is kept for a resume."""
     from mistudio.hub.download import download_sae
 
-    settings = get_settings()
+    settings = ctx.studio.settings
     sae_id, repo_id, path_in_repo = params["sae_id"], params["repo_id"], params.get("path_in_repo") or ""
     partial = settings.tmp_dir / f"download-{sae_id}"
     ctx.set_stages(["downloading", "detecting format", "registering"])

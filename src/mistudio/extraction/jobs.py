@@ -13,8 +13,6 @@ from mistudio.extraction.engine import ExtractionSettings, run_extraction
 from mistudio.extraction.summaries import write_summaries
 from mistudio.jobs.context import JobContext, JobPaused
 from mistudio.jobs.registry import register_job_type
-from mistudio.settings import get_settings
-from mistudio.studio import Studio
 
 STAGES = ["load", "tokenize", "extract", "summaries"]
 
@@ -43,10 +41,9 @@ def extraction_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     from mistudio.lm.loading import load_model
     from mistudio.lm.processing import activation_transform_for
 
-    settings = get_settings()
+    studio = ctx.studio
+    settings = studio.settings
     sae_id, extraction_id = params["sae_id"], params["extraction_id"]
-    # the handler only has the job's sessions; `Studio.sessions` is used as a session factory
-    studio = Studio(settings=settings, sessions=ctx.session, runner=None)  # type: ignore[arg-type]
     ctx.set_stages(STAGES)
     try:
         ctx.stage("load")

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from mistudio.db.models import Job, utcnow
 from mistudio.errors import JobCancelled
+
+if TYPE_CHECKING:
+    from mistudio.studio import Studio
 
 
 class JobPaused(Exception):
@@ -28,8 +31,10 @@ class JobContext:
         sessions: sessionmaker[Session],
         listener: ProgressListener | None = None,
         min_interval_s: float = 0.25,
+        studio: Studio | None = None,
     ) -> None:
         self.job_id = job_id
+        self.studio = studio
         self._sessions = sessions
         self._listener = listener
         self._min_interval = min_interval_s

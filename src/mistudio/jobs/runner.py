@@ -7,7 +7,7 @@ import logging
 import queue
 import threading
 import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
@@ -16,6 +16,9 @@ from mistudio.db.session import session_factory
 from mistudio.errors import ConflictError, JobCancelled, MiStudioError, NotFoundError
 from mistudio.jobs.context import JobContext, JobPaused, ProgressListener
 from mistudio.jobs.registry import get_handler
+
+if TYPE_CHECKING:
+    from mistudio.studio import Studio
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +57,7 @@ class JobRunner:
         self._threads: list[threading.Thread] = []
         self._workers = workers
         self._listeners: dict[str, ProgressListener] = {}
+        self.studio: Studio | None = None  # set by Studio.open; handed to every JobContext
 
     # -- lifecycle ------------------------------------------------------------------------------
     def recover(self) -> list[str]:
@@ -184,7 +188,7 @@ class JobRunner:
                 return job_to_dict(job)
             job.status, job.started_at, job.progress = "running", utcnow(), job.progress or 0.0
             job_type, params = job.type, dict(job.params or {})
-        ctx = JobContext(job_id, self._sessions, listener or self._listeners.get(job_id))
+        ctx = JobContext(job_id, self._sessions, listener or self._listeners.get(job_id), studio=self.studio)
         try:
             result = get_handler(job_type)(ctx, params) or {}
             ctx.finish_stages()
