@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import io
 import json
-import zipfile
 from dataclasses import dataclass
 
-import numpy as np
 from huggingface_hub.errors import SafetensorsParsingError
 from huggingface_hub.utils import get_session, hf_raise_for_status
 
 from mistudio.errors import CorruptFileError
 from mistudio.hub.client import HubConnection
+from mistudio.saes.formats.base import npz_arrays
 
 _SAFETENSORS_DTYPES = {
     "F64": ("float64", 8), "F32": ("float32", 4), "F16": ("float16", 2), "BF16": ("bfloat16", 2),
@@ -128,18 +127,5 @@ class RangeFile(io.RawIOBase):
 def npz_headers(conn: HubConnection, repo_id: str, filename: str, commit: str, size: int) -> dict[str, TensorHeader]:
     """Tensor dtypes and shapes of an `.npz`, read from its zip directory and `.npy` headers only."""
     remote = RangeFile(conn, conn.file_url(repo_id, filename, commit), size)
-    out = {}
-    try:
-        with zipfile.ZipFile(remote) as zf:
-            for member in zf.namelist():
-                if not member.endswith(".npy"):
-                    continue
-                with zf.open(member) as fh:
-                    version = np.lib.format.read_magic(fh)
-                    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                                   else np.lib.format.read_array_header_2_0)
-                    shape, _, dtype = read_header(fh)
-                out[member[:-4]] = TensorHeader(np.dtype(dtype).name, tuple(shape), np.dtype(dtype).itemsize)
-    except (zipfile.BadZipFile, ValueError) as exc:
-        raise CorruptFileError(f"{repo_id}/{filename} is not a readable .npz archive: {exc}") from exc
-    return out
+    arrays = npz_arrays(remote, label=f"{repo_id}/{filename}")
+    return {name: TensorHeader(dtype.name, shape, dtype.itemsize) for name, (shape, dtype) in arrays.items()}

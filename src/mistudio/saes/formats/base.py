@@ -7,7 +7,7 @@ import struct
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
@@ -164,11 +164,12 @@ def load_safetensors(path: Path) -> dict[str, torch.Tensor]:
         raise CorruptFileError(f"{path} could not be read ({exc}); re-download it") from exc
 
 
-def npz_header(path: Path) -> dict[str, TensorInfo]:
-    """Array name → shape/dtype of an `.npz` archive, reading only each member's `.npy` header."""
-    out: dict[str, TensorInfo] = {}
+def npz_arrays(source: Path | BinaryIO, label: str | None = None) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Array name → (shape, dtype) of an `.npz` archive (a path or a seekable file), reading only each member's
+    `.npy` header — the hub browser passes a range-reading remote file."""
+    out: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
     try:
-        with zipfile.ZipFile(path) as zf:
+        with zipfile.ZipFile(source) as zf:
             for member in zf.namelist():
                 if not member.endswith(".npy"):
                     continue
@@ -180,10 +181,15 @@ def npz_header(path: Path) -> dict[str, TensorInfo]:
                         else np.lib.format.read_array_header_2_0
                     )
                     shape, _, dtype = reader(fh)
-                out[member[: -len(".npy")]] = TensorInfo(tuple(int(d) for d in shape), str(np.dtype(dtype)))
+                out[member[: -len(".npy")]] = (tuple(int(d) for d in shape), np.dtype(dtype))
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
-        raise CorruptFileError(f"{path} is not a readable .npz archive ({exc}); re-download it") from exc
+        raise CorruptFileError(f"{label or source} is not a readable .npz archive ({exc}); re-download it") from exc
     return out
+
+
+def npz_header(path: Path) -> dict[str, TensorInfo]:
+    """Array name → shape/dtype of an `.npz` archive, reading only each member's `.npy` header."""
+    return {name: TensorInfo(shape, str(dtype)) for name, (shape, dtype) in npz_arrays(path).items()}
 
 
 def load_npz(path: Path) -> dict[str, torch.Tensor]:
