@@ -37,7 +37,7 @@ def test_extraction_export_validate_and_load_in_sae_lens(studio: Studio, model: 
     sae_id = import_local(studio, write_in_format(original, fmt, tmp_path / "src"))["id"]
     extraction_id = extract(studio, sae_id, str(model), "builtin:corpus", n_tokens=2048, context_size=32, top_k=20)
 
-    cfg = make_config("full", model_id="tiny-gpt2", batch_size=8)
+    cfg = make_config("full", model_id="tiny-gpt2", batch_size=8, workers=2)  # forked workers read the store
     job_id = start_export(studio, sae_id, cfg)["job_id"]
     state = studio.runner.run_inline(job_id)
     assert state["status"] == "completed", state

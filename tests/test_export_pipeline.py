@@ -147,7 +147,7 @@ def test_incremental_export_merges_with_base(standard_sae: SAE, tmp_path: Path) 
     run(inputs, tmp_path / "full.zip")
     run(inputs, tmp_path / "base.zip", selection={"mode": "range", "start": 0, "stop": 20})
     merged = run(inputs, tmp_path / "merged.zip", selection={"mode": "range", "start": 20, "stop": 40},
-                 base_export=str(tmp_path / "base.zip"))
+                 base_export=str(tmp_path / "base.zip"), workers=2)
     assert merged["feature_count"] == 40 and merged["n_reused"] == 20
     with zipfile.ZipFile(tmp_path / "full.zip") as a, zipfile.ZipFile(tmp_path / "merged.zip") as b:
         for name in a.namelist():
@@ -163,3 +163,30 @@ def test_selection_by_label_text_and_frequency(standard_sae: SAE, tmp_path: Path
     cut = float(np.median(freq))
     result = run(inputs, tmp_path / "f.zip", selection={"mode": "frequency", "min_frequency": cut})
     assert result["feature_count"] == int((freq >= cut).sum())
+
+
+def test_worker_pool_gives_the_same_bytes_and_a_sound_zip(standard_sae: SAE, tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    serial = run(tiny_inputs(standard_sae), tmp_path / "serial.zip", workers=1)
+    pooled = run(tiny_inputs(standard_sae), tmp_path / "pooled.zip", workers=2)
+    assert serial["workers"] == 1 and pooled["workers"] == 2
+    assert (tmp_path / "serial.zip").read_bytes() == (tmp_path / "pooled.zip").read_bytes()
+    with zipfile.ZipFile(tmp_path / "pooled.zip") as zf:
+        assert zf.testzip() is None  # every CRC of the pre-deflated entries checks out
+        assert {i.compress_type for i in zf.infolist() if i.filename.startswith("neuronpedia/batch-")} == {
+            zipfile.ZIP_DEFLATED}
+    if shutil.which("unzip"):
+        assert subprocess.run(["unzip", "-tq", str(tmp_path / "pooled.zip")], capture_output=True).returncode == 0
+
+
+def test_token_ids_are_optional_in_feature_documents(standard_sae: SAE, tmp_path: Path) -> None:
+    run(tiny_inputs(standard_sae), tmp_path / "a.zip", token_ids=True)
+    with zipfile.ZipFile(tmp_path / "a.zip") as zf:
+        doc = json.loads(gzip.decompress(zf.read("features/0.json.gz")))
+    ex = doc["activations"][0]
+    assert len(ex["token_ids"]) == len(ex["tokens"]) == len(ex["values"]) == CTX
+    run(tiny_inputs(standard_sae), tmp_path / "b.zip")
+    with zipfile.ZipFile(tmp_path / "b.zip") as zf:
+        assert "token_ids" not in json.loads(gzip.decompress(zf.read("features/0.json.gz")))["activations"][0]

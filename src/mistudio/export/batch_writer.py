@@ -5,7 +5,7 @@ bytes do not depend on the order batches finish in)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,17 +114,33 @@ def default_workers(n_features: int, requested: int | None) -> int:
     return cores if n_features >= PARALLEL_MIN_FEATURES else 1
 
 
-def run_batches(writer: BatchWriter, batches: Iterable[tuple[int, Callable[[], list[BatchItem]]]], workers: int,
-                on_done: Callable[[int, dict[str, Any]], None], check_cancelled: Callable[[], None]) -> None:
+# batch loaders forked worker processes inherit (set before the pool forks), so dashboards are read in the
+# workers instead of being pickled across — that copy cost as much as writing them
+_INHERITED: dict[int, Callable[[], list[BatchItem]]] = {}
+
+
+def _write_inherited(writer: BatchWriter, k: int) -> dict[str, Any]:
+    return writer.write(k, _INHERITED[k]())
+
+
+def run_batches(writer: BatchWriter, batches: list[tuple[int, Callable[[], list[BatchItem]]]], workers: int,
+                on_done: Callable[[int, dict[str, Any]], None], check_cancelled: Callable[[], None], *,
+                load_in_workers: bool = False) -> None:
     """Write every `(k, load_items)` batch, calling `on_done(k, result)` as each finishes. With `workers > 1`
-    the batches are written by that many processes while this one loads the next ones; at most `workers + 1`
-    batches are in flight, so memory stays bounded. A cancellation or error stops the pool before returning."""
+    the batches are written by that many processes; with `load_in_workers` (only for sources safe to read from
+    forked processes) the workers also load them, else this process loads and sends them. At most
+    `workers + 1` batches are in flight, so memory stays bounded. A cancellation or error stops the pool first."""
     if workers <= 1:
         for k, load in batches:
             check_cancelled()
             on_done(k, writer.write(k, load()))
         return
-    pool = ProcessPoolExecutor(workers, mp_context=pool_context())
+    context = pool_context()
+    inherit = load_in_workers and context.get_start_method() == "fork"
+    if inherit:
+        _INHERITED.clear()
+        _INHERITED.update(batches)
+    pool = ProcessPoolExecutor(workers, mp_context=context)
     pending: dict[Future[dict[str, Any]], int] = {}
 
     def drain(limit: int) -> None:
@@ -136,8 +152,10 @@ def run_batches(writer: BatchWriter, batches: Iterable[tuple[int, Callable[[], l
     try:
         for k, load in batches:
             check_cancelled()
-            pending[pool.submit(writer.write, k, load())] = k
+            fut = pool.submit(_write_inherited, writer, k) if inherit else pool.submit(writer.write, k, load())
+            pending[fut] = k
             drain(workers)
         drain(0)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        _INHERITED.clear()

@@ -167,7 +167,8 @@ def build_export(inputs: ExportInputs, cfg: ExportConfig, out_zip: Path, work_di
         hooks.progress(len(results) / len(batches), f"features: {n_done} / {len(indices)}")
 
     workers = default_workers(len(indices), cfg.workers)
-    run_batches(writer, todo, workers, done, hooks.check_cancelled)
+    # a base export is a zip read through one shared file offset, so only this process may read it
+    run_batches(writer, todo, workers, done, hooks.check_cancelled, load_in_workers=base is None)
     results_list = [results[k] for k in range(len(batches))]
 
     stage("Creating archive")

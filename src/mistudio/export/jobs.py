@@ -12,8 +12,6 @@ from mistudio.export.config import ExportConfig
 from mistudio.export.service import gather_inputs
 from mistudio.jobs.context import JobContext, JobPaused
 from mistudio.jobs.registry import register_job_type
-from mistudio.settings import get_settings
-from mistudio.studio import Studio
 
 
 def _update(ctx: JobContext, export_id: str, **fields: Any) -> None:
@@ -26,7 +24,8 @@ def _update(ctx: JobContext, export_id: str, **fields: Any) -> None:
 @register_job_type("export")
 def export_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     """Export an SAE; the work folder is keyed by job id, so a resumed job continues from its last batch."""
-    settings = get_settings()
+    studio = ctx.studio
+    settings = studio.settings
     export_id = params["export_id"]
     cfg = ExportConfig.model_validate(params["config"])
     ctx.set_stages(STAGES)
@@ -44,8 +43,6 @@ def export_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
 
     hooks = ExportHooks(stage=stage, progress=progress, check_cancelled=ctx.check_cancelled)
     try:
-        # the handler only has the job's sessions; `Studio.sessions` is used as a session factory
-        studio = Studio(settings=settings, sessions=ctx.session, runner=None)  # type: ignore[arg-type]
         inputs = gather_inputs(studio, params["sae_id"], params.get("extraction_id"), load_weights=cfg.wants_saelens)
         result = build_export(inputs, cfg, out, work, hooks)
     except JobPaused:

@@ -10,16 +10,20 @@ from sqlalchemy.orm import Session
 
 from mistudio.db.models import Explanation, ExportRecord, Extraction, FeatureSummary
 from mistudio.errors import InvalidInputError, NotFoundError
+from mistudio.export.batch_writer import default_workers
 from mistudio.export.builder import ExportInputs, SAEInfo
 from mistudio.export.config import ExportConfig
 from mistudio.export.selection import select_features
 from mistudio.export.validate import MIN_EXAMPLES
 from mistudio.studio import Studio
 
-# measured by benchmarks/bench_export.py (2-core machine): packaging seconds and archive bytes per feature
-# at 20 examples × 128 tokens; scaled linearly with examples × context size
-_SECONDS_PER_FEATURE = 0.0025
-_BYTES_PER_FEATURE = 9000
+# measured by benchmarks/bench_export.py on realistic data (docs/export.md; 2 cores, 20 examples × 128 tokens),
+# scaled linearly with examples × context size: archive bytes of features/ and of the Neuronpedia parts per
+# feature, and packaging seconds per feature with one process and with a worker per core
+_FEATURE_DOC_BYTES = 10_600
+_NEURONPEDIA_BYTES = 17_800
+_SECONDS_SERIAL = 0.0072
+_SECONDS_PARALLEL = 0.0033
 
 
 def latest_extraction(session: Session, sae_id: str, extraction_id: str | None = None) -> Extraction:
@@ -100,8 +104,10 @@ def estimate(inputs: ExportInputs, cfg: ExportConfig) -> dict[str, Any]:
     dead = int(summary["dead"][indices].sum())
     weights = inputs.info.d_sae * inputs.info.d_in * 2 * 4 if cfg.wants_saelens else 0
     n = len(indices)
-    return {"n_features": n, "size_bytes": int(n * _BYTES_PER_FEATURE * scale + weights),
-            "seconds": round(n * _SECONDS_PER_FEATURE * scale + (60.0 if "logit_lens" in missing else 0.0), 1),
+    per_feature = _FEATURE_DOC_BYTES + (_NEURONPEDIA_BYTES if cfg.wants_neuronpedia else 0)
+    per_second = _SECONDS_PARALLEL if default_workers(n, cfg.workers) > 1 else _SECONDS_SERIAL
+    return {"n_features": n, "size_bytes": int(n * per_feature * scale + weights),
+            "seconds": round(n * per_second * scale + (60.0 if "logit_lens" in missing else 0.0), 1),
             "missing": missing, "n_dead": dead,
             "notes": [f"{dead} dead feature(s) have no examples and are left out of the Neuronpedia batches"] if dead
             else [], "min_examples": MIN_EXAMPLES}

@@ -8,7 +8,7 @@ import hashlib
 import json
 import math
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -270,6 +270,61 @@ def check_row(kind: str, row: dict[str, Any], loc: str) -> list[Issue]:
     return out
 
 
+def _nums(values: Any) -> bool:
+    return isinstance(values, list) and all(type(v) is float or type(v) is int for v in values)
+
+
+def _ints(values: Any) -> bool:
+    return isinstance(values, list) and all(type(v) is int for v in values)
+
+
+def _opt(obj: dict[str, Any], key: str, ok: Callable[[Any], bool]) -> bool:
+    return key not in obj or ok(obj[key])
+
+
+def _hist_ok(h: Any) -> bool:
+    return isinstance(h, dict) and _opt(h, "bin_edges", _nums) and _opt(h, "counts", _ints)
+
+
+def _logits_ok(items: Any) -> bool:
+    return isinstance(items, list) and all(isinstance(t, dict) and type(t["token"]) is str and _is_num(t["value"])
+                                           for t in items)
+
+
+def _example_ok(ex: Any) -> bool:
+    tokens, values = ex["tokens"], ex["values"]
+    return (isinstance(tokens, list) and bool(tokens) and all(type(t) is str for t in tokens) and _nums(values)
+            and bool(values) and _is_num(ex["max_value"]) and type(ex["max_token_index"]) is int
+            and ex["max_token_index"] >= 0 and _opt(ex, "token_ids", _ints)
+            and _opt(ex, "qualifying_token_index", lambda v: type(v) is int and v >= 0)
+            and all(_opt(ex, k, _is_num) for k in ("bin_min", "bin_max", "bin_contains"))
+            and _opt(ex, "source", lambda v: isinstance(v, dict)))
+
+
+def feature_document_conforms(doc: Any) -> bool:
+    """Fast path for `schemas/feature.schema.json`: True only when `doc` certainly satisfies it (our own output);
+    False sends the document through the JSON Schema validator, which says exactly what is wrong."""
+    try:
+        stats, acts = doc["statistics"], doc["activations"]
+        logits = doc.get("logits", {})
+        return bool(
+            type(doc["feature_index"]) is int and doc["feature_index"] >= 0 and isinstance(stats, dict)
+            and type(stats["dead"]) is bool
+            and all(_is_num(stats[k]) for k in ("activation_frequency", "max_activation", "mean_activation",
+                                                "std_activation"))
+            and 0 <= stats["activation_frequency"] <= 1
+            and _opt(stats, "quantiles", lambda q: isinstance(q, dict) and _nums(list(q.values())))
+            and isinstance(acts, list) and (stats["dead"] or acts) and all(_example_ok(ex) for ex in acts)
+            and isinstance(logits, dict) and _opt(logits, "top_positive", _logits_ok)
+            and _opt(logits, "top_negative", _logits_ok) and _opt(logits, "histogram", _hist_ok)
+            and _opt(doc, "histogram", _hist_ok)
+            and _opt(doc, "top_tokens", lambda items: isinstance(items, list) and all(
+                type(t["token"]) is str and _is_num(t["total_activation"]) and type(t["count"]) is int
+                for t in items)))
+    except (KeyError, TypeError, AttributeError):
+        return False
+
+
 # ----- reading an export (folder or zip) ----------------------------------------------------------------------
 class ExportFiles:
     """Uniform read access to an export folder or zip."""
@@ -370,7 +425,7 @@ def _iter_checks(files: ExportFiles, full_schema: bool, report: ValidationReport
                             "use lower-case letters, digits and '-'")
         elif kind == "feature":
             report.n_features += 1
-            if full_schema:
+            if full_schema and not feature_document_conforms(doc):
                 yield from schema_issues("feature", doc, name)
             yield from check_feature_document(doc, name)
         elif kind == "batch":
