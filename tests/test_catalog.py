@@ -191,3 +191,11 @@ def test_zip_in_memory_helper_is_valid() -> None:
     with zipfile.ZipFile(buf, "w") as zf:
         zf.writestr("a", "b")
     assert zipfile.ZipFile(buf).namelist() == ["a"]
+
+
+def test_gemma_scope_folder_outside_its_repo_takes_model_and_hook(studio, tmp_path: Path) -> None:
+    folder = write_in_format(make_sae("jumprelu"), "gemma_scope", tmp_path / "gs")
+    data = service.import_local(studio, folder, model_name="gemma-2-2b", hook_name="blocks.3.hook_resid_post")
+    assert (data["model_name"], data["hook_name"], data["layer"]) == ("gemma-2-2b", "blocks.3.hook_resid_post", 3)
+    sae = service.load_sae_for(studio, data["id"])  # the copied npz alone no longer says which hook it reads
+    assert (sae.cfg.model_name, sae.cfg.hook_name, sae.cfg.hook_layer) == ("gemma-2-2b", "blocks.3.hook_resid_post", 3)

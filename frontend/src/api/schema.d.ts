@@ -740,6 +740,12 @@ export interface components {
              */
             source_set?: string | null;
             /**
+             * Token Ids
+             * @description also write each example's token ids into features/{i}.json
+             * @default false
+             */
+            token_ids: boolean;
+            /**
              * Top Tokens
              * @description top tokens per feature (0 leaves them out)
              * @default 20

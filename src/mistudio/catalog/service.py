@@ -17,7 +17,7 @@ from mistudio.db.models import SAERecord, Training, utcnow
 from mistudio.errors import ConflictError, InvalidInputError, NotFoundError, UnknownFormatError
 from mistudio.fsutil import atomic_dir, dir_size, safe_join
 from mistudio.saes.formats import DetectedSAE, find_saes, inspect_sae, read_sae, write_native, write_saelens
-from mistudio.saes.model import SAE
+from mistudio.saes.model import SAE, SAEConfig, layer_from_hook_name
 from mistudio.studio import Studio
 
 SOURCE_FOR_FORMAT = {"gemma_scope": "gemma_scope"}
@@ -41,6 +41,15 @@ def apply_detected(record: SAERecord, detected: DetectedSAE) -> None:
     record.head_index = cfg.hook_head_index
     record.model_name = cfg.model_name
     record.metadata_json = {**(record.metadata_json or {}), "config": cfg.to_dict()}
+
+
+def override_config(cfg: SAEConfig, model_name: str | None, hook_name: str | None) -> None:
+    """Set the model and hook of an SAE config (the hook also sets the layer)."""
+    if model_name:
+        cfg.model_name = model_name
+    if hook_name:
+        cfg.hook_name = hook_name
+        cfg.hook_layer = layer_from_hook_name(hook_name)
 
 
 def get_record(session: Session, sae_id: str) -> SAERecord:
@@ -67,8 +76,11 @@ def _copy_detected(detected: DetectedSAE, dest: Path) -> None:
 
 def register_detected(studio: Studio, detected: DetectedSAE, *, name: str, source: str,
                       repo_id: str | None = None, path_in_repo: str | None = None, revision: str | None = None,
-                      training_id: str | None = None, move: bool = False) -> dict[str, Any]:
-    """Copy (or move) a detected SAE into the store and catalogue it; nothing is left behind on failure."""
+                      training_id: str | None = None, move: bool = False,
+                      model_name: str | None = None, hook_name: str | None = None) -> dict[str, Any]:
+    """Copy (or move) a detected SAE into the store and catalogue it; nothing is left behind on failure.
+    `model_name` / `hook_name` supply what the files do not say (e.g. a Gemma Scope folder outside its repo)."""
+    override_config(detected.config, model_name, hook_name)
     with studio.sessions() as s, s.begin():
         record = SAERecord(name=name, source=source, status="ready", repo_id=repo_id, path_in_repo=path_in_repo,
                            revision=revision, training_id=training_id)
@@ -95,7 +107,8 @@ def register_detected(studio: Studio, detected: DetectedSAE, *, name: str, sourc
 
 
 def register_sae_from_path(studio: Studio, path: str | Path, name: str | None = None, source: str = "upload",
-                           training_id: str | None = None, hints: dict | None = None) -> dict[str, Any]:
+                           training_id: str | None = None, hints: dict | None = None,
+                           model_name: str | None = None, hook_name: str | None = None) -> dict[str, Any]:
     """Detect the single SAE at `path` (a folder) and catalogue a copy of it."""
     path = Path(path)
     found = find_saes(path, hints)
@@ -105,7 +118,8 @@ def register_sae_from_path(studio: Studio, path: str | Path, name: str | None = 
         listed = ", ".join(str(d.root.relative_to(path)) for d in found[:20])
         raise InvalidInputError(f"{path} holds {len(found)} SAEs ({listed}); import one folder at a time")
     detected = found[0]
-    return register_detected(studio, detected, name=name or path.name, source=source, training_id=training_id)
+    return register_detected(studio, detected, name=name or path.name, source=source, training_id=training_id,
+                             model_name=model_name, hook_name=hook_name)
 
 
 def _unknown_reason(path: Path, hints: dict | None) -> str:
@@ -118,7 +132,8 @@ def _unknown_reason(path: Path, hints: dict | None) -> str:
 
 def import_local(studio: Studio, path: str | Path, name: str | None = None,
                  original_name: str | None = None, source: str = "upload",
-                 training_id: str | None = None) -> dict[str, Any]:
+                 training_id: str | None = None, model_name: str | None = None,
+                 hook_name: str | None = None) -> dict[str, Any]:
     """Import a folder or a .zip/.tar archive of SAE files into the store (uploads land here too).
     `source="trained"` with a `training_id` registers an SAE trained elsewhere with its training record."""
     if source not in ("upload", "trained"):
@@ -131,7 +146,8 @@ def import_local(studio: Studio, path: str | Path, name: str | None = None,
         if dir_size(path) > studio.settings.max_import_bytes:
             raise InvalidInputError(f"{path} is larger than MISTUDIO_MAX_IMPORT_BYTES "
                                     f"({studio.settings.max_import_bytes} bytes)")
-        return register_sae_from_path(studio, path, name=name or label, source=source, training_id=training_id)
+        return register_sae_from_path(studio, path, name=name or label, source=source, training_id=training_id,
+                                      model_name=model_name, hook_name=hook_name)
     if not is_archive(path):
         raise InvalidInputError(f"{label} is neither a folder nor a .zip/.tar archive of SAE files")
     with tempfile.TemporaryDirectory(dir=studio.settings.tmp_dir) as tmp:
@@ -143,7 +159,8 @@ def import_local(studio: Studio, path: str | Path, name: str | None = None,
         stem = label
         for suffix in (".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".zip", ".tar"):
             stem = stem.removesuffix(suffix)
-        return register_sae_from_path(studio, root, name=name or stem, source=source, training_id=training_id)
+        return register_sae_from_path(studio, root, name=name or stem, source=source, training_id=training_id,
+                                      model_name=model_name, hook_name=hook_name)
 
 
 def start_hf_download(studio: Studio, repo_id: str, path_in_repo: str | None = None, *,
@@ -203,7 +220,11 @@ def load_sae_for(studio: Studio, sae_id: str, device: str = "cpu", dtype: Any = 
             raise ConflictError(f"SAE {sae_id} is {record.status}, not ready")
         folder = sae_dir(studio, record)
         hints = {"repo_id": record.repo_id, "path_in_repo": record.path_in_repo} if record.repo_id else None
-    return read_sae(folder, hints=hints, device=device, dtype=dtype)
+        known = (record.model_name, record.hook_name)
+    sae = read_sae(folder, hints=hints, device=device, dtype=dtype)
+    # the catalog row keeps what the files alone may not say (repo name, parent config, user overrides)
+    override_config(sae.cfg, None if sae.cfg.model_name else known[0], None if sae.cfg.hook_name else known[1])
+    return sae
 
 
 def sae_config(studio: Studio, sae_id: str) -> dict[str, Any]:

@@ -131,11 +131,13 @@ def download_cmd(repo_id: str, path: str = typer.Option(None, "--path", help="Fo
 @cli_errors
 def import_cmd(path: Path, name: str = typer.Option(None),
                training: str = typer.Option(None, help="Register as a trained SAE linked to this training record."),
+               model: str = typer.Option(None, help="Model the SAE reads, when its files do not say (Gemma Scope)."),
+               hook: str = typer.Option(None, help="TransformerLens hook it reads, e.g. blocks.12.hook_resid_post."),
                as_json: bool = typer.Option(False, "--json")) -> None:
     """Import a local SAE folder or .zip/.tar archive."""
     studio = open_studio()
     data = service.import_local(studio, path, name=name, source="trained" if training else "upload",
-                                training_id=training)
+                                training_id=training, model_name=model, hook_name=hook)
     if as_json:
         print_json(data)
     else:

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-from transformers import PreTrainedTokenizerBase
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 _BYTE_PIECE = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
 
 
 @lru_cache(maxsize=1)
-def _unicode_to_byte() -> dict[str, int]:
-    """Inverse of GPT-2's `bytes_to_unicode` table."""
+def byte_decoder() -> dict[str, int]:
+    """GPT-2's byte-level alphabet, printable character → byte (the inverse of `bytes_to_unicode`)."""
     printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(
         range(ord("®"), ord("ÿ") + 1))
     chars = printable[:]
@@ -58,7 +60,7 @@ def vocab_strings(tokenizer: PreTrainedTokenizerBase) -> list[str]:
         i for i, tok in getattr(tokenizer, "added_tokens_decoder", {}).items() if getattr(tok, "special", False)
     }
     byte_level = _is_byte_level(pieces)
-    table = _unicode_to_byte()
+    table = byte_decoder()
     out: list[str] = []
     for i, piece in enumerate(pieces):
         if piece is None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import gzip
 import math
 from collections.abc import Iterable, Sequence
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import orjson
+
+from mistudio.dashboards.tokens import byte_decoder
 
 NP_DECIMALS = 5  # SAEDashboard's round_list
 _BYTE_LEVEL_MARKERS = ("\u0120", "\u010a", "\u0109")  # Ġ Ċ ĉ
@@ -57,25 +58,11 @@ def gzip_bytes(data: bytes, level: int = GZIP_LEVEL) -> bytes:
     return gzip.compress(data, compresslevel=level, mtime=0)
 
 
-@lru_cache(maxsize=1)
-def _byte_decoder() -> dict[str, int]:
-    """GPT-2's byte-level alphabet: printable character → byte."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return {chr(c): b for b, c in zip(bs, cs, strict=False)}
-
-
 def render_token(piece: str) -> str:
     """A token as Neuronpedia shows it: byte-level BPE pieces decoded (`Ġ`→space, `Ċ`→newline), incomplete
     UTF-8 shown as U+FFFD, lone surrogates replaced; other strings returned unchanged."""
     if any(m in piece for m in _BYTE_LEVEL_MARKERS):
-        table = _byte_decoder()
+        table = byte_decoder()
         if all(ch in table for ch in piece):
             piece = bytes(table[ch] for ch in piece).decode("utf-8", errors="replace")
     return clean_text(piece)

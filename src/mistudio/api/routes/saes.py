@@ -27,6 +27,8 @@ class ImportRequest(BaseModel):
     name: str | None = None
     source: Literal["upload", "trained"] = "upload"
     training_id: str | None = Field(None, description="Training record of a trained SAE.")
+    model_name: str | None = Field(None, description="Model the SAE reads, when its files do not say.")
+    hook_name: str | None = Field(None, description="TransformerLens hook it reads, when its files do not say.")
 
 
 class DownloadRequest(BaseModel):
@@ -79,17 +81,18 @@ async def create_sae(request: Request, studio: Studio = Depends(get_studio)) -> 
         if upload is None or not hasattr(upload, "filename"):
             raise InvalidInputError("multipart upload needs a `file` field holding a .zip or .tar archive")
         name = form.get("name") or None
+        overrides = {"model_name": form.get("model_name") or None, "hook_name": form.get("hook_name") or None}
         with tempfile.TemporaryDirectory(dir=studio.settings.tmp_dir) as tmp:
             target = Path(tmp) / Path(upload.filename or "upload.zip").name
             with open(target, "wb") as out:
                 shutil.copyfileobj(upload.file, out)
-            return service.import_local(studio, target, name=name, original_name=upload.filename)
+            return service.import_local(studio, target, name=name, original_name=upload.filename, **overrides)
     try:
         body = ImportRequest.model_validate(await request.json())
     except ValueError as exc:
         raise InvalidInputError(f"send JSON {{path, name}} or a multipart file upload ({exc})") from None
     return service.import_local(studio, body.path, name=body.name, source=body.source,
-                                training_id=body.training_id)
+                                training_id=body.training_id, model_name=body.model_name, hook_name=body.hook_name)
 
 
 @router.get("/saes/{sae_id}")
