@@ -37,7 +37,9 @@ def test_extraction_export_validate_and_load_in_sae_lens(studio: Studio, model: 
     sae_id = import_local(studio, write_in_format(original, fmt, tmp_path / "src"))["id"]
     extraction_id = extract(studio, sae_id, str(model), "builtin:corpus", n_tokens=2048, context_size=32, top_k=20)
 
-    cfg = make_config("full", model_id="tiny-gpt2", batch_size=8, workers=2)  # forked workers read the store
+    intervals = arch == "jumprelu"  # one run also exports the interval (quantile-band) groups
+    cfg = make_config("full", model_id="tiny-gpt2", batch_size=8, workers=2,  # forked workers read the store
+                      interval_examples=intervals)
     job_id = start_export(studio, sae_id, cfg)["job_id"]
     state = studio.runner.run_inline(job_id)
     assert state["status"] == "completed", state
@@ -54,11 +56,14 @@ def test_extraction_export_validate_and_load_in_sae_lens(studio: Studio, model: 
         meta = json.loads(zf.read("metadata.json"))
         batched = {f["feature_index"] for n in zf.namelist() if n.startswith("neuronpedia/batch-")
                    for f in json.loads(zf.read(n))["features"]}
+        groups = [a["bin_min"] for n in zf.namelist() if n.startswith("neuronpedia/batch-")
+                  for f in json.loads(zf.read(n))["features"] for a in f["activations"]]
+    assert (min(groups) == -1) and (any(g != -1 for g in groups) == intervals)
     assert meta["extraction"]["extraction_id"] == extraction_id and meta["d_sae"] == D_SAE
     assert batched == {i for i in range(D_SAE) if not summary["dead"][i]}
     for i in sorted(batched)[:5]:
         doc = json.loads(gzip.decompress((tmp_path / "x" / "features" / f"{i}.json.gz").read_bytes()))
-        dash = store.feature_dashboard(i, n_examples=cfg.n_examples)
+        dash = store.feature_dashboard(i, n_examples=cfg.n_examples, include_intervals=cfg.interval_examples)
         assert [ex["max_value"] for ex in doc["activations"]] == pytest.approx(
             [ex["max_value"] for ex in dash["activations"]], abs=1e-5)
         assert doc["statistics"]["max_activation"] == pytest.approx(float(summary["max"][i]), rel=1e-5)

@@ -90,7 +90,7 @@ def test_top_examples_match(setup, brute):
         win_max = acts[..., f].max(axis=1)
         order = np.argsort(-win_max, kind="stable")
         expected = [w for w in order[:TOP_K] if win_max[w] > 0]
-        got = store.feature_dashboard(f)["activations"]
+        got = [e for e in store.feature_dashboard(f)["activations"] if e["bin_min"] == -1]
         assert len(got) == len(expected)
         if not expected:
             continue
@@ -162,7 +162,7 @@ def test_top_tokens_match(setup, brute):
     for f in (0, 3, 11):
         dash = store.feature_dashboard(f)
         totals: dict[int, float] = {}
-        for e in dash["activations"]:
+        for e in (e for e in dash["activations"] if e["bin_min"] == -1):  # top tokens: top group only
             w = e["source"]["window_index"]
             for tok, v in zip(windows.tokens[w].tolist(), acts[w, :, f], strict=True):
                 if v > 0:
@@ -179,3 +179,92 @@ def test_json_ready(setup):
     _, _, _, store = setup
     text = json.dumps(store.feature_dashboard(3), allow_nan=False)
     assert "NaN" not in text
+
+
+def _intervals(dash):
+    return [e for e in dash["activations"] if e["bin_min"] != -1]
+
+
+def test_interval_examples_match(setup, brute):
+    _, _, windows, store = setup
+    acts, valid = brute
+    settings = ExtractionSettings()
+    per, n_int, reservoir = settings.interval_examples, settings.n_intervals, settings.reservoir_size()
+    exact_counts = 0
+    for f in range(D_SAE):
+        col = acts[..., f]
+        win_max = col.max(axis=1).astype(np.float64)
+        nz = col[col > 0].astype(np.float64)
+        got = _intervals(store.feature_dashboard(f))
+        if nz.size == 0:
+            assert got == []
+            continue
+        vmax = store.feature_dashboard(f)["statistics"]["max_activation"]
+        bounds = sorted({(e["bin_min"], e["bin_max"]) for e in got}, reverse=True)
+        assert [(e["bin_min"], e["bin_max"]) for e in got] == sorted(
+            ((e["bin_min"], e["bin_max"]) for e in got), reverse=True), "highest interval first"
+        for lo, hi in bounds:
+            assert 0.0 <= lo < hi <= vmax
+            if lo > 0:  # inner edges: the equal-width edges snapped up to the fine grid (ratio 10**0.005)
+                step = vmax / n_int
+                target = math.floor(lo / step * (1 + 1e-9)) * step
+                assert target <= lo * (1 + 1e-9) and lo <= target * 10 ** 0.005 * (1 + 1e-9)
+        for lo, hi in bounds:
+            group = [e for e in got if (e["bin_min"], e["bin_max"]) == (lo, hi)]
+            assert 1 <= len(group) <= per
+            assert len({e["source"]["window_index"] for e in group}) == len(group)
+            top = hi == vmax
+            inside = (nz >= lo) & ((nz <= hi) if top else (nz < hi))
+            near = np.isclose(nz, lo, rtol=1e-5) | np.isclose(nz, hi, rtol=1e-5)
+            for e in group:
+                assert abs(round(e["bin_contains"] * nz.size) - inside.sum()) <= near.sum()
+                w, q = e["source"]["window_index"], e["qualifying_token_index"]
+                assert lo <= e["max_value"] and (e["max_value"] <= hi if top else e["max_value"] < hi)
+                assert e["max_value"] == pytest.approx(win_max[w], rel=1e-5, abs=1e-6)
+                assert valid[w, q] and col[w, q] == pytest.approx(win_max[w], rel=1e-5, abs=1e-6)
+                assert e["values"][q] == e["max_value"] == max(e["values"])
+                assert e["token_ids"] == windows.tokens[w].tolist()
+                expected_row = col[w].astype(np.float16).astype(np.float32)
+                np.testing.assert_allclose(e["values"], expected_row, rtol=2 ** -10, atol=1e-5)
+            in_interval = (win_max >= lo) & ((win_max <= hi) if top else (win_max < hi))
+            if (win_max > 0).sum() <= reservoir and not np.isclose(win_max, [[lo], [hi]], rtol=1e-5).any():
+                assert len(group) == min(per, int(in_interval.sum()))  # every active window was a candidate
+                exact_counts += 1
+    assert exact_counts >= 10
+
+
+def _assert_same_samples(x, y):
+    """Same windows, positions and intervals; values equal up to float noise (another batch size changes the
+    last bits of the model's activations)."""
+    key = ("window_index", "qualifying_token_index")
+    assert [(e["source"][key[0]], e[key[1]]) for e in x] == [(e["source"][key[0]], e[key[1]]) for e in y]
+    for name in ("max_value", "bin_min", "bin_max", "bin_contains"):
+        np.testing.assert_allclose([e[name] for e in x], [e[name] for e in y], rtol=1e-4, atol=1e-6)
+
+
+def test_interval_sampling_is_deterministic(setup, tmp_path):
+    loaded, sae, windows, store = setup
+    rebatched = run_extraction(loaded, sae, windows, tmp_path / "again", settings=ExtractionSettings(
+        top_k=TOP_K, batch_size=7, feature_chunk=13, logit_k=10, compute_logit_lens=False))
+    small = dict(top_k=TOP_K, batch_size=16, feature_chunk=CHUNK, logit_k=10, compute_logit_lens=False,
+                 interval_reservoir=12)
+    a = run_extraction(loaded, sae, windows, tmp_path / "small_a", settings=ExtractionSettings(**small))
+    b = run_extraction(loaded, sae, windows, tmp_path / "small_b", settings=ExtractionSettings(
+        **{**small, "batch_size": 5, "feature_chunk": 9}))
+    other_seed = run_extraction(loaded, sae, windows, tmp_path / "seed", settings=ExtractionSettings(
+        **{**small, "interval_seed": 1}))
+    differs = 0
+    for f in range(D_SAE):
+        _assert_same_samples(_intervals(store.feature_dashboard(f)), _intervals(rebatched.feature_dashboard(f)))
+        _assert_same_samples(_intervals(a.feature_dashboard(f)), _intervals(b.feature_dashboard(f)))
+        assert len(_intervals(a.feature_dashboard(f))) <= 12
+        differs += _intervals(a.feature_dashboard(f)) != _intervals(other_seed.feature_dashboard(f))
+    assert differs > D_SAE // 2
+
+
+def test_interval_examples_can_be_disabled(setup, tmp_path):
+    loaded, sae, windows, _ = setup
+    store = run_extraction(loaded, sae, windows, tmp_path / "off", settings=ExtractionSettings(
+        top_k=TOP_K, batch_size=16, feature_chunk=CHUNK, compute_logit_lens=False, interval_examples=0))
+    assert not store.has("interval_examples")
+    assert all(e["bin_min"] == -1 for f in range(D_SAE) for e in store.feature_dashboard(f)["activations"])

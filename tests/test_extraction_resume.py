@@ -16,8 +16,8 @@ from mistudio.lm.loading import load_model
 from mistudio.saes.model import SAE, SAEConfig
 from mistudio.testing.tiny_models import build_tiny_model, default_corpus
 
-PARTS = ("statistics", "histograms", "top_examples", "logit_lens", "summary")
-SETTINGS = ExtractionSettings(top_k=4, batch_size=8, feature_chunk=16, checkpoint_every=2)
+PARTS = ("statistics", "histograms", "top_examples", "interval_examples", "logit_lens", "summary")
+SETTINGS = ExtractionSettings(top_k=4, batch_size=8, feature_chunk=16, checkpoint_every=2, interval_reservoir=10)
 
 
 @pytest.fixture(scope="module")

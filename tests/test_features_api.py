@@ -69,7 +69,11 @@ def test_extract_list_dashboard_label(client_and_sae):
 
     top = page["items"][0]["feature_index"]
     dash = client.get(f"/api/v1/saes/{sae_id}/features/{top}/dashboard", params={"n_examples": 3}).json()
-    assert dash["feature_index"] == top and len(dash["activations"]) == 3 and dash["label"] is None
+    assert dash["feature_index"] == top and dash["label"] is None
+    assert len([e for e in dash["activations"] if e["bin_min"] == -1]) == 3  # top group; intervals follow
+    bare = client.get(f"/api/v1/saes/{sae_id}/features/{top}/dashboard",
+                      params={"n_examples": 3, "include_intervals": False}).json()
+    assert bare["activations"] == dash["activations"][:3]
     assert dash["statistics"]["activation_frequency"] == pytest.approx(page["items"][0]["activation_frequency"])
     ex = dash["activations"][0]
     assert len(ex["tokens"]) == len(ex["values"]) == 32 and ex["source"]["dataset"] == "builtin:corpus"

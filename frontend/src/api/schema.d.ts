@@ -703,6 +703,12 @@ export interface components {
              */
             include_explanations: boolean;
             /**
+             * Interval Examples
+             * @description also export the interval (quantile-band) examples below the top group, as Neuronpedia shows them (about doubles the size)
+             * @default false
+             */
+            interval_examples: boolean;
+            /**
              * Logit K
              * @description top positive/negative logits per feature
              * @default 20
@@ -721,7 +727,7 @@ export interface components {
             n_bins: number;
             /**
              * N Examples
-             * @description activation examples per feature
+             * @description top activation examples per feature
              * @default 20
              */
             n_examples: number;
@@ -1728,6 +1734,8 @@ export interface operations {
                 n_bins?: number | null;
                 rank_tokens_by?: "sum" | "count" | "mean";
                 extraction_id?: string | null;
+                /** @description add the interval (quantile-band) examples */
+                include_intervals?: boolean;
             };
             header?: never;
             path: {

@@ -1,6 +1,6 @@
 /** A Neuronpedia-like dashboard of one feature: examples, histograms, logit tables, top tokens, label. */
 import { useEffect, useState } from "react";
-import type { Dashboard, LogitEntry } from "../api/types";
+import type { ActivationExample, Dashboard, LogitEntry } from "../api/types";
 import { chipToken, formatNumber, formatPercent } from "../lib/format";
 import { navigate } from "../lib/router";
 import { dashboardKey, useFeaturesStore } from "../stores/featuresStore";
@@ -153,8 +153,15 @@ export function FeatureDashboard({ saeId, index }: { saeId: string; index: numbe
               <section className="card">
                 <h2>Top activations</h2>
                 {dashboard.activations.length === 0 && <p className="muted">This feature never fired on the extraction dataset.</p>}
-                {dashboard.activations.map((ex, i) => <TokenSequence key={i} example={ex} scale={maxAct} />)}
+                {dashboard.activations.filter((ex) => (ex.bin_min ?? -1) === -1)
+                  .map((ex, i) => <TokenSequence key={i} example={ex} scale={maxAct} />)}
               </section>
+              {intervalGroups(dashboard.activations).map(([lo, hi, contains, group]) => (
+                <section className="card" key={`${lo}-${hi}`} data-testid="interval-group">
+                  <h2>Interval {fmtAct(lo)}–{fmtAct(hi)} <span className="muted">(contains {(100 * contains).toFixed(2)}%)</span></h2>
+                  {group.map((ex, i) => <TokenSequence key={i} example={ex} scale={maxAct} />)}
+                </section>
+              ))}
               <section className="card">
                 <h2>Explanations</h2>
                 {(dashboard.explanations ?? []).length === 0 && <p className="muted">No explanations yet. Add a label above.</p>}
@@ -174,3 +181,18 @@ export function FeatureDashboard({ saeId, index }: { saeId: string; index: numbe
     </section>
   );
 }
+
+/** Neuronpedia-style interval groups (examples below the top group), highest interval first. */
+function intervalGroups(examples: ActivationExample[]): [number, number, number, ActivationExample[]][] {
+  const groups = new Map<string, [number, number, number, ActivationExample[]]>();
+  for (const ex of examples) {
+    const lo = ex.bin_min ?? -1;
+    if (lo === -1) continue;
+    const key = `${lo}|${ex.bin_max}`;
+    if (!groups.has(key)) groups.set(key, [lo, ex.bin_max ?? lo, ex.bin_contains ?? 0, []]);
+    groups.get(key)![3].push(ex);
+  }
+  return [...groups.values()].sort((a, b) => b[0] - a[0]);
+}
+
+const fmtAct = (v: number) => v.toFixed(3);

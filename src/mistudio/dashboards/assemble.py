@@ -21,6 +21,28 @@ def _finite(value: float) -> float:
     return float(value) if math.isfinite(value) else 0.0
 
 
+def _window_example(store: FeatureStore, w: int, p: int, vals: np.ndarray, max_value: float,
+                    context: tuple[int, int] | None, bins: tuple[float, float, float]) -> dict[str, Any]:
+    """One example dict: window `w`, qualifying position `p`, activation row `vals`, (bin_min, bin_max, contains)."""
+    if "windows" not in store._cache:
+        store._cache["windows"] = store.read_part("windows")
+    win = store._cache["windows"]
+    vocab = store.vocab
+    ids = win["tokens"][w].numpy().astype(np.int64)
+    lo, hi = 0, len(ids)
+    if context is not None:
+        lo, hi = max(0, p - context[0]), min(len(ids), p + context[1] + 1)
+    return {
+        "tokens": [vocab[i] if i < len(vocab) else "" for i in ids[lo:hi]],
+        "token_ids": [int(i) for i in ids[lo:hi]],
+        "values": [float(v) for v in vals[lo:hi]],
+        "max_value": float(max_value), "max_token_index": p - lo, "qualifying_token_index": p - lo,
+        "bin_min": bins[0], "bin_max": bins[1], "bin_contains": bins[2],
+        "source": {"dataset": store.manifest.get("dataset"), "document": int(win["document"][w]),
+                   "offset": int(win["offset"][w]), "window_index": w, "start": lo},
+    }
+
+
 def _examples(store: FeatureStore, index: int, n_examples: int | None,
               context: tuple[int, int] | None) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray]:
     """Top examples (best first) plus the token ids and values of their windows for top-token aggregation."""
@@ -31,33 +53,43 @@ def _examples(store: FeatureStore, index: int, n_examples: int | None,
     keep = np.flatnonzero((values > 0) & (windows >= 0))
     if n_examples is not None:
         keep = keep[:n_examples]
-    if "windows" not in store._cache:
-        store._cache["windows"] = store.read_part("windows")
-    win = store._cache["windows"]
-    vocab = store.vocab
-    dataset = store.manifest.get("dataset")
-    examples, all_ids, all_vals = [], [], []
-    for k in keep:
-        w, p = int(windows[k]), int(positions[k])
-        ids = win["tokens"][w].numpy().astype(np.int64)
-        vals = rows[k]
-        lo, hi = 0, len(ids)
-        if context is not None:
-            lo, hi = max(0, p - context[0]), min(len(ids), p + context[1] + 1)
-        all_ids.append(ids)
-        all_vals.append(vals)
-        examples.append({
-            "tokens": [vocab[i] if i < len(vocab) else "" for i in ids[lo:hi]],
-            "token_ids": [int(i) for i in ids[lo:hi]],
-            "values": [float(v) for v in vals[lo:hi]],
-            "max_value": float(values[k]), "max_token_index": p - lo, "qualifying_token_index": p - lo,
-            "bin_min": -1, "bin_max": -1, "bin_contains": -1,
-            "source": {"dataset": dataset, "document": int(win["document"][w]), "offset": int(win["offset"][w]),
-                       "window_index": w, "start": lo},
-        })
-    if not all_ids:
+    examples = [_window_example(store, int(windows[k]), int(positions[k]), rows[k], values[k], context,
+                                (-1, -1, -1)) for k in keep]
+    if not examples:
         return examples, np.zeros(0, np.int64), np.zeros(0, np.float32)
-    return examples, np.concatenate(all_ids), np.concatenate(all_vals)
+    tokens = store._cache["windows"]["tokens"]
+    return (examples, np.concatenate([tokens[int(windows[k])].numpy().astype(np.int64) for k in keep]),
+            np.concatenate([rows[k] for k in keep]))
+
+
+def _interval_examples(store: FeatureStore, index: int, counts: np.ndarray, vmax: float,
+                       context: tuple[int, int] | None) -> list[dict[str, Any]]:
+    """Neuronpedia-style interval examples, highest interval first: the feature's sampled windows bucketed by
+    their max into `n_intervals` equal-width intervals of [0, max] (inner edges snapped up to the fine grid, so
+    `bin_contains` is exact), the first `interval_examples` of each by sampling key."""
+    settings = store.manifest.get("settings", {})
+    n_intervals, per_interval = int(settings.get("n_intervals", 0)), int(settings.get("interval_examples", 0))
+    if not store.has("interval_examples") or n_intervals <= 0 or per_interval <= 0 or counts.sum() == 0:
+        return []
+    keys = store._row("interval_examples", "keys", index).numpy()
+    windows = store._row("interval_examples", "windows", index).numpy()
+    values = store._row("interval_examples", "values", index).numpy()
+    positions = store._row("interval_examples", "positions", index).numpy()
+    # float16 rows: cap at the exact window max and put the exact max back at the qualifying position
+    rows = np.minimum(store._row("interval_examples", "rows", index).numpy().astype(np.float32), values[:, None])
+    rows[np.arange(len(rows)), positions] = values
+    edges, interval_counts = linear_histogram(counts, 0.0, vmax, n_intervals)
+    total = sum(interval_counts)
+    valid = np.flatnonzero(windows >= 0)
+    valid = valid[np.argsort(-keys[valid], kind="stable")]  # slots are unordered: highest sampling key first
+    bucket = np.searchsorted(np.asarray(edges[1:-1], dtype=np.float64), values[valid].astype(np.float64),
+                             side="right")
+    examples = []
+    for b in range(len(interval_counts) - 1, -1, -1):
+        bins = (float(edges[b]), float(edges[b + 1]), interval_counts[b] / total)
+        examples += [_window_example(store, int(windows[k]), int(positions[k]), rows[k], values[k], context, bins)
+                     for k in valid[bucket == b][:per_interval]]
+    return examples
 
 
 def _logits(store: FeatureStore, index: int, logit_k: int | None) -> dict[str, Any]:
@@ -80,8 +112,10 @@ def _logits(store: FeatureStore, index: int, logit_k: int | None) -> dict[str, A
 
 def build_dashboard(store: FeatureStore, index: int, *, n_examples: int | None = None,
                     logit_k: int | None = None, n_bins: int | None = None,
-                    context: tuple[int, int] | None = None, rank_tokens_by: str = "sum") -> dict[str, Any]:
-    """The dashboard dict of feature `index` (contract in docs/ARCHITECTURE.md)."""
+                    context: tuple[int, int] | None = None, rank_tokens_by: str = "sum",
+                    include_intervals: bool = True) -> dict[str, Any]:
+    """The dashboard dict of feature `index` (contract in docs/ARCHITECTURE.md): `n_examples` top examples
+    (all stored when None), then, with `include_intervals`, the interval (quantile-band) examples."""
     stats = store.statistics(index)
     n_bins = n_bins or DEFAULT_BINS
     counts = store.fine_counts(index)
@@ -89,6 +123,8 @@ def build_dashboard(store: FeatureStore, index: int, *, n_examples: int | None =
     h_edges, h_counts = log_histogram(counts, vmin, vmax, n_bins)
     f_edges, f_counts = linear_histogram(counts, vmin, vmax, n_bins)
     examples, ids, vals = _examples(store, index, n_examples, context)
+    if include_intervals:
+        examples += _interval_examples(store, index, counts, vmax, context)
     return {
         "feature_index": index,
         "statistics": {k: (_finite(v) if isinstance(v, float) else v) for k, v in stats.items()},

@@ -206,7 +206,8 @@ def _batch_items(inputs: ExportInputs, cfg: ExportConfig, batch: list[int], reus
     """A batch's raw dashboards (with explanations) and the features reused from the base export, in order."""
     fresh = [i for i in batch if i not in reuse]
     dashboards = {d["feature_index"]: d for d in inputs.source.iter_dashboards(
-        fresh, n_examples=cfg.n_examples, logit_k=cfg.logit_k, n_bins=cfg.n_bins)}
+        fresh, n_examples=cfg.n_examples, logit_k=cfg.logit_k, n_bins=cfg.n_bins,
+        include_intervals=cfg.interval_examples)}
     explanations = inputs.explanations if cfg.include_explanations else {}
     out: list[BatchItem] = []
     for i in batch:

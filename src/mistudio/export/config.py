@@ -40,7 +40,9 @@ class ExportConfig(BaseModel):
 
     format: Literal["neuronpedia", "saelens", "both"] = "both"
     selection: FeatureSelection = Field(default_factory=FeatureSelection)
-    n_examples: int = Field(20, ge=20, le=100, description="activation examples per feature")
+    n_examples: int = Field(20, ge=20, le=100, description="top activation examples per feature")
+    interval_examples: bool = Field(False, description="also export the interval (quantile-band) examples "
+                                    "below the top group, as Neuronpedia shows them (about doubles the size)")
     logit_k: int = Field(20, ge=10, le=50, description="top positive/negative logits per feature")
     n_bins: int = Field(50, ge=20, le=100, description="activation histogram bins")
     top_tokens: int = Field(20, ge=0, le=200, description="top tokens per feature (0 leaves them out)")
@@ -104,7 +106,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "neuronpedia": {"format": "neuronpedia"},
     "saelens": {"format": "saelens"},
     "labeled": {"format": "both", "selection": {"mode": "labeled"}},
-    "rich": {"format": "both", "n_examples": 50, "logit_k": 30, "n_bins": 100, "top_tokens": 50, "token_ids": True},
+    "rich": {"format": "both", "n_examples": 50, "interval_examples": True, "logit_k": 30, "n_bins": 100, "top_tokens": 50, "token_ids": True},
     "minimal": {"format": "neuronpedia", "n_examples": 20, "logit_k": 10, "n_bins": 20, "top_tokens": 0,
                 "include_explanations": False},
 }

@@ -58,7 +58,7 @@ def unchanged_features(base: BaseExport, *, extraction_id: str | None, config: d
     """Base features that need no recomputation: same extraction, same data options, same explanations."""
     if base.metadata.get("extraction", {}).get("extraction_id") != extraction_id:
         return set()
-    data_keys = ("n_examples", "logit_k", "n_bins", "top_tokens", "token_ids")
+    data_keys = ("n_examples", "interval_examples", "logit_k", "n_bins", "top_tokens", "token_ids")
     if any(base.metadata.get("export", {}).get(k) != config.get(k) for k in data_keys):
         return set()
     return {i for i in base.indices if base.explanations.get(i, []) == _explanation_docs(explanations.get(i, []))}

@@ -20,10 +20,11 @@ class DashboardSource(Protocol):
     def manifest(self) -> dict[str, Any]: ...
 
     def feature_dashboard(self, index: int, *, n_examples: int | None = None, logit_k: int | None = None,
-                          n_bins: int | None = None) -> dict[str, Any]: ...
+                          n_bins: int | None = None, include_intervals: bool = True) -> dict[str, Any]: ...
 
     def iter_dashboards(self, indices: Iterable[int], *, n_examples: int | None = None,
-                        logit_k: int | None = None, n_bins: int | None = None) -> Iterator[dict[str, Any]]: ...
+                        logit_k: int | None = None, n_bins: int | None = None,
+                        include_intervals: bool = True) -> Iterator[dict[str, Any]]: ...
 
     def summary_arrays(self) -> dict[str, np.ndarray]: ...
 
@@ -68,11 +69,12 @@ class InMemorySource:
         return self._manifest
 
     def feature_dashboard(self, index: int, *, n_examples: int | None = None, logit_k: int | None = None,
-                          n_bins: int | None = None) -> dict[str, Any]:
-        """Feature `index`'s dashboard, cut to `n_examples` examples and `logit_k` logits."""
+                          n_bins: int | None = None, include_intervals: bool = True) -> dict[str, Any]:
+        """Feature `index`'s dashboard, cut to `n_examples` top examples and `logit_k` logits."""
         dash = dict(self._dashboards[index])
-        if n_examples is not None:
-            dash["activations"] = dash["activations"][:n_examples]
+        top = [a for a in dash["activations"] if a.get("bin_min", -1) == -1]
+        intervals = [a for a in dash["activations"] if a.get("bin_min", -1) != -1] if include_intervals else []
+        dash["activations"] = (top if n_examples is None else top[:n_examples]) + intervals
         if logit_k is not None:
             logits = dict(dash["logits"])
             logits["top_positive"] = logits["top_positive"][:logit_k]
@@ -81,10 +83,12 @@ class InMemorySource:
         return dash
 
     def iter_dashboards(self, indices: Iterable[int], *, n_examples: int | None = None,
-                        logit_k: int | None = None, n_bins: int | None = None) -> Iterator[dict[str, Any]]:
+                        logit_k: int | None = None, n_bins: int | None = None,
+                        include_intervals: bool = True) -> Iterator[dict[str, Any]]:
         """Dashboards of `indices`, in order."""
         for index in indices:
-            yield self.feature_dashboard(index, n_examples=n_examples, logit_k=logit_k, n_bins=n_bins)
+            yield self.feature_dashboard(index, n_examples=n_examples, logit_k=logit_k, n_bins=n_bins,
+                                         include_intervals=include_intervals)
 
     def summary_arrays(self) -> dict[str, np.ndarray]:
         """frequency, max, mean and dead per feature."""

@@ -3,8 +3,11 @@
 All updates are vectorised over features, windows and positions. For a chunk of features `[a, b)` and a batch of
 windows it keeps: exact count / sum / sum of squares / max / min-non-zero over every selectable token, fine-grid
 histogram counts of the non-zero values, and the running top-K windows per feature (by the window's max
-activation) with the feature's full activation row over the window and the argmax position. Positions holding a
-special token (BOS/EOS/PAD) are excluded: they are zeroed before anything is counted or selected.
+activation) with the feature's full activation row over the window and the argmax position. With `reservoir` R > 0
+it also keeps, per feature, a uniform random sample of R of the windows where the feature is active (the R largest
+of a deterministic pseudo-random key per (window, feature)), with the window's max, its argmax and the activation
+row in float16 — the candidates for the interval ("quantile-band") examples. Positions holding a special token
+(BOS/EOS/PAD) are excluded: they are zeroed before anything is counted or selected.
 """
 
 from __future__ import annotations
@@ -15,13 +18,35 @@ from mistudio.extraction.histogram import FINE_BINS, fine_bin_index, fine_edges
 
 STATE_KEYS = ("count", "sum", "sumsq", "max", "min", "hist", "top_vals", "top_win", "top_pos", "top_rows",
               "n_tokens")
+RESERVOIR_KEYS = ("res_key", "res_win", "res_pos", "res_max", "res_rows")
+_MASK32 = 0xFFFFFFFF
+_FP16_MAX = 65504.0
+
+
+def _mix32(x: torch.Tensor) -> torch.Tensor:
+    """A 32-bit integer hash (xorshift-multiply), on int64 tensors holding values in [0, 2**32)."""
+    x = ((x >> 16) ^ x) * 0x45D9F3B & _MASK32
+    x = ((x >> 16) ^ x) * 0x45D9F3B & _MASK32
+    return (x >> 16) ^ x
+
+
+def window_keys(window_ids: torch.Tensor, start: int, stop: int, seed: int) -> torch.Tensor:
+    """Deterministic pseudo-random sampling keys `[stop-start, B]` of windows `window_ids [B]` for features
+    `[start, stop)`: a 32-bit hash of (seed, feature, window) in the high bits and the window id (< 2**31) in
+    the low bits, so keys are distinct per feature and ties never occur."""
+    w = window_ids.to(torch.int64)
+    f = torch.arange(start, stop, dtype=torch.int64, device=w.device)
+    h = _mix32((_mix32(w & _MASK32).unsqueeze(0) ^ (f.unsqueeze(1) * 0x9E3779B1 & _MASK32)) ^ (seed & _MASK32))
+    return (h << 31) | w.unsqueeze(0)
 
 
 class Accumulator:
     """Per-feature running statistics, histograms and top-K examples for `d_sae` features."""
 
-    def __init__(self, d_sae: int, top_k: int, context_size: int, device: torch.device) -> None:
+    def __init__(self, d_sae: int, top_k: int, context_size: int, device: torch.device, *, reservoir: int = 0,
+                 seed: int = 0) -> None:
         self.d_sae, self.top_k, self.context_size, self.device = d_sae, top_k, context_size, device
+        self.reservoir, self.seed = reservoir, seed
         f = dict(device=device)
         self.count = torch.zeros(d_sae, dtype=torch.int64, **f)
         self.sum = torch.zeros(d_sae, dtype=torch.float64, **f)
@@ -35,6 +60,17 @@ class Accumulator:
         self.top_rows = torch.zeros(d_sae, top_k, context_size, dtype=torch.float32, **f)
         self.n_tokens = torch.zeros((), dtype=torch.int64, **f)
         self._inner_edges = torch.from_numpy(fine_edges()[1:-1]).to(device)
+        r = reservoir
+        self.res_key = torch.full((d_sae, r), -1, dtype=torch.int64, **f)
+        self.res_win = torch.full((d_sae, r), -1, dtype=torch.int64, **f)
+        self.res_pos = torch.zeros(d_sae, r, dtype=torch.int64, **f)
+        self.res_max = torch.zeros(d_sae, r, dtype=torch.float32, **f)
+        self.res_rows = torch.zeros(d_sae, r, context_size, dtype=torch.float16, **f)
+
+    @property
+    def state_keys(self) -> tuple[str, ...]:
+        """Names of the state tensors (the reservoir's only when it is kept)."""
+        return STATE_KEYS + (RESERVOIR_KEYS if self.reservoir else ())
 
     def count_tokens(self, valid: torch.Tensor) -> None:
         """Add the number of selectable (non-special) positions of a batch to the token total."""
@@ -80,6 +116,8 @@ class Accumulator:
             ci, ki = (sel_c >= k).nonzero(as_tuple=True)
             rows[ci, ki] = acts[sel_c[ci, ki] - k, :, changed[ci]]
 
+        res = self._reservoir_update(acts, start, window_ids, win_max, win_pos) if self.reservoir else None
+
         # every allocation is done: now commit (an out-of-memory error above leaves the state untouched)
         self.count[start:stop] += count
         self.sum[start:stop] += total
@@ -92,12 +130,37 @@ class Accumulator:
         self.top_pos[start:stop] = new_pos
         if rows is not None:
             self.top_rows[start + changed] = rows
+        if res is not None:
+            fi, slot = start + res[0], res[1]
+            for name, value in zip(RESERVOIR_KEYS, res[2:], strict=True):
+                getattr(self, name)[fi, slot] = value
+
+    def _reservoir_update(self, acts: torch.Tensor, start: int, window_ids: torch.Tensor, win_max: torch.Tensor,
+                          win_pos: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The reservoir entries that change for features `[start, start+F)`: (feature offset, slot, key, window,
+        position, max, float16 row) of every entering window; nothing is committed here.
+
+        The reservoir keeps the R largest keys. Entries live in fixed slots (unordered): an entering window takes
+        the slot of an evicted one, so only the entering rows are written, never the whole [R, context] block."""
+        n_f, r = acts.shape[2], self.reservoir
+        active = (win_max > 0).T  # [F, B]
+        wins = window_ids.to(self.device)
+        # inactive windows get -2, below an empty slot's -1, so they never enter
+        keys = window_keys(wins, start, start + n_f, self.seed).masked_fill_(~active, -2)
+        _, sel = torch.topk(torch.cat([self.res_key[start:start + n_f], keys], dim=1), r, dim=1, sorted=False)
+        kept = torch.zeros(n_f, r + keys.shape[1], dtype=torch.bool, device=self.device).scatter_(1, sel, True)
+        # per feature as many windows enter as slots are freed; nonzero() lists both in row-major order, so the
+        # i-th entering window of a feature takes the i-th freed slot of that feature
+        fi, bi = kept[:, r:].nonzero(as_tuple=True)
+        slot = (~kept[:, :r]).nonzero(as_tuple=True)[1]
+        rows = acts[bi, :, fi].clamp(-_FP16_MAX, _FP16_MAX).to(torch.float16)
+        return fi, slot, keys[fi, bi], wins[bi], win_pos[bi, fi], win_max[bi, fi], rows
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The state as CPU tensors (for checkpoints)."""
-        return {key: getattr(self, key).detach().cpu().contiguous() for key in STATE_KEYS}
+        return {key: getattr(self, key).detach().cpu().contiguous() for key in self.state_keys}
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         """Restore a state saved by `state_dict()`."""
-        for key in STATE_KEYS:
+        for key in self.state_keys:
             getattr(self, key).copy_(state[key].to(self.device))

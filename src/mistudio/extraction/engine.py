@@ -4,7 +4,9 @@ For each batch of windows: the model runs up to the SAE's hook only (`lm.hooks.c
 activation transform is applied (TransformerLens weight-processing equivalence), then the SAE encodes the batch
 `feature_chunk` features at a time (`SAE.encode_range`, which applies the SAE's own normalisation and
 `apply_b_dec_to_input`), and each chunk is folded into the `Accumulator` on the same device. Peak memory is
-O(batch × context × feature_chunk) plus the accumulator, whatever d_sae is.
+O(batch × context × feature_chunk) plus the accumulator, whatever d_sae is. The accumulator also keeps, per
+feature, a seeded uniform sample of the active windows (the candidates for the interval examples), so no second
+pass is needed for them either.
 
 A checkpoint (accumulator state + windows done) is written every `checkpoint_every` batches and when the run is
 stopped (cancel/pause raised by the `check` callback), so a resumed run skips finished batches and ends with
@@ -26,6 +28,7 @@ import torch
 
 from mistudio.dashboards.tokens import special_token_ids
 from mistudio.datasets.windows import Windows
+from mistudio.errors import InvalidInputError
 from mistudio.extraction.accumulator import Accumulator
 from mistudio.extraction.finalize import write_accumulated, write_logit_lens, write_vocab
 from mistudio.extraction.histogram import FINE_BINS, LOG_MAX, LOG_MIN, QUANTILE_REL_ERROR
@@ -46,10 +49,23 @@ class ExtractionSettings:
     logit_k: int = 50
     logit_bins: int = 50
     compute_logit_lens: bool = True
+    n_intervals: int = 5
+    interval_examples: int = 5
+    interval_reservoir: int = 0
+    interval_seed: int = 0
+
+    def reservoir_size(self) -> int:
+        """Candidate windows kept per feature for interval examples: `interval_reservoir`, or by default
+        4 × n_intervals × interval_examples (0 when interval examples are disabled)."""
+        if self.interval_examples <= 0 or self.n_intervals <= 0:
+            return 0
+        return self.interval_reservoir or 4 * self.n_intervals * self.interval_examples
 
     def cache_fields(self) -> dict[str, Any]:
         """The fields that change the results."""
-        return {"top_k": self.top_k, "logit_k": self.logit_k, "logit_bins": self.logit_bins}
+        return {"top_k": self.top_k, "logit_k": self.logit_k, "logit_bins": self.logit_bins,
+                "n_intervals": self.n_intervals, "interval_examples": self.interval_examples,
+                "interval_reservoir": self.reservoir_size(), "interval_seed": self.interval_seed}
 
 
 def settings_key(*parts: Any) -> str:
@@ -133,7 +149,10 @@ def run_extraction(loaded: Any, sae: SAE, windows: Windows, store_dir: str | Pat
     if not store.has("windows"):
         store.write_part("windows", {"tokens": windows.tokens.to(torch.int32), "document": windows.document,
                                      "offset": windows.offset})
-    acc = Accumulator(sae.cfg.d_sae, settings.top_k, ctx, dev)
+    if n >= 2**31:
+        raise InvalidInputError(f"{n} windows is too many for one extraction (at most 2**31 - 1)")
+    acc = Accumulator(sae.cfg.d_sae, settings.top_k, ctx, dev, reservoir=settings.reservoir_size(),
+                      seed=settings.interval_seed)
     start = 0
     checkpoint = store.load_checkpoint()
     if checkpoint is not None:

@@ -1,5 +1,5 @@
-"""Turn a finished accumulator into the feature store's parts (statistics, histograms, top examples, summary,
-vocabulary strings, logit lens)."""
+"""Turn a finished accumulator into the feature store's parts (statistics, histograms, top examples,
+interval-example candidates, summary, vocabulary strings, logit lens)."""
 
 from __future__ import annotations
 
@@ -22,12 +22,16 @@ def histogram_csr(hist: torch.Tensor) -> dict[str, torch.Tensor]:
 
 
 def write_accumulated(store: FeatureStore, acc: Accumulator, window_tokens: torch.Tensor) -> None:
-    """Write statistics, histograms, top examples and the per-feature top token."""
+    """Write statistics, histograms, top examples, interval-example candidates and the per-feature top token."""
     state = acc.state_dict()
     store.write_part("statistics", {k: state[k] for k in ("count", "sum", "sumsq", "max", "min", "n_tokens")})
     store.write_part("histograms", histogram_csr(state["hist"]))
     store.write_part("top_examples", {"values": state["top_vals"], "windows": state["top_win"],
                                       "positions": state["top_pos"], "rows": state["top_rows"]})
+    if acc.reservoir:
+        store.write_part("interval_examples", {"keys": state["res_key"], "windows": state["res_win"],
+                                               "positions": state["res_pos"], "values": state["res_max"],
+                                               "rows": state["res_rows"]})
     vocab_size = int(window_tokens.max()) + 1 if window_tokens.numel() else 1
     top_token = torch.cat([
         top_token_per_feature(state["top_rows"][lo:lo + 4096],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any
 
 from mistudio.catalog.service import load_sae_for
@@ -66,11 +67,8 @@ def extraction_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
         ctx.stage("extract")
         store_dir = settings.features_dir / sae_id / extraction_id
         _set_status(ctx, extraction_id, store_path=settings.relative_to_home(store_dir))
-        engine_settings = ExtractionSettings(
-            top_k=int(params.get("top_k", 20)), batch_size=int(params.get("batch_size", 32)),
-            feature_chunk=int(params.get("feature_chunk", 4096)),
-            checkpoint_every=int(params.get("checkpoint_every", 50)),
-            logit_k=int(params.get("logit_k", 50)), logit_bins=int(params.get("logit_bins", 50)))
+        engine_settings = ExtractionSettings(**{
+            f.name: params[f.name] for f in fields(ExtractionSettings) if params.get(f.name) is not None})
         store = run_extraction(loaded, sae, windows, store_dir, settings=engine_settings, transform=transform,
                                progress=_progress_reporter(ctx), check=ctx.check_cancelled,
                                manifest={"model": loaded.name, "sae_id": sae_id, "extraction_id": extraction_id,

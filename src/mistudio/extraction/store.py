@@ -6,6 +6,8 @@ Files (all written atomically, temp file then rename):
 * `statistics.safetensors` – `count`, `sum`, `sumsq`, `max`, `min`, `n_tokens` (exact, over every selectable token);
 * `histograms.safetensors` – fine-grid counts as CSR: `indptr [d_sae+1]`, `bins` int16, `counts` int32;
 * `top_examples.safetensors` – `values [d_sae, K]`, `windows`, `positions`, `rows [d_sae, K, context_size]`;
+* `interval_examples.safetensors` – per feature R sampled active windows, in unordered slots: `keys`,
+  `windows` (-1 = empty slot), `positions`, `values` (window max) `[d_sae, R]`, `rows [d_sae, R, context_size]` float16;
 * `logit_lens.safetensors` – `pos_ids/pos_vals/neg_ids/neg_vals [d_sae, k]`, `hist_counts`, `hist_min/max`;
 * `summary.safetensors` – `top_token [d_sae]`; `vocab.json` – display string of every token id;
 * `checkpoint/` – accumulator state + windows done while a run is in progress (removed when it completes).
@@ -31,7 +33,8 @@ from mistudio.errors import InvalidInputError, NotFoundError
 from mistudio.fsutil import atomic_write_bytes, atomic_write_text
 
 MANIFEST = "manifest.json"
-PARTS = ("windows", "statistics", "histograms", "top_examples", "logit_lens", "summary", "vocab")
+PARTS = ("windows", "statistics", "histograms", "top_examples", "interval_examples", "logit_lens", "summary",
+         "vocab")
 
 
 class FeatureStore:
@@ -195,13 +198,14 @@ class FeatureStore:
 
     def feature_dashboard(self, index: int, *, n_examples: int | None = None, logit_k: int | None = None,
                           n_bins: int | None = None, context: tuple[int, int] | None = None,
-                          rank_tokens_by: str = "sum") -> dict[str, Any]:
+                          rank_tokens_by: str = "sum", include_intervals: bool = True) -> dict[str, Any]:
         """The JSON-ready dashboard dict of feature `index` (see docs/ARCHITECTURE.md)."""
         from mistudio.dashboards.assemble import build_dashboard
 
         self._check_index(index)
         return build_dashboard(self, index, n_examples=n_examples, logit_k=logit_k, n_bins=n_bins,
-                               context=context, rank_tokens_by=rank_tokens_by)
+                               context=context, rank_tokens_by=rank_tokens_by,
+                               include_intervals=include_intervals)
 
     def iter_dashboards(self, indices: Iterable[int], **options: Any) -> Iterator[dict[str, Any]]:
         """Dashboards of `indices`, one at a time (bounded memory)."""

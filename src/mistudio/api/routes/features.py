@@ -69,11 +69,12 @@ def features(sae_id: str, sort: Literal["index", "frequency", "max", "mean"] = "
 def dashboard(sae_id: str, feature_id: int, n_examples: int | None = Query(None, ge=1),
               logit_k: int | None = Query(None, ge=1, le=50), n_bins: int | None = Query(None, ge=2, le=200),
               rank_tokens_by: Literal["sum", "count", "mean"] = "sum", extraction_id: str | None = None,
+              include_intervals: bool = Query(True, description="add the interval (quantile-band) examples"),
               studio: Studio = Depends(get_studio), session: Session = Depends(get_session)) -> dict:
     """The feature's dashboard data plus its label and explanations."""
     extraction_id, store = extraction_api.get_store(studio, sae_id, extraction_id)
     data = store.feature_dashboard(feature_id, n_examples=n_examples, logit_k=logit_k, n_bins=n_bins,
-                                   rank_tokens_by=rank_tokens_by)
+                                   rank_tokens_by=rank_tokens_by, include_intervals=include_intervals)
     label, category = get_label(session, extraction_id, feature_id)
     rows = session.scalars(select(Explanation).where(Explanation.sae_id == sae_id,
                                                      Explanation.feature_index == feature_id)
