@@ -12,6 +12,7 @@ import pytest
 from mistudio.testing.hub_repos import GEMMA_SCOPE_D_IN, GEMMA_SCOPE_REPO, GEMMA_SCOPE_WIDTHS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+expect = pytest.importorskip("playwright.sync_api").expect  # auto-retrying assertions
 
 FLOW: dict[str, object] = {}
 WIDTH_FOLDER = "width_16k"
@@ -65,12 +66,11 @@ def test_browse_gemma_scope_and_download(page, shoot) -> None:
     pickers.get_by_label("Layer").select_option("0")
     width_label = pickers.get_by_label("Width").locator("option").filter(has_text=re.compile("16k")).first.get_attribute("value")
     pickers.get_by_label("Width").select_option(width_label)
-    l0_options = pickers.get_by_label("Average L0").locator("option").all_inner_texts()
-    assert l0_options == ["22", "41", "82"]
+    expect(pickers.get_by_label("Average L0").locator("option")).to_have_text(["22", "41", "82"])
     pickers.get_by_label("Average L0").select_option("22")
     preview = dialog.get_by_test_id("hub-preview")
-    assert preview.get_by_test_id("preview-dims").inner_text() == f"{GEMMA_SCOPE_D_IN} → {D_SAE}"
-    assert "parameters" in preview.get_by_test_id("memory-estimate").inner_text()
+    expect(preview.get_by_test_id("preview-dims")).to_have_text(f"{GEMMA_SCOPE_D_IN} → {D_SAE}")
+    expect(preview.get_by_test_id("memory-estimate")).to_contain_text("parameters")
     shoot(page, "03-download-gemma-scope-pickers", full_page=False)
     dialog.get_by_role("button", name=re.compile(r"^Download")).click()
     status = dialog.get_by_test_id("download-status")
@@ -82,9 +82,9 @@ def test_browse_gemma_scope_and_download(page, shoot) -> None:
     card = page.get_by_test_id("sae-card").first
     card.wait_for()
     page.wait_for_function("() => !document.querySelector('[data-testid=sae-card] .status-downloading')")
-    assert card.get_by_test_id("source-badge").inner_text() == "Gemma Scope"
-    assert card.get_by_test_id("dimensions").inner_text() == f"{GEMMA_SCOPE_D_IN} → {D_SAE}"
-    assert "layer_0/width_16k/average_l0_22" in card.inner_text()
+    expect(card.get_by_test_id("source-badge")).to_have_text("Gemma Scope")
+    expect(card.get_by_test_id("dimensions")).to_have_text(f"{GEMMA_SCOPE_D_IN} → {D_SAE}")
+    expect(card).to_contain_text("layer_0/width_16k/average_l0_22")
     FLOW["sae_id"] = card.get_attribute("data-sae-id")
     shoot(page, "06-saes-panel")
 
@@ -233,14 +233,14 @@ def test_import_local_sae(page, shoot, e2e_hub, tmp_path: Path) -> None:
     page.get_by_role("button", name="Import local SAE").click()
     dialog = page.get_by_test_id("import-sae")
     dialog.get_by_test_id("import-file").set_input_files(str(archive))
-    assert dialog.get_by_test_id("detected-format").inner_text() == "SAELens"
+    expect(dialog.get_by_test_id("detected-format")).to_have_text("SAELens")
     shoot(page, "18-import-detected", full_page=False)
     dialog.get_by_role("button", name="Import", exact=True).click()
     done = dialog.get_by_test_id("import-done")
     done.wait_for()
-    assert "16 → 64" in done.inner_text()
+    expect(done).to_contain_text("16 → 64")
     dialog.get_by_role("button", name="Done").click()
     card = page.get_by_test_id("sae-card").first
-    assert card.get_by_test_id("source-badge").inner_text() == "Upload"
-    assert card.get_by_test_id("dimensions").inner_text() == "16 → 64"
+    expect(card.get_by_test_id("source-badge")).to_have_text("Upload")
+    expect(card.get_by_test_id("dimensions")).to_have_text("16 → 64")
     shoot(page, "19-saes-after-import")
