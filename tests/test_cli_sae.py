@@ -23,6 +23,8 @@ def _json(args: list[str]) -> dict | list:
 
 def test_browse_download_list_show_delete(fake_hub, isolated_home: Path) -> None:
     listing = _json(["sae", "browse", R.SAELENS_REPO, "--json"])
+    table = runner.invoke(app, ["sae", "browse", R.GEMMA_SCOPE_REPO], terminal_width=200)
+    assert table.exit_code == 0 and "gemma_scope" in table.output and "KB" in table.output
     path = listing["saes"][0]["path"]
     sae = _json(["sae", "download", R.SAELENS_REPO, "--path", path, "--json"])
     assert sae["status"] == "ready" and sae["source"] == "huggingface" and sae["path_in_repo"] == path

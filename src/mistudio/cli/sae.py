@@ -15,6 +15,18 @@ from mistudio.cli.common import cli_errors, console, open_studio, print_json, ru
 app = typer.Typer(no_args_is_help=True)
 
 
+def _human_bytes(n: int | None) -> str:
+    """1536 → '1.5 KB' (empty when unknown)."""
+    if n is None:
+        return ""
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return ""
+
+
 def _dims(item: dict) -> str:
     return f"{item.get('d_in') or '?'} → {item.get('d_sae') or '?'}"
 
@@ -91,17 +103,17 @@ def browse_cmd(repo_id: str, revision: str = typer.Option(None), token: str = ty
     from mistudio.hub.browse import browse_repo
 
     listing = browse_repo(repo_id, revision=revision, token=token)
-    data = listing.to_dict() if hasattr(listing, "to_dict") else listing.model_dump()
+    data = listing.model_dump(mode="json")
     if as_json:
         print_json(data)
         return
-    table = Table(title=f"{repo_id} @ {str(data.get('commit_sha') or data.get('sha') or '')[:10]}")
+    table = Table(title=f"{repo_id} @ {data['commit_sha'][:10]}")
     for col in ("path", "format", "dims", "arch", "size", "fp32 memory"):
         table.add_column(col)
     for it in data.get("saes", []):
-        mem = (it.get("memory") or {}).get("float32") or it.get("memory_fp32_bytes")
-        table.add_row(it.get("path", ""), it.get("format", ""), _dims(it), it.get("architecture") or "",
-                      str(it.get("size_bytes", "")), str(mem or ""))
+        mem = (it.get("memory") or {}).get("bytes_fp32")
+        table.add_row(it["path"], it["format"], _dims(it), it.get("architecture") or "",
+                      _human_bytes(it.get("download_bytes")), _human_bytes(mem))
     console.print(table)
 
 

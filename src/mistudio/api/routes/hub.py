@@ -17,4 +17,4 @@ def browse(repo_id: str = Query(..., description="owner/name"), revision: str | 
     from mistudio.hub.browse import browse_repo
 
     listing = browse_repo(repo_id, revision=revision, token=token or studio.settings.hf_token)
-    return listing.to_dict() if hasattr(listing, "to_dict") else listing.model_dump()
+    return listing.model_dump(mode="json")
