@@ -55,7 +55,9 @@ def neuronpedia(
     min_freq: float = typer.Option(None, help="Minimum activation frequency."),
     max_freq: float = typer.Option(None, help="Maximum activation frequency."),
     min_max_activation: float = typer.Option(None, help="Minimum max activation."),
-    examples: int = typer.Option(None, help="Examples per feature (20–100)."),
+    examples: int = typer.Option(None, help="Top examples per feature (20–100)."),
+    interval_examples: bool = typer.Option(None, "--interval-examples/--no-interval-examples",
+                                           help="Also export the interval (quantile-band) examples."),
     logit_k: int = typer.Option(None, help="Top logits per side (10–50)."),
     bins: int = typer.Option(None, help="Histogram bins (20–100)."),
     compression: str = typer.Option(None, help="none | gzip"),
@@ -69,7 +71,8 @@ def neuronpedia(
     """Export an SAE's dashboards (+ SAELens weights) into a validated, deterministic archive."""
     from mistudio.export.service import start_export
 
-    cfg = _config(preset, config_file, format=fmt, n_examples=examples, logit_k=logit_k, n_bins=bins,
+    cfg = _config(preset, config_file, format=fmt, n_examples=examples, interval_examples=interval_examples,
+                  logit_k=logit_k, n_bins=bins,
                   compression=compression, model_id=model_id, source_set=source_set, hf_repo_id=hf_repo_id,
                   base_export=str(base_export) if base_export else None,
                   selection=_selection(features, labeled, label_text, min_freq, max_freq, min_max_activation))
