@@ -31,7 +31,7 @@ from mistudio.export.builder import ExportInputs, SAEInfo, build_export
 from mistudio.export.config import make_config
 from mistudio.testing.tiny_models import build_tokenizer
 
-CTX, N_EXAMPLES, RANDOM_VOCAB, POOL = 128, 20, 50257, 4096
+CTX, N_EXAMPLES, RANDOM_VOCAB, POOL = 128, 20, 50257, 24576  # POOL: prompt windows, SAEDashboard's default
 TARGET_SECONDS, TARGET_MB = 60.0, 250.0
 
 
@@ -145,12 +145,15 @@ def main() -> None:
     parser.add_argument("--features", type=int, default=16384)
     parser.add_argument("--data", choices=("realistic", "random"), default="realistic")
     parser.add_argument("--workers", type=int, default=None, help="packaging processes (default: all cores)")
+    parser.add_argument("--saedashboard-batches", action="store_true",
+                        help="also write SAEDashboard's batch-{k}.json (all three copies of the examples)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     store = SyntheticStore(args.features, args.data)
     info = SAEInfo(sae_id="bench", model_name="gpt2-small", hook_name="blocks.8.hook_resid_post", layer=8,
                    d_in=768, d_sae=args.features, architecture="standard")
-    cfg = make_config("neuronpedia", model_id="gpt2-small", workers=args.workers)
+    cfg = make_config("neuronpedia", model_id="gpt2-small", workers=args.workers,
+                      saedashboard_batches=args.saedashboard_batches)
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp) / "bench.zip"
         t0 = time.perf_counter()
@@ -161,7 +164,7 @@ def main() -> None:
     cpu = sum(u.ru_utime + u.ru_stime for u in usage)
     peak_mb = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
     scale = 16384 / args.features
-    print(json.dumps({"data": args.data, "features": args.features, "examples": N_EXAMPLES, "tokens": CTX,
+    print(json.dumps({"data": args.data, "saedashboard_batches": args.saedashboard_batches, "features": args.features, "examples": N_EXAMPLES, "tokens": CTX,
                       "seconds": round(seconds, 1), "cpu_seconds": round(cpu, 1), "workers": result["workers"],
                       "archive_mb": round(size / 1e6, 1),
                       "peak_rss_mb": round(peak_mb / 1024),

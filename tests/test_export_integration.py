@@ -54,10 +54,11 @@ def test_extraction_export_validate_and_load_in_sae_lens(studio: Studio, model: 
     with zipfile.ZipFile(archive) as zf:
         zf.extractall(tmp_path / "x")
         meta = json.loads(zf.read("metadata.json"))
-        batched = {f["feature_index"] for n in zf.namelist() if n.startswith("neuronpedia/batch-")
-                   for f in json.loads(zf.read(n))["features"]}
-        groups = [a["bin_min"] for n in zf.namelist() if n.startswith("neuronpedia/batch-")
-                  for f in json.loads(zf.read(n))["features"] for a in f["activations"]]
+        rows = {kind: [json.loads(line) for n in zf.namelist() if f"/{kind}/batch-" in n
+                       for line in gzip.decompress(zf.read(n)).splitlines()] for kind in ("features", "activations")}
+        batched = {r["index"] for r in rows["features"]}
+        groups = [r["binMin"] for r in rows["activations"]]
+        assert {r["index"] for r in rows["activations"]} == batched
     assert (min(groups) == -1) and (any(g != -1 for g in groups) == intervals)
     assert meta["extraction"]["extraction_id"] == extraction_id and meta["d_sae"] == D_SAE
     assert batched == {i for i in range(D_SAE) if not summary["dead"][i]}

@@ -153,7 +153,8 @@ def test_rest_estimate_export_status_download_validate(client, tmp_path: Path) -
         (tmp_path / "dl.zip").write_bytes(b"".join(res.iter_bytes()))
     assert validate_export(tmp_path / "dl.zip").ok
     with zipfile.ZipFile(tmp_path / "dl.zip") as zf:
-        assert "neuronpedia/batch-0.json" in zf.namelist() and not any(n.startswith("saelens/") for n in zf.namelist())
+        names = zf.namelist()
+        assert any(n.startswith("neuronpedia/exports/") for n in names) and not any(n.startswith("saelens/") for n in names)
 
     report = c.post(f"{base}/export/validate", json={}).json()
     assert report["ok"] and report["n_features"] == D_SAE and "OK" in report["text"]

@@ -14,6 +14,7 @@ from sae_factories import make_sae
 
 from mistudio.export.builder import ExportHooks, ExportInputs, SAEInfo, build_export
 from mistudio.export.config import make_config
+from mistudio.export.ids import pseudo_cuid
 from mistudio.export.source import InMemorySource
 from mistudio.saes.model import SAE
 from mistudio.testing.tiny_models import build_tokenizer
@@ -52,7 +53,7 @@ def run(inputs: ExportInputs, out: Path, **cfg) -> dict:
 
 
 def test_archive_layout(standard_sae: SAE, tmp_path: Path) -> None:
-    result = run(tiny_inputs(standard_sae), tmp_path / "a.zip")
+    result = run(tiny_inputs(standard_sae), tmp_path / "a.zip", saedashboard_batches=True)
     with zipfile.ZipFile(tmp_path / "a.zip") as zf:
         names = set(zf.namelist())
         meta = json.loads(zf.read("metadata.json"))
@@ -66,6 +67,39 @@ def test_archive_layout(standard_sae: SAE, tmp_path: Path) -> None:
     assert meta["neuronpedia_id"] == "tiny-gpt2/1-mistudio-res-40"
     assert batch["layer"] == 1 and batch["sae_set"] == "mistudio-res-40" and batch["sae_id_suffix"] is None
     assert rows and all(len(r["id"]) == 25 and r["maxValue"] == max(r["values"]) for r in rows)
+    run(tiny_inputs(standard_sae), tmp_path / "default.zip")
+    with zipfile.ZipFile(tmp_path / "default.zip") as zf:  # SAEDashboard's batch files are opt-in
+        names = set(zf.namelist())
+        assert not any(n.startswith("neuronpedia/batch-") for n in names)
+        assert f"{src}/activations/batch-0.jsonl.gz" in names and f"{src}/features/batch-0.jsonl.gz" in names
+
+
+def _activation_files(zf: zipfile.ZipFile) -> dict[str, list[dict]]:
+    return {n: [json.loads(line) for line in gzip.decompress(zf.read(n)).splitlines()]
+            for n in sorted(zf.namelist()) if "/activations/batch-" in n}
+
+
+def test_bulk_activation_rows_are_complete_and_grouped_by_window(standard_sae: SAE, tmp_path: Path) -> None:
+    """Every example of every live feature is one row, equal to the feature document's example; rows are
+    ordered by prompt window (then feature), each file holding its own range of windows."""
+    run(tiny_inputs(standard_sae), tmp_path / "a.zip")
+    with zipfile.ZipFile(tmp_path / "a.zip") as zf:
+        files = _activation_files(zf)
+        docs = [json.loads(gzip.decompress(zf.read(n))) for n in zf.namelist() if n.startswith("features/")]
+        source_id = json.loads(zf.read("metadata.json"))["neuronpedia"]["source_id"]
+    expected = {pseudo_cuid("tiny-gpt2", source_id, d["feature_index"], n): ex for d in docs
+                if not d["statistics"]["dead"] for n, ex in enumerate(d["activations"])}
+    got, previous_max = {}, -1
+    for rows in files.values():
+        keys = [(int(r["dataIndex"]), r["index"]) for r in rows]
+        assert keys == sorted(keys) and keys[0][0] > previous_max  # sorted inside, disjoint ranges across files
+        previous_max = keys[-1][0]
+        got.update((r["id"], r) for r in rows)
+    assert got.keys() == expected.keys() and len(files) > 1
+    for row_id, r in got.items():
+        ex = expected[row_id]
+        assert r["tokens"] == ex["tokens"] and r["values"] == ex["values"] and r["maxValue"] == ex["max_value"]
+        assert r["dataIndex"] == str(ex["source"]["window_index"])
 
 
 def test_two_exports_are_byte_identical(standard_sae: SAE, tmp_path: Path) -> None:
@@ -98,6 +132,24 @@ def test_killed_export_resumes_to_same_bytes(standard_sae: SAE, tmp_path: Path) 
     build_export(tiny_inputs(standard_sae), cfg, out, tmp_path / "work", hooks)
     assert out.read_bytes() == (tmp_path / "ref.zip").read_bytes()
     assert "features: 40 / 40" in written and "features: 16 / 40" not in written  # batch 0 and 1 were not redone
+
+
+def test_export_killed_while_ordering_rows_resumes_to_same_bytes(standard_sae: SAE, tmp_path: Path) -> None:
+    run(tiny_inputs(standard_sae), tmp_path / "ref.zip")
+    calls = {"n": 0}
+
+    def die_in_merge() -> None:
+        calls["n"] += 1
+        if calls["n"] > 4 + 3 + 1:  # 4 stage checks, 3 batches, then the first merged file
+            raise _Killed
+
+    out, cfg = tmp_path / "resumed.zip", make_config(batch_size=16, model_id="tiny-gpt2")
+    with pytest.raises(_Killed):
+        build_export(tiny_inputs(standard_sae), cfg, out, tmp_path / "work", ExportHooks(check_cancelled=die_in_merge))
+    merged = list((tmp_path / "work" / "stage").rglob("activations/batch-*.jsonl.gz"))
+    assert len(merged) == 1 and not out.exists()
+    build_export(tiny_inputs(standard_sae), cfg, out, tmp_path / "work")
+    assert out.read_bytes() == (tmp_path / "ref.zip").read_bytes()
 
 
 @pytest.mark.parametrize("arch", ["standard", "jumprelu", "topk", "batchtopk", "gated"])
@@ -169,8 +221,8 @@ def test_worker_pool_gives_the_same_bytes_and_a_sound_zip(standard_sae: SAE, tmp
     import shutil
     import subprocess
 
-    serial = run(tiny_inputs(standard_sae), tmp_path / "serial.zip", workers=1)
-    pooled = run(tiny_inputs(standard_sae), tmp_path / "pooled.zip", workers=2)
+    serial = run(tiny_inputs(standard_sae), tmp_path / "serial.zip", workers=1, saedashboard_batches=True)
+    pooled = run(tiny_inputs(standard_sae), tmp_path / "pooled.zip", workers=2, saedashboard_batches=True)
     assert serial["workers"] == 1 and pooled["workers"] == 2
     assert (tmp_path / "serial.zip").read_bytes() == (tmp_path / "pooled.zip").read_bytes()
     with zipfile.ZipFile(tmp_path / "pooled.zip") as zf:
@@ -190,3 +242,17 @@ def test_token_ids_are_optional_in_feature_documents(standard_sae: SAE, tmp_path
     run(tiny_inputs(standard_sae), tmp_path / "b.zip")
     with zipfile.ZipFile(tmp_path / "b.zip") as zf:
         assert "token_ids" not in json.loads(gzip.decompress(zf.read("features/0.json.gz")))["activations"][0]
+
+
+def test_uncompressed_feature_files_are_deflated_zip_members(standard_sae: SAE, tmp_path: Path) -> None:
+    from mistudio.export.validate import validate_export
+
+    run(tiny_inputs(standard_sae), tmp_path / "plain.zip", compression="none", workers=2)
+    with zipfile.ZipFile(tmp_path / "plain.zip") as zf:
+        assert zf.testzip() is None
+        infos = [i for i in zf.infolist() if i.filename.startswith("features/")]
+        assert len(infos) == 40 and all(i.filename.endswith(".json") for i in infos)
+        assert {i.compress_type for i in infos} == {zipfile.ZIP_DEFLATED}
+        assert json.loads(zf.read("features/3.json"))["feature_index"] == 3
+    report = validate_export(tmp_path / "plain.zip")
+    assert report.ok, report.to_text()  # SHA256SUMS covers the packed members too

@@ -14,7 +14,7 @@ from test_export_pipeline import run, tiny_inputs
 
 from mistudio.export.autofix import autofix_export
 from mistudio.export.package import write_sha256sums
-from mistudio.export.validate import schema_issues, validate_export
+from mistudio.export.validate import check_feature_document, schema_issues, validate_export
 
 # SAEDashboard NeuronpediaDashboardFeature.to_dict / NeuronpediaDashboardActivation.to_dict (research note §1):
 # key → accepted JSON types. Written independently of mistudio.export.neuronpedia_batch on purpose.
@@ -34,7 +34,7 @@ ACTIVATION_ORACLE = {"bin_min": (int, float), "bin_max": (int, float), "bin_cont
 @pytest.fixture(scope="module")
 def export_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("exp")
-    run(tiny_inputs(make_sae("standard", d_in=16, d_sae=40, seed=3)), tmp / "e.zip")
+    run(tiny_inputs(make_sae("standard", d_in=16, d_sae=40, seed=3)), tmp / "e.zip", saedashboard_batches=True)
     with zipfile.ZipFile(tmp / "e.zip") as zf:
         zf.extractall(tmp / "e")
     return tmp
@@ -136,3 +136,16 @@ def test_autofix_works_on_a_zip(export_dir: Path, tmp_path: Path) -> None:
     assert not validate_export(tmp_path / "z.zip").ok
     result = autofix_export(tmp_path / "z.zip")
     assert result["after"]["ok"] and validate_export(tmp_path / "z.zip").ok
+
+
+def test_too_few_examples_counts_the_top_group_only() -> None:
+    def example(bin_min: float) -> dict:
+        return {"tokens": ["a", "b"], "values": [0.0, 1.0], "max_value": 1.0, "max_token_index": 1,
+                "bin_min": bin_min, "bin_max": 1.0, "bin_contains": -1 if bin_min == -1 else 0.2}
+
+    doc = {"feature_index": 0, "statistics": {"dead": False},
+           "activations": [example(-1)] * 10 + [example(0.2)] * 25}
+    issues = [i for i in check_feature_document(doc, "features/0.json.gz") if i.code == "too_few_examples"]
+    assert len(issues) == 1 and issues[0].message.startswith("10 top examples")
+    doc["activations"] = [example(-1)] * 20 + [example(0.2)] * 5
+    assert not [i for i in check_feature_document(doc, "f") if i.code == "too_few_examples"]

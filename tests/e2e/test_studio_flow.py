@@ -156,6 +156,7 @@ def test_export_validate_and_download(page, shoot, tmp_path: Path) -> None:
     page.get_by_role("button", name="Export to Neuronpedia").click()
     dialog = page.get_by_test_id("export-dialog")
     dialog.get_by_test_id("export-estimate").get_by_text("Estimated size").wait_for()
+    dialog.get_by_role("checkbox", name=re.compile("SAEDashboard batch files")).check()
     shoot(page, "12-export-dialog", full_page=False)
     dialog.get_by_role("button", name="Validate").click()
     check = dialog.get_by_test_id("config-check")
@@ -183,6 +184,9 @@ def test_export_validate_and_download(page, shoot, tmp_path: Path) -> None:
     archive = tmp_path / "export.zip"
     info.value.save_as(archive)
     assert zipfile.is_zipfile(archive)
+    with zipfile.ZipFile(archive) as zf:  # the ticked option reached the server
+        names = zf.namelist()
+    assert "neuronpedia/batch-0.json" in names and any("/activations/batch-" in n for n in names)
     from mistudio.export.validate import validate_export
 
     report = validate_export(archive)

@@ -739,6 +739,12 @@ export interface components {
             release_url?: string | null;
             /** Sae Id Suffix */
             sae_id_suffix?: string | null;
+            /**
+             * Saedashboard Batches
+             * @description also write neuronpedia/batch-{k}.json as SAEDashboard's neuronpedia-runner does (a third copy of every example; Neuronpedia imports the bulk-import rows, which are always written)
+             * @default false
+             */
+            saedashboard_batches: boolean;
             selection?: components["schemas"]["FeatureSelection"];
             /**
              * Source Set

@@ -223,6 +223,10 @@ export interface ExportConfig {
   top_tokens: number;
   include_explanations: boolean;
   compression: "none" | "gzip";
+  /** also export the interval (quantile-band) groups below the top examples */
+  interval_examples?: boolean;
+  /** also write SAEDashboard's neuronpedia/batch-{k}.json (a third copy of every example) */
+  saedashboard_batches?: boolean;
   model_id?: string | null;
   source_set?: string | null;
   hf_repo_id?: string | null;

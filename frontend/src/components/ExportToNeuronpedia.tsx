@@ -102,6 +102,13 @@ function ExportConfigDialog({ sae, onClose }: { sae: SAE | null; onClose: () => 
           onChange={(e) => setConfig({ top_tokens: e.target.checked ? 20 : 0 })} />Token aggregations</label>
         <label className="checkbox"><input type="checkbox" checked={config.include_explanations}
           onChange={(e) => setConfig({ include_explanations: e.target.checked })} />Feature explanations</label>
+        <label className="checkbox"><input type="checkbox" checked={config.interval_examples ?? false}
+          onChange={(e) => setConfig({ interval_examples: e.target.checked })} />Interval (quantile-band) examples
+          <span className="muted small"> — about doubles the archive</span></label>
+        <label className="checkbox"><input type="checkbox" checked={config.saedashboard_batches ?? false}
+          onChange={(e) => setConfig({ saedashboard_batches: e.target.checked })} />SAEDashboard batch files
+          (<code>neuronpedia/batch-*.json</code>)<span className="muted small"> — a third copy of every example;
+          Neuronpedia imports the bulk-import rows, always written</span></label>
         <p className="muted small">Examples, logit lens and histograms are required by Neuronpedia.</p>
       </fieldset>
       <fieldset>

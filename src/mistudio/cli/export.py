@@ -47,7 +47,7 @@ def _selection(features: str | None, labeled: bool, label_text: str | None, min_
 def neuronpedia(
     sae_id: str = typer.Argument(..., help="SAE id from `mistudio sae list`."),
     out: Path = typer.Option(..., "--out", help="Where to write the archive (FILE.zip)."),
-    preset: str = typer.Option(None, help="full | neuronpedia | saelens | labeled | rich | minimal"),
+    preset: str = typer.Option(None, help="full | neuronpedia | saelens | labeled | saedashboard | rich | minimal"),
     fmt: str = typer.Option(None, "--format", help="neuronpedia | saelens | both"),
     features: str = typer.Option(None, help="Feature range `0-1000` or list `1,5,9`."),
     labeled: bool = typer.Option(False, "--labeled", help="Only labeled features."),
@@ -61,6 +61,8 @@ def neuronpedia(
     logit_k: int = typer.Option(None, help="Top logits per side (10–50)."),
     bins: int = typer.Option(None, help="Histogram bins (20–100)."),
     compression: str = typer.Option(None, help="none | gzip"),
+    saedashboard_batches: bool = typer.Option(None, "--saedashboard-batches/--no-saedashboard-batches",
+                                              help="Also write SAEDashboard's neuronpedia/batch-{k}.json files."),
     model_id: str = typer.Option(None, help="Neuronpedia model id."),
     source_set: str = typer.Option(None, help="Neuronpedia source-set name."),
     hf_repo_id: str = typer.Option(None, help="HuggingFace repo for the SAELens folder."),
@@ -73,7 +75,7 @@ def neuronpedia(
 
     cfg = _config(preset, config_file, format=fmt, n_examples=examples, interval_examples=interval_examples,
                   logit_k=logit_k, n_bins=bins,
-                  compression=compression, model_id=model_id, source_set=source_set, hf_repo_id=hf_repo_id,
+                  compression=compression, saedashboard_batches=saedashboard_batches, model_id=model_id, source_set=source_set, hf_repo_id=hf_repo_id,
                   base_export=str(base_export) if base_export else None,
                   selection=_selection(features, labeled, label_text, min_freq, max_freq, min_max_activation))
     studio = open_studio()

@@ -13,12 +13,14 @@ from typing import Any
 
 from mistudio.errors import InvalidInputError
 from mistudio.export import feature_json, neuronpedia_batch, neuronpedia_exports
+from mistudio.export.activation_shards import Segment, spill_rows
 from mistudio.export.config import ExportConfig
 from mistudio.export.ids import NeuronpediaIds
-from mistudio.export.jsonio import dumps, gzip_bytes, jsonl
+from mistudio.export.jsonio import GZIP_LEVEL, dumps, gzip_bytes, jsonl
 from mistudio.export.package import pool_context
+from mistudio.export.packs import PackWriter
 from mistudio.export.prepare import PreparedFeature, prepare_feature
-from mistudio.export.validate import MIN_EXAMPLES
+from mistudio.export.validate import MIN_EXAMPLES, top_example_count
 
 # below this many features, starting worker processes costs more than it saves
 PARALLEL_MIN_FEATURES = 2048
@@ -40,6 +42,8 @@ class BatchWriter:
     rows: neuronpedia_exports.RowContext
     n_prompts: int
     ctx_size: int
+    scratch_dir: Path  # packed feature files and spilled activation rows wait here for packaging
+    n_shards: int = 1  # bulk-import activation files
 
     def prepare(self, items: list[BatchItem]) -> list[PreparedFeature]:
         """Raw dashboards → prepared features (reused features pass through)."""
@@ -47,45 +51,60 @@ class BatchWriter:
                 prepare_feature(item[0], top_tokens=self.cfg.top_tokens, explanations=item[1]) for item in items]
 
     def write(self, k: int, items: list[BatchItem]) -> dict[str, Any]:
-        """Write batch `k`; returns `{skipped, warnings, n_warnings}`. The data is produced by our own
+        """Write batch `k`; returns `{skipped, warnings, n_warnings, packed, activation_segments}` (`packed`: the
+        batch's `features/` members, see packs). The data is produced by our own
         preparation step (rounded, finite, rendered tokens), so only its structural invariants are checked here;
         the full validator runs on finished exports (`mistudio export validate`)."""
         feats = self.prepare(items)
         _check_invariants(feats)
         gz = self.cfg.compression == "gzip"
         ext = ".json.gz" if gz else ".json"
-        (self.stage / "features").mkdir(parents=True, exist_ok=True)
+        pack = PackWriter(self.scratch_dir / f"features-{k}.pack", GZIP_LEVEL)
         for feat in feats:
             data = dumps(feature_json.feature_document(feat, include_top_tokens=self.cfg.top_tokens > 0,
                                                        include_token_ids=self.cfg.token_ids))
-            (self.stage / "features" / f"{feat.index}{ext}").write_bytes(gzip_bytes(data) if gz else data)
+            pack.add(f"features/{feat.index}{ext}", gzip_bytes(data) if gz else data, deflate=not gz)
+        packed = [entry.to_list() for entry in pack.close()]
         if self.cfg.wants_neuronpedia:
             live = [f for f in feats if f.live]
             batch = [neuronpedia_batch.batch_feature(f, n_prompts=self.n_prompts, n_tokens_in_prompt=self.ctx_size,
                                                      dataset=self.rows.dataset) for f in live]
-            (self.stage / "neuronpedia").mkdir(parents=True, exist_ok=True)
-            (self.stage / "neuronpedia" / f"batch-{k}.json").write_bytes(
-                dumps(neuronpedia_batch.batch_document(self.ids, batch), sort_keys=False))
-            self._write_rows(k, live, batch)
+            if self.cfg.saedashboard_batches:
+                (self.stage / "neuronpedia").mkdir(parents=True, exist_ok=True)
+                (self.stage / "neuronpedia" / f"batch-{k}.json").write_bytes(
+                    dumps(neuronpedia_batch.batch_document(self.ids, batch), sort_keys=False))
+            segments = self._write_rows(k, live, batch)
+        else:
+            segments = []
         warnings = [{"code": "too_few_examples", "location": f"features/{f.index}{ext}: activations",
-                     "message": f"{len(f.examples)} examples; Neuronpedia expects at least {MIN_EXAMPLES} for a live "
-                                "feature", "fix": "extract over more tokens, or accept a sparse dashboard",
+                     "message": f"{top_example_count(f.examples)} top examples; Neuronpedia expects at least "
+                                f"{MIN_EXAMPLES} for a live feature", "fix": "extract over more tokens, or accept a sparse dashboard",
                      "fixable": False, "severity": "warning"}
-                    for f in feats if f.live and len(f.examples) < MIN_EXAMPLES]
+                    for f in feats if f.live and top_example_count(f.examples) < MIN_EXAMPLES]
         return {"skipped": [f.index for f in feats if not f.live], "warnings": warnings[:50],
-                "n_warnings": len(warnings)}
+                "n_warnings": len(warnings), "packed": packed, "activation_segments": segments}
 
-    def _write_rows(self, k: int, live: list[PreparedFeature], batch: list[dict[str, Any]]) -> None:
+    def spill_path(self, k: int) -> Path:
+        """Where batch `k`'s activation rows wait for the merge into window-ordered files."""
+        return self.scratch_dir / f"activations-{k}.bin"
+
+    def _write_rows(self, k: int, live: list[PreparedFeature], batch: list[dict[str, Any]]) -> list[Segment]:
+        """Feature and explanation rows go straight to `batch-{k}.jsonl.gz`; activation rows are spilled for
+        the merge by window (activation_shards) and their segments returned."""
         folder = self.stage / "neuronpedia" / "exports" / self.rows.folder()
         parts = {
             "features": [neuronpedia_exports.feature_row(bf, f, self.rows) for bf, f in zip(batch, live, strict=True)],
-            "activations": [r for f in live for r in neuronpedia_exports.activation_rows(f, self.rows)],
             "explanations": [r for f in live for r in neuronpedia_exports.explanation_rows(f, self.rows)],
         }
         for name, rows in parts.items():
             if rows:
                 (folder / name).mkdir(parents=True, exist_ok=True)
                 (folder / name / f"batch-{k}.jsonl.gz").write_bytes(gzip_bytes(jsonl(rows)))
+        activations = [(n, r) for f in live for n, r in enumerate(neuronpedia_exports.activation_rows(f, self.rows))]
+        if not activations:
+            return []
+        self.spill_path(k).parent.mkdir(parents=True, exist_ok=True)
+        return spill_rows(self.spill_path(k), activations, batch=k, n_shards=self.n_shards, n_windows=self.n_prompts)
 
 
 def _check_invariants(feats: list[PreparedFeature]) -> None:

@@ -16,13 +16,20 @@ import numpy as np
 
 from mistudio import __version__
 from mistudio.errors import InvalidInputError
-from mistudio.export import feature_json, neuronpedia_batch, neuronpedia_exports, saelens_export
+from mistudio.export import (
+    activation_shards,
+    feature_json,
+    neuronpedia_batch,
+    neuronpedia_exports,
+    saelens_export,
+)
 from mistudio.export.batch_writer import BatchItem, BatchWriter, default_workers, run_batches
 from mistudio.export.config import EXPORT_VERSION, ExportConfig
 from mistudio.export.ids import NeuronpediaIds, resolve_ids
 from mistudio.export.incremental import BaseExport, prepared_from_document, unchanged_features
 from mistudio.export.jsonio import dumps, jsonl
 from mistudio.export.package import write_sha256sums, zip_folder
+from mistudio.export.packs import PackedEntry
 from mistudio.export.readme import readme_text
 from mistudio.export.selection import select_features
 from mistudio.export.source import DashboardSource, dataset_name, manifest_value
@@ -150,7 +157,9 @@ def build_export(inputs: ExportInputs, cfg: ExportConfig, out_zip: Path, work_di
     created_at = _created_at(inputs, cfg)
     rows = neuronpedia_exports.RowContext(ids=ids, creator_id=cfg.creator_id, created_at=created_at,
                                           dataset=dataset_name(manifest))
-    writer = BatchWriter(stage_dir, cfg, ids, rows, n_prompts, ctx_size)
+    writer = BatchWriter(stage_dir, cfg, ids, rows, n_prompts, ctx_size, work_dir / "scratch",
+                         n_shards=max(1, len(batches)))
+    merge_share = 0.15 if cfg.wants_neuronpedia else 0.0  # of the stage's progress: ordering activation rows
     results: dict[int, dict[str, Any]] = {}
     todo = []
     for k, batch in enumerate(batches):
@@ -164,12 +173,14 @@ def build_export(inputs: ExportInputs, cfg: ExportConfig, out_zip: Path, work_di
         atomic_write_bytes(state / f"batch-{k}.json", dumps(result))
         results[k] = result
         n_done = sum(len(batches[j]) for j in results)
-        hooks.progress(len(results) / len(batches), f"features: {n_done} / {len(indices)}")
+        hooks.progress((1 - merge_share) * len(results) / len(batches), f"features: {n_done} / {len(indices)}")
 
     workers = default_workers(len(indices), cfg.workers)
     # a base export is a zip read through one shared file offset, so only this process may read it
     run_batches(writer, todo, workers, done, hooks.check_cancelled, load_in_workers=base is None)
     results_list = [results[k] for k in range(len(batches))]
+    if cfg.wants_neuronpedia:
+        _merge_activations(writer, results_list, workers, hooks, merge_share)
 
     stage("Creating archive")
     hooks.check_cancelled()
@@ -178,8 +189,10 @@ def build_export(inputs: ExportInputs, cfg: ExportConfig, out_zip: Path, work_di
     _finish_stage(stage_dir, inputs, cfg, ids, rows, meta, indices, skipped, summary, base)
     if base is not None:
         base.close()
-    write_sha256sums(stage_dir)
-    zip_folder(stage_dir, Path(out_zip), workers=workers, progress=lambda f: hooks.progress(f, "creating archive"))
+    packed = [PackedEntry.from_list(item) for r in results_list for item in r["packed"]]
+    write_sha256sums(stage_dir, packed)
+    zip_folder(stage_dir, Path(out_zip), workers=workers, progress=lambda f: hooks.progress(f, "creating archive"),
+               packed=packed)
     timings[_current[0]] = round(time.monotonic() - t_stage[0], 3)
     size = Path(out_zip).stat().st_size
     shutil.rmtree(work_dir, ignore_errors=True)
@@ -188,6 +201,22 @@ def build_export(inputs: ExportInputs, cfg: ExportConfig, out_zip: Path, work_di
             "n_warnings": sum(r["n_warnings"] for r in results_list),
             "warnings": [w for r in results_list for w in r["warnings"]][:50], "workers": workers, "neuronpedia": ids.to_dict(),
             "timings": timings, "seconds": round(time.monotonic() - started, 3)}
+
+
+def _merge_activations(writer: BatchWriter, results: list[dict[str, Any]], workers: int, hooks: ExportHooks,
+                       share: float) -> None:
+    """Write the bulk-import activation files, rows grouped by prompt window (activation_shards)."""
+    spills = {k: (writer.spill_path(k), [tuple(s) for s in r.get("activation_segments", [])])
+              for k, r in enumerate(results)}
+    folder = writer.stage / "neuronpedia" / "exports" / writer.rows.folder() / "activations"
+    n_shards, done = writer.n_shards, [0]
+
+    def on_shard(_: int) -> None:
+        done[0] += 1
+        hooks.progress(1 - share + share * done[0] / n_shards, f"ordering activation rows by prompt: {done[0]} files")
+
+    activation_shards.merge_all(folder, spills, n_shards, workers=workers, on_shard=on_shard,
+                                check_cancelled=hooks.check_cancelled)
 
 
 def _ensure_part(inputs: ExportInputs, part: str) -> None:

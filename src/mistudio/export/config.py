@@ -49,6 +49,9 @@ class ExportConfig(BaseModel):
     include_explanations: bool = True
     token_ids: bool = Field(False, description="also write each example's token ids into features/{i}.json")
     compression: Literal["none", "gzip"] = "gzip"
+    saedashboard_batches: bool = Field(False, description="also write neuronpedia/batch-{k}.json as SAEDashboard's "
+                                       "neuronpedia-runner does (a third copy of every example; Neuronpedia imports "
+                                       "the bulk-import rows, which are always written)")
     batch_size: int = Field(128, ge=1, le=4096, description="features per Neuronpedia batch file")
     # Neuronpedia identity
     model_id: str | None = Field(None, description="Neuronpedia/TransformerLens model id (default: from the SAE)")
@@ -106,7 +109,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "neuronpedia": {"format": "neuronpedia"},
     "saelens": {"format": "saelens"},
     "labeled": {"format": "both", "selection": {"mode": "labeled"}},
-    "rich": {"format": "both", "n_examples": 50, "interval_examples": True, "logit_k": 30, "n_bins": 100, "top_tokens": 50, "token_ids": True},
+    "saedashboard": {"format": "both", "saedashboard_batches": True},
+    "rich": {"format": "both", "saedashboard_batches": True, "n_examples": 50, "interval_examples": True, "logit_k": 30, "n_bins": 100, "top_tokens": 50, "token_ids": True},
     "minimal": {"format": "neuronpedia", "n_examples": 20, "logit_k": 10, "n_bins": 20, "top_tokens": 0,
                 "include_explanations": False},
 }

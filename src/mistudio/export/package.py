@@ -7,12 +7,13 @@ import os
 import shutil
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_all_start_methods, get_context
 from multiprocessing.context import BaseContext
 from pathlib import Path
 
+from mistudio.export.packs import PackedEntry
 from mistudio.fsutil import atomic_write_text
 
 SUMS_FILE = "SHA256SUMS"
@@ -42,9 +43,12 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_sha256sums(root: Path) -> Path:
-    """Write `SHA256SUMS` (`sha256sum -c` format) for every file under `root` except itself."""
-    lines = [f"{sha256_file(root / rel)}  {rel}\n" for rel in staged_files(root) if rel != SUMS_FILE]
+def write_sha256sums(root: Path, packed: Sequence[PackedEntry] = ()) -> Path:
+    """Write `SHA256SUMS` (`sha256sum -c` format) for every file under `root` except itself, and for the
+    `packed` archive members."""
+    digests = {rel: sha256_file(root / rel) for rel in staged_files(root) if rel != SUMS_FILE}
+    digests.update((entry.name, entry.sha256) for entry in packed)
+    lines = [f"{digests[rel]}  {rel}\n" for rel in sorted(digests)]
     path = root / SUMS_FILE
     atomic_write_text(path, "".join(lines))
     return path
@@ -81,9 +85,10 @@ def _entry(rel: str, compress_type: int) -> zipfile.ZipInfo:
     return info
 
 
-def _write_deflated(zf: zipfile.ZipFile, info: zipfile.ZipInfo, crc: int, size: int, data: bytes) -> None:
-    """Append an entry whose deflate stream was made elsewhere (CPython's zipfile has no public raw write;
-    this does what `ZipFile.open(..., "w")` does on a seekable file, through the same attributes)."""
+def _write_raw(zf: zipfile.ZipFile, info: zipfile.ZipInfo, crc: int, size: int, data: bytes) -> None:
+    """Append an entry whose bytes (a deflate stream, or the content for a stored entry) were made elsewhere
+    (CPython's zipfile has no public raw write; this does what `ZipFile.open(..., "w")` does on a seekable
+    file, through the same attributes)."""
     info.CRC, info.file_size, info.compress_size = crc, size, len(data)
     info.header_offset = zf.fp.tell()
     zf.fp.write(info.FileHeader(size > zipfile.ZIP64_LIMIT or len(data) > zipfile.ZIP64_LIMIT))
@@ -95,14 +100,18 @@ def _write_deflated(zf: zipfile.ZipFile, info: zipfile.ZipInfo, crc: int, size: 
 
 
 def zip_folder(root: Path, out_zip: Path, *, level: int = ZIP_LEVEL, workers: int = 1,
-               progress: Callable[[float], None] | None = None) -> Path:
-    """Zip `root` into `out_zip` deterministically (sorted entries, fixed times and modes); already-compressed
-    files are stored, the others deflated by `workers` processes. Written to a temporary name and renamed, so
-    a partial zip is never visible."""
-    files = staged_files(root)
-    sizes = {rel: (root / rel).stat().st_size for rel in files}
+               progress: Callable[[float], None] | None = None, packed: Sequence[PackedEntry] = ()) -> Path:
+    """Zip `root` and the `packed` members into `out_zip` deterministically (sorted entries, fixed times and
+    modes); already-compressed files are stored, the others deflated by `workers` processes. Written to a
+    temporary name and renamed, so a partial zip is never visible."""
+    by_name = {entry.name: entry for entry in packed}
+    staged = staged_files(root)
+    if clash := set(staged) & set(by_name):
+        raise ValueError(f"archive members both staged and packed: {sorted(clash)[:3]}")
+    files = sorted([*staged, *by_name])
+    sizes = {rel: by_name[rel].length if rel in by_name else (root / rel).stat().st_size for rel in files}
     total = sum(sizes.values()) or 1
-    deflated = [rel for rel in files if not rel.endswith(_STORED_SUFFIXES)]
+    deflated = [rel for rel in staged if not rel.endswith(_STORED_SUFFIXES)]
     tmp = out_zip.with_name(f".{out_zip.name}.tmp")
     out_zip.parent.mkdir(parents=True, exist_ok=True)
     pool = ProcessPoolExecutor(workers, mp_context=pool_context()) if workers > 1 and deflated else None
@@ -113,12 +122,16 @@ def zip_folder(root: Path, out_zip: Path, *, level: int = ZIP_LEVEL, workers: in
         done = 0
         with zipfile.ZipFile(tmp, "w", allowZip64=True) as zf:
             for rel in files:
-                if rel.endswith(_STORED_SUFFIXES):
+                if rel in by_name:
+                    entry = by_name[rel]
+                    method = zipfile.ZIP_DEFLATED if entry.deflated else zipfile.ZIP_STORED
+                    _write_raw(zf, _entry(rel, method), entry.crc, entry.size, entry.payload())
+                elif rel.endswith(_STORED_SUFFIXES):
                     info = _entry(rel, zipfile.ZIP_STORED)
                     with open(root / rel, "rb") as fin, zf.open(info, "w", force_zip64=sizes[rel] > 2**31) as fout:
                         shutil.copyfileobj(fin, fout, _CHUNK)
                 else:
-                    _write_deflated(zf, _entry(rel, zipfile.ZIP_DEFLATED), *next(streams))
+                    _write_raw(zf, _entry(rel, zipfile.ZIP_DEFLATED), *next(streams))
                 done += sizes[rel]
                 if progress is not None:
                     progress(done / total)

@@ -26,12 +26,15 @@ def readme_text(meta: dict[str, Any], *, n_features: int, n_skipped: int, has_ne
         f"| `features/{{index}}{ext}` | per-feature dashboard data (examples, logits, histogram, statistics) |",
         "| `explanations/explanations.json` | every explanation per feature |",
     ]
+    export_cfg = meta.get("export") or {}
     if has_neuronpedia:
+        if export_cfg.get("saedashboard_batches"):
+            lines += ["| `neuronpedia/batch-{n}.json` | SAEDashboard `neuronpedia-runner` batch files |"]
         lines += [
-            "| `neuronpedia/batch-{n}.json` | SAEDashboard `neuronpedia-runner` batch files |",
             "| `neuronpedia/skipped_indexes.json` | features without examples (dead), left out of the batches |",
             f"| `neuronpedia/exports/{np_ids['model_id']}/{np_ids['source_id']}/` | Neuronpedia bulk-import "
-            "layout (release/model/sourceset/source JSONL + features/activations/explanations batches) |",
+            "layout (release/model/sourceset/source JSONL + features/activations/explanations batches; activation "
+            "rows are grouped by prompt window, see below) |",
         ]
     if has_saelens:
         lines += ["| `saelens/` | the SAE in SAELens format (`cfg.json`, `sae_weights.safetensors`, "
@@ -89,8 +92,13 @@ def readme_text(meta: dict[str, Any], *, n_features: int, n_skipped: int, has_ne
         "- Neuronpedia has no field for the mean/standard deviation of activations or for top tokens; they are "
         "only in `features/`.",
         "- Neuron alignment, correlated neuron/feature lists and `decoder_weights_dist` are written empty (`[]`).",
-        "- Examples are the extraction's top activating windows (the TOP group, `bin_min` = -1); SAEDashboard also "
-        "adds quantile-interval groups.",
+        "- Examples are the extraction's top activating windows (the TOP group, `bin_min` = -1)"
+        + ("; the interval (quantile-band) groups follow them." if export_cfg.get("interval_examples") else
+           "; SAEDashboard also adds quantile-interval groups (export with `interval_examples` to include them)."),
+        "- `activations/batch-{k}.jsonl.gz` of the bulk-import layout holds rows ordered by prompt window "
+        "(`dataIndex`), each file a range of windows, not the features of `features/batch-{k}.jsonl.gz`: a window "
+        "is a top example of many features, and rows of the same window side by side compress to about one copy "
+        "of its text. Neuronpedia's importer takes the rows in any order.",
         "- Examples keep every token of the window, including position 0 (SAEDashboard drops position 0).",
         f"- {n_skipped} dead feature(s) are left out of the Neuronpedia batches (see `skipped_indexes.json`).",
         "- Explanation rows carry `typeName`/`explanationModelName` = null (Neuronpedia's type tables may not know "

@@ -14,16 +14,21 @@ from mistudio.export.batch_writer import default_workers
 from mistudio.export.builder import ExportInputs, SAEInfo
 from mistudio.export.config import ExportConfig
 from mistudio.export.selection import select_features
+from mistudio.export.source import manifest_value
 from mistudio.export.validate import MIN_EXAMPLES
 from mistudio.studio import Studio
 
 # measured by benchmarks/bench_export.py on realistic data (docs/export.md; 2 cores, 20 examples × 128 tokens),
-# scaled linearly with examples × context size: archive bytes of features/ and of the Neuronpedia parts per
-# feature, and packaging seconds per feature with one process and with a worker per core
-_FEATURE_DOC_BYTES = 10_600
-_NEURONPEDIA_BYTES = 17_800
-_SECONDS_SERIAL = 0.0072
-_SECONDS_PARALLEL = 0.0033
+# scaled linearly with examples × context size: archive bytes per feature of features/, of the bulk-import rows
+# (activation rows without their text, plus the text of each distinct prompt window, which the rows ordered by
+# window store about once), of SAEDashboard's batch files; packaging seconds per feature with one process and
+# with a worker per core
+_FEATURE_DOC_BYTES = 9_700
+_BULK_ROW_BYTES = 3_300
+_WINDOW_TEXT_BYTES = 5_100  # the 20 examples' token text of one feature, compressed on its own
+_SAEDASHBOARD_BYTES = 8_600
+_SECONDS_SERIAL = 0.0068
+_SECONDS_PARALLEL = 0.0031
 
 
 def latest_extraction(session: Session, sae_id: str, extraction_id: str | None = None) -> Extraction:
@@ -97,14 +102,20 @@ def estimate(inputs: ExportInputs, cfg: ExportConfig) -> dict[str, Any]:
     """Archive size, packaging time, feature count and the data that is missing and will be computed."""
     summary = inputs.source.summary_arrays()
     indices = select_features(cfg.selection, inputs.source.n_features, summary, inputs.labels)
-    ctx = int((inputs.source.manifest or {}).get("context_size") or 128)
+    manifest = inputs.source.manifest or {}
+    ctx = int(manifest_value(manifest, "context_size", default=0) or 128)
     scale = cfg.n_examples / 20 * ctx / 128
     has = getattr(inputs.source, "has", None)
     missing = [p for p in ("top_examples", "logit_lens", "histograms", "vocab") if has is not None and not has(p)]
     dead = int(summary["dead"][indices].sum())
     weights = inputs.info.d_sae * inputs.info.d_in * 2 * 4 if cfg.wants_saelens else 0
     n = len(indices)
-    per_feature = _FEATURE_DOC_BYTES + (_NEURONPEDIA_BYTES if cfg.wants_neuronpedia else 0)
+    per_feature = float(_FEATURE_DOC_BYTES)
+    if cfg.wants_neuronpedia:
+        windows = int(manifest_value(manifest, "n_windows", "n_prompts", default=0)) or n * cfg.n_examples
+        shared = min(1.0, windows / max(1, n * cfg.n_examples))  # distinct windows per exported example
+        per_feature += _BULK_ROW_BYTES + _WINDOW_TEXT_BYTES * shared
+        per_feature += _SAEDASHBOARD_BYTES if cfg.saedashboard_batches else 0
     per_second = _SECONDS_PARALLEL if default_workers(n, cfg.workers) > 1 else _SECONDS_SERIAL
     return {"n_features": n, "size_bytes": int(n * per_feature * scale + weights),
             "seconds": round(n * per_second * scale + (60.0 if "logit_lens" in missing else 0.0), 1),

@@ -175,6 +175,11 @@ def check_example(ex: dict[str, Any], loc: str, *, keys: tuple[str, str, str | N
     return out
 
 
+def top_example_count(examples: list[dict[str, Any]]) -> int:
+    """Examples in the top group (`bin_min` -1 or absent); interval-group examples do not count."""
+    return sum(1 for ex in examples if ex.get("bin_min", -1) == -1)
+
+
 def check_feature_document(doc: dict[str, Any], loc: str) -> list[Issue]:
     """Semantic checks of a FR-2.2 feature document (beyond its JSON Schema)."""
     out: list[Issue] = []
@@ -188,9 +193,9 @@ def check_feature_document(doc: dict[str, Any], loc: str) -> list[Issue]:
         if not examples:
             out.append(Issue("empty_array", f"{loc}: activations", "a live feature has no examples",
                              "re-run the extraction over more tokens"))
-        elif len(examples) < MIN_EXAMPLES:
+        elif (n_top := top_example_count(examples)) < MIN_EXAMPLES:
             out.append(Issue("too_few_examples", f"{loc}: activations",
-                             f"{len(examples)} examples; Neuronpedia expects at least {MIN_EXAMPLES} for a live feature",
+                             f"{n_top} top examples; Neuronpedia expects at least {MIN_EXAMPLES} for a live feature",
                              "extract over more tokens, or accept a sparse dashboard", severity="warning"))
     for n, ex in enumerate(examples):
         out += check_example(ex, f"{loc}: activations[{n}]", keys=("tokens", "values", "max_value", "max_token_index"))
