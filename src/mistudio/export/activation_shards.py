@@ -70,25 +70,25 @@ def spill_rows(path: Path, rows: list[tuple[int, dict[str, Any]]], *, batch: int
 
 
 def _segment_lines(path: Path, offset: int, length: int) -> Iterator[bytes]:
-    """The lines of one spilled segment, decompressed a chunk at a time."""
-    inflate, pending = zlib.decompressobj(), b""
+    """The lines of one spilled segment. The compressed bytes are read at once (no file stays open while a
+    merge runs over hundreds of segments) and inflated a chunk at a time."""
     with open(path, "rb") as fh:
         fh.seek(offset)
-        while length > 0:
-            chunk = fh.read(min(_READ_CHUNK, length))
-            if not chunk:
-                raise OSError(f"{path} is truncated; delete the export's work folder and export again")
-            length -= len(chunk)
-            lines = (pending + inflate.decompress(chunk)).split(b"\n")
-            pending = lines.pop()
-            yield from lines
+        data = fh.read(length)
+    if len(data) != length:
+        raise OSError(f"{path} is truncated; delete the export's work folder and export again")
+    inflate, pending = zlib.decompressobj(), b""
+    for start in range(0, length, _READ_CHUNK):
+        lines = (pending + inflate.decompress(data[start:start + _READ_CHUNK])).split(b"\n")
+        pending = lines.pop()
+        yield from lines
     lines = (pending + inflate.flush()).split(b"\n")
     yield from (line for line in lines if line)
 
 
 def merge_shard(out_path: Path, parts: list[tuple[Path, int, int]], level: int = GZIP_LEVEL) -> int:
     """Merge one shard's segments (each sorted) into the gzip JSONL file `out_path`, written atomically; returns
-    the number of rows. Memory stays at a chunk per segment."""
+    the number of rows. Memory: the shard's compressed segments plus an inflated chunk of each."""
     tmp = out_path.with_name(f".{out_path.name}.tmp")
     n_rows, buffer, size = 0, [], 0
     with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=level,

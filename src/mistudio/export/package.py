@@ -13,6 +13,7 @@ from multiprocessing import get_all_start_methods, get_context
 from multiprocessing.context import BaseContext
 from pathlib import Path
 
+from mistudio.export.jsonio import GZIP_LEVEL
 from mistudio.export.packs import PackedEntry
 from mistudio.fsutil import atomic_write_text
 
@@ -20,7 +21,7 @@ SUMS_FILE = "SHA256SUMS"
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 _STORED_SUFFIXES = (".gz", ".safetensors", ".zip")
 _CHUNK = 1 << 20
-ZIP_LEVEL = 3  # as jsonio.GZIP_LEVEL
+ZIP_LEVEL = GZIP_LEVEL
 
 
 def staged_files(root: Path) -> list[str]:
