@@ -196,10 +196,16 @@ def test_cli_export_validate_fix_and_labels(studio: Studio, assets: tuple[Path, 
 
     out = tmp_path / "out.zip"
     res = runner.invoke(app, ["export", "neuronpedia", sae_id, "--out", str(out), "--model-id", "tiny-gpt2",
-                              "--features", "0-20", "--json"])
+                              "--features", "0-20", "--saedashboard-batches", "--json"])
     assert res.exit_code == 0, res.output
     result = json.loads(res.stdout)
     assert result["feature_count"] == 20 and result["archive"] == str(out) and out.exists()
+    stored = studio.settings.absolute(result["output_path"])
+    assert stored.exists() and out.stat().st_size == stored.stat().st_size
+    if out.stat().st_dev == stored.stat().st_dev:
+        assert out.samefile(stored)  # a hard link, not a second copy
+    with zipfile.ZipFile(out) as zf:
+        assert "neuronpedia/batch-0.json" in zf.namelist()
 
     res = runner.invoke(app, ["export", "validate", str(out), "--json"])
     assert res.exit_code == 0 and json.loads(res.stdout)["ok"]

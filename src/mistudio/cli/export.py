@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import typer
 
 from mistudio.cli.common import cli_errors, err_console, open_studio, print_json, run_job_with_progress
+from mistudio.fsutil import link_or_copy
 
 export_app = typer.Typer(help="Export SAEs and feature dashboards to Neuronpedia and SAELens.", no_args_is_help=True)
 labels_app = typer.Typer(help="Import feature explanations / labels.", no_args_is_help=True)
@@ -82,8 +82,7 @@ def neuronpedia(
     started = start_export(studio, sae_id, cfg)
     state = run_job_with_progress(studio, started["job_id"], quiet=as_json)
     result = state["result"]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(studio.settings.absolute(result["output_path"]), out)
+    link_or_copy(studio.settings.absolute(result["output_path"]), out)  # a hard link: no second copy on disk
     result = {**result, "archive": str(out), "job_id": started["job_id"]}
     if as_json:
         print_json(result)
