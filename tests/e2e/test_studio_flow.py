@@ -248,3 +248,25 @@ def test_import_local_sae(page, shoot, e2e_hub, tmp_path: Path) -> None:
     expect(card.get_by_test_id("source-badge")).to_have_text("Upload")
     expect(card.get_by_test_id("dimensions")).to_have_text("16 → 64")
     shoot(page, "19-saes-after-import")
+
+
+def test_import_gemma_scope_npz_with_model_and_hook(page, shoot, e2e_hub, tmp_path: Path) -> None:
+    """A params.npz on its own names neither model nor hook: the dialog's fields fill them in."""
+    npz = e2e_hub.file_path(GEMMA_SCOPE_REPO, "layer_5/width_16k/average_l0_41") / "params.npz"
+    archive = tmp_path / "gemma-scope-l5.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(npz, "params.npz")
+    page.goto("/")
+    page.get_by_role("button", name="Import local SAE").click()
+    dialog = page.get_by_test_id("import-sae")
+    dialog.get_by_test_id("import-file").set_input_files(str(archive))
+    expect(dialog.get_by_test_id("detected-format")).to_contain_text("Gemma Scope")
+    dialog.get_by_label("Model (when the files do not say)").fill("google/gemma-2-2b")
+    dialog.get_by_label("Hook (when the files do not say)").fill("blocks.5.hook_resid_post")
+    shoot(page, "20-import-gemma-scope-with-hook", full_page=False)
+    dialog.get_by_role("button", name="Import", exact=True).click()
+    expect(dialog.get_by_test_id("import-done")).to_contain_text(f"{GEMMA_SCOPE_D_IN} → 256")
+    items = page.request.get("/api/v1/saes", params={"search": "gemma-scope-l5"}).json()["items"]
+    assert [(s["model_name"], s["hook_name"], s["layer"]) for s in items] == [
+        ("google/gemma-2-2b", "blocks.5.hook_resid_post", 5)]
+    dialog.get_by_role("button", name="Done").click()

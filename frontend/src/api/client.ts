@@ -115,10 +115,14 @@ export const api = {
   saeConfig: (saeId: string) => request<Record<string, unknown>>("saeConfig", { params: id(saeId) }),
   saeStatistics: (saeId: string) => request<Record<string, unknown>>("saeStatistics", { params: id(saeId) }),
   getTraining: (trainingId: string) => request<Training>("getTraining", { params: { training_id: trainingId } }),
-  importSAE: (file: File, name?: string) => {
+  /** Upload an SAE archive; `model_name`/`hook_name` fill in what the files do not say (e.g. a Gemma Scope
+   * params.npz outside its repository). */
+  importSAE: (file: File, name?: string, overrides: { model_name?: string; hook_name?: string } = {}) => {
     const form = new FormData();
     form.append("file", file);
     if (name) form.append("name", name);
+    if (overrides.model_name) form.append("model_name", overrides.model_name);
+    if (overrides.hook_name) form.append("hook_name", overrides.hook_name);
     return request<SAE>("importSAE", { form });
   },
   convertSAE: (saeId: string, to: "saelens" | "mistudio") =>

@@ -12,6 +12,8 @@ export function ImportLocalSAE({ onClose }: { onClose: () => void }) {
   const [file, setFile] = useState<File | null>(null);
   const [info, setInfo] = useState<{ entries: string[]; format: string } | null>(null);
   const [name, setName] = useState("");
+  const [modelName, setModelName] = useState("");
+  const [hookName, setHookName] = useState("");
   const [dragging, setDragging] = useState(false);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
@@ -37,7 +39,8 @@ export function ImportLocalSAE({ onClose }: { onClose: () => void }) {
     setBusy(true);
     setError(null);
     try {
-      setImported(await api.importSAE(file, name.trim() || undefined));
+      setImported(await api.importSAE(file, name.trim() || undefined,
+        { model_name: modelName.trim() || undefined, hook_name: hookName.trim() || undefined }));
       void reload();
     } catch (e) {
       setError((e as Error).message);
@@ -85,6 +88,15 @@ export function ImportLocalSAE({ onClose }: { onClose: () => void }) {
             Name (optional)
             <input value={name} onChange={(e) => setName(e.target.value)} placeholder={file.name.replace(/\.(zip|tar|tar\.gz|tgz)$/i, "")} />
           </label>
+          <div className="form-row">
+            <label>Model (when the files do not say)
+              <input value={modelName} onChange={(e) => setModelName(e.target.value)} placeholder="e.g. google/gemma-2-2b" /></label>
+            <label>Hook (when the files do not say)
+              <input value={hookName} onChange={(e) => setHookName(e.target.value)} placeholder="e.g. blocks.12.hook_resid_post" /></label>
+          </div>
+          {info?.format.startsWith("Gemma Scope") && (
+            <p className="muted small">A Gemma Scope params.npz does not name its model or hook; fill them in to extract dashboards.</p>
+          )}
         </div>
       )}
       <ErrorMessage message={error} testId="import-error" />
