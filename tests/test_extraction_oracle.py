@@ -268,3 +268,27 @@ def test_interval_examples_can_be_disabled(setup, tmp_path):
         top_k=TOP_K, batch_size=16, feature_chunk=CHUNK, compute_logit_lens=False, interval_examples=0))
     assert not store.has("interval_examples")
     assert all(e["bin_min"] == -1 for f in range(D_SAE) for e in store.feature_dashboard(f)["activations"])
+
+
+def test_topk_sae_matches_brute_force(setup, tmp_path):
+    """A topk SAE over several feature chunks: the global top-k (found once per batch) decides every chunk."""
+    loaded, _, windows, _ = setup
+    sae = SAE(SAEConfig(d_in=64, d_sae=D_SAE, architecture="topk", k=5, hook_name="blocks.0.hook_resid_post"))
+    g = torch.Generator().manual_seed(4)
+    with torch.no_grad():
+        sae.W_enc.copy_(torch.randn(64, D_SAE, generator=g) * 0.1)
+        sae.b_enc.copy_(torch.randn(D_SAE, generator=g) * 0.1)
+        hidden = loaded.model(windows.tokens, output_hidden_states=True).hidden_states[1]
+        pre = (hidden - sae.b_dec) @ sae.W_enc + sae.b_enc
+        vals, idx = pre.topk(5, dim=-1)
+        acts = torch.zeros_like(pre).scatter_(-1, idx, vals.relu()).numpy()
+    specials = {loaded.tokenizer.bos_token_id, loaded.tokenizer.eos_token_id, loaded.tokenizer.pad_token_id}
+    valid = ~np.isin(windows.tokens.numpy(), list(specials))
+    store = run_extraction(loaded, sae, windows, tmp_path / "topk",
+                           settings=ExtractionSettings(top_k=TOP_K, batch_size=16, feature_chunk=CHUNK, logit_k=10))
+    for f in range(D_SAE):
+        col = acts[..., f][valid]
+        s = store.feature_dashboard(f)["statistics"]
+        assert s["n_active"] == int((col > 0).sum()), f
+        if s["n_active"]:
+            assert s["max_activation"] == pytest.approx(col.max(), rel=1e-5, abs=1e-6)

@@ -77,16 +77,17 @@ def test_completed_store_is_reused(setup):
 
 def test_out_of_memory_halves_the_batch(setup, monkeypatch):
     root, loaded, sae, windows, reference = setup
-    original = SAE.encode_range
+    original = SAE.encode_chunks
     state = {"raised": 0}
 
-    def flaky(self, x, start, stop, chunk_size=4096):
-        if x.shape[0] > 4 and start == 16:  # fail on the second feature chunk of every big batch
-            state["raised"] += 1
-            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
-        return original(self, x, start, stop, chunk_size)
+    def flaky(self, x, chunk_size=4096, start=0):
+        for lo, acts in original(self, x, chunk_size, start):
+            if x.shape[0] > 4 and lo == 16:  # fail on the second feature chunk of every big batch
+                state["raised"] += 1
+                raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+            yield lo, acts
 
-    monkeypatch.setattr(SAE, "encode_range", flaky)
+    monkeypatch.setattr(SAE, "encode_chunks", flaky)
     store = run_extraction(loaded, sae, windows, root / "oom", settings=SETTINGS)
     assert state["raised"] >= 1
     for part in ("statistics", "histograms"):

@@ -30,6 +30,10 @@ def test_encode_range_equals_slice(arch: str, normalize: str) -> None:
             torch.testing.assert_close(got, full[..., start:stop], atol=1e-5, rtol=0)
     with pytest.raises(InvalidInputError):
         sae.encode_range(x, 40, 46)
+    for chunk, first in [(7, 0), (16, 16), (4096, 0)]:
+        parts = list(sae.encode_chunks(x, chunk, start=first))
+        assert [lo for lo, _ in parts] == list(range(first, 45, chunk))
+        torch.testing.assert_close(torch.cat([a for _, a in parts], dim=-1), full[..., first:], atol=1e-5, rtol=0)
 
 
 def test_topk_rescale_by_decoder_norm_encode_range_and_sparsity() -> None:

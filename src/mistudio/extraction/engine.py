@@ -2,7 +2,7 @@
 
 For each batch of windows: the model runs up to the SAE's hook only (`lm.hooks.capture_activations`), the optional
 activation transform is applied (TransformerLens weight-processing equivalence), then the SAE encodes the batch
-`feature_chunk` features at a time (`SAE.encode_range`, which applies the SAE's own normalisation and
+`feature_chunk` features at a time (`SAE.encode_chunks`, which applies the SAE's own normalisation and
 `apply_b_dec_to_input`), and each chunk is folded into the `Accumulator` on the same device. Peak memory is
 O(batch × context × feature_chunk) plus the accumulator, whatever d_sae is. The accumulator also keeps, per
 feature, a seeded uniform sample of the active windows (the candidates for the interval examples), so no second
@@ -102,15 +102,13 @@ class _Runner:
     def process(self, idx: torch.Tensor, first_chunk: int = 0) -> None:
         """Fold windows `idx` into the accumulator, from feature chunk `first_chunk` on (OOM-safe)."""
         chunk = self.settings.feature_chunk
-        d_sae = self.sae.cfg.d_sae
         done = first_chunk
         try:
             with torch.no_grad():
                 x = self._inputs(idx)
                 tokens = self.windows.tokens[idx].to(self.device)
                 valid = ~torch.isin(tokens, self.special)
-                for start in range(done * chunk, d_sae, chunk):
-                    acts = self.sae.encode_range(x, start, min(start + chunk, d_sae), chunk_size=chunk)
+                for start, acts in self.sae.encode_chunks(x, chunk, start=done * chunk):
                     self.acc.update(acts.to(self.device), start, idx, valid)
                     if done == 0:
                         self.acc.count_tokens(valid)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -277,7 +278,23 @@ class SAE(nn.Module):
         sae_in = self.process_input(x)
         if self.cfg.architecture != "topk":
             return self._activate(sae_in, start, stop)
-        values, indices = self._global_topk(sae_in, max(1, chunk_size))
+        return self._topk_slice(self._global_topk(sae_in, max(1, chunk_size)), start, stop)
+
+    def encode_chunks(self, x: torch.Tensor, chunk_size: int = DEFAULT_CHUNK,
+                      start: int = 0) -> Iterator[tuple[int, torch.Tensor]]:
+        """`encode(x)` `chunk_size` features at a time from feature `start` on: yields `(lo, acts[..., lo:hi])`.
+        Unlike calling `encode_range` per chunk, a topk SAE's global top-k is found once."""
+        sae_in = self.process_input(x)
+        chunk = max(1, chunk_size)
+        top = self._global_topk(sae_in, chunk) if self.cfg.architecture == "topk" else None
+        for lo in range(start, self.cfg.d_sae, chunk):
+            hi = min(lo + chunk, self.cfg.d_sae)
+            yield lo, self._activate(sae_in, lo, hi) if top is None else self._topk_slice(top, lo, hi)
+
+    @staticmethod
+    def _topk_slice(top: tuple[torch.Tensor, torch.Tensor], start: int, stop: int) -> torch.Tensor:
+        """Dense activations of features `[start, stop)` from the per-row top-k (values, indices)."""
+        values, indices = top
         width = stop - start
         inside = (indices >= start) & (indices < stop)
         slot = torch.where(inside, indices - start, torch.full_like(indices, width))
