@@ -156,6 +156,11 @@ def test_export_validate_and_download(page, shoot, tmp_path: Path) -> None:
     page.get_by_role("button", name="Export to Neuronpedia").click()
     dialog = page.get_by_test_id("export-dialog")
     dialog.get_by_test_id("export-estimate").get_by_text("Estimated size").wait_for()
+    dialog.get_by_role("radio", name="Index range").check()  # the estimate follows the selection
+    dialog.get_by_label("From index").fill("0")
+    dialog.get_by_label("to (exclusive)").fill("8")
+    expect(dialog.get_by_test_id("export-estimate")).to_contain_text("· 8 features")
+    dialog.get_by_role("radio", name=re.compile("^All features")).check()
     dialog.get_by_role("checkbox", name=re.compile("SAEDashboard batch files")).check()
     shoot(page, "12-export-dialog", full_page=False)
     dialog.get_by_role("button", name="Validate").click()

@@ -29,7 +29,7 @@ export function ExportToNeuronpedia() {
   return <ExportConfigDialog sae={sae} onClose={close} />;
 }
 
-type SelectionMode = "all" | "labeled" | "list" | "frequency";
+type SelectionMode = FeatureSelection["mode"];
 
 function ExportConfigDialog({ sae, onClose }: { sae: SAE | null; onClose: () => void }) {
   const { config, setConfig, estimate, estimateError, configCheck, validation, validating, validate, start, error } = useExportStore();
@@ -78,6 +78,31 @@ function ExportConfigDialog({ sae, onClose }: { sae: SAE | null; onClose: () => 
         {mode === "list" && (
           <label className="block indent">Feature indices
             <input value={custom} onChange={(e) => setCustomIndices(e.target.value)} placeholder="0, 5, 17" />
+          </label>
+        )}
+        <label className="radio"><input type="radio" name="selection" checked={mode === "range"} onChange={() => pickMode("range")} />
+          Index range</label>
+        {mode === "range" && (
+          <div className="form-row indent">
+            <label>From index <input type="number" min={0} value={config.selection.start ?? ""}
+              onChange={(e) => setSelection({ start: numberOrNull(e.target.value) })} /></label>
+            <label>to (exclusive) <input type="number" min={0} value={config.selection.stop ?? ""}
+              onChange={(e) => setSelection({ stop: numberOrNull(e.target.value) })} /></label>
+          </div>
+        )}
+        <label className="radio"><input type="radio" name="selection" checked={mode === "label_text"} onChange={() => pickMode("label_text")} />
+          Label or category contains</label>
+        {mode === "label_text" && (
+          <label className="block indent">Text
+            <input value={config.selection.text ?? ""} onChange={(e) => setSelection({ text: e.target.value })} placeholder="e.g. dates" />
+          </label>
+        )}
+        <label className="radio"><input type="radio" name="selection" checked={mode === "max_activation"} onChange={() => pickMode("max_activation")} />
+          By max activation</label>
+        {mode === "max_activation" && (
+          <label className="block indent">Max activation at least
+            <input type="number" step="any" value={config.selection.min_max_activation ?? ""}
+              onChange={(e) => setSelection({ min_max_activation: numberOrNull(e.target.value) })} />
           </label>
         )}
         <label className="radio"><input type="radio" name="selection" checked={mode === "frequency"} onChange={() => pickMode("frequency")} />
