@@ -149,6 +149,23 @@ def test_feature_dashboard(page, shoot) -> None:
     page.get_by_role("button", name=re.compile("light theme", re.I)).click()
 
 
+def test_labels_import(page, shoot, tmp_path: Path) -> None:
+    sae_id = _need("sae_id")
+    _need("extracted")
+    page.goto(f"/saes/{sae_id}")
+    bad = tmp_path / "labels.txt.json"
+    bad.write_text("{not json")
+    page.get_by_test_id("labels-file").set_input_files(str(bad))
+    expect(page.get_by_test_id("labels-error")).to_contain_text("labels.txt.json")
+    good = tmp_path / "labels.csv"
+    good.write_text("feature_index,description,method\n0,quoted speech e2e,manual\n1,numbers e2e,manual\n")
+    page.get_by_test_id("labels-file").set_input_files(str(good))
+    expect(page.get_by_test_id("labels-imported")).to_contain_text("Imported 2 explanation(s) for 2 feature(s)")
+    page.get_by_label("Search label or top token").fill("quoted speech e2e")
+    expect(page.get_by_test_id("feature-row")).to_have_count(1)
+    shoot(page, "11b-labels-imported", full_page=False)
+
+
 def test_export_validate_and_download(page, shoot, tmp_path: Path) -> None:
     sae_id = _need("sae_id")
     _need("extracted")

@@ -125,6 +125,14 @@ export const api = {
     if (overrides.hook_name) form.append("hook_name", overrides.hook_name);
     return request<SAE>("importSAE", { form });
   },
+  /** Import explanations/labels from a CSV (`feature_index, description[, method, model, score, category]`) or
+   * JSON file (a list of such rows, or an export's explanations.json). */
+  importLabels: (saeId: string, file: File) => {
+    const form = new FormData();
+    form.append("file", file);
+    return request<{ imported: number; features: number; labels_updated: number }>("importLabels",
+      { params: id(saeId), form });
+  },
   convertSAE: (saeId: string, to: "saelens" | "mistudio") =>
     request<{ path: string; format: string }>("convertSAE", { params: id(saeId), json: { to } }),
   browseHub: (repoId: string, revision?: string, token?: string) =>

@@ -18,6 +18,7 @@ export const ENDPOINTS = {
   listFeatures: "GET /saes/{sae_id}/features",
   dashboard: "GET /saes/{sae_id}/features/{feature_id}/dashboard",
   putLabel: "PUT /saes/{sae_id}/features/{index}/label",
+  importLabels: "POST /saes/{sae_id}/labels/import",
   exportEstimate: "POST /saes/{sae_id}/export/estimate",
   exportValidate: "POST /saes/{sae_id}/export/validate",
   exportStart: "POST /saes/{sae_id}/export/neuronpedia",

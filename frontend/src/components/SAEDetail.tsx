@@ -1,5 +1,5 @@
 /** One SAE: configuration, statistics, training link, extraction launcher and the feature browser. */
-import { useCallback, useEffect, useState } from "react";
+import { useCallback, useEffect, useRef, useState } from "react";
 import { api } from "../api/client";
 import type { SAE, Training } from "../api/types";
 import { formatBytes, formatNumber, sourceLabel } from "../lib/format";
@@ -48,6 +48,10 @@ export function SAEDetail({ saeId }: { saeId: string }) {
   const [error, setError] = useState<string | null>(null);
   const [sideError, setSideError] = useState<string | null>(null);
   const [confirming, setConfirming] = useState(false);
+  const [labelsNote, setLabelsNote] = useState<string | null>(null);
+  const [labelsError, setLabelsError] = useState<string | null>(null);
+  const [labelsVersion, setLabelsVersion] = useState(0);
+  const labelsInput = useRef<HTMLInputElement>(null);
   const openExport = useExportStore((s) => s.openFor);
   const remove = useSAEsStore((s) => s.remove);
 
@@ -75,6 +79,21 @@ export function SAEDetail({ saeId }: { saeId: string }) {
     if (sae && window.location.hash === "#extract") document.getElementById("extract")?.scrollIntoView();
   }, [sae]);
 
+  const importLabels = async (file: File | undefined) => {
+    if (!file) return;
+    setLabelsNote(null);
+    setLabelsError(null);
+    try {
+      const r = await api.importLabels(saeId, file);
+      setLabelsNote(`Imported ${r.imported} explanation(s) for ${r.features} feature(s) from ${file.name}.`);
+      setLabelsVersion((v) => v + 1);
+    } catch (e) {
+      setLabelsError(`Labels import from ${file.name} failed: ${(e as Error).message}`);
+    } finally {
+      if (labelsInput.current) labelsInput.current.value = "";
+    }
+  };
+
   if (error) return <section className="panel"><ErrorMessage message={error} /><a href="/" onClick={(e) => { e.preventDefault(); navigate("/"); }}>← Back to SAEs</a></section>;
   if (!sae) return <section className="panel"><p className="muted">Loading…</p></section>;
 
@@ -89,9 +108,14 @@ export function SAEDetail({ saeId }: { saeId: string }) {
         </div>
         <div className="actions">
           <button type="button" className="primary" disabled={sae.status !== "ready"} onClick={() => openExport(sae.id)}>Export to Neuronpedia</button>
+          <button type="button" onClick={() => labelsInput.current?.click()}>Import labels…</button>
+          <input ref={labelsInput} type="file" hidden accept=".csv,.json" aria-label="Labels file"
+            data-testid="labels-file" onChange={(e) => void importLabels(e.target.files?.[0])} />
           <button type="button" className="danger" onClick={() => setConfirming(true)}>Delete</button>
         </div>
       </header>
+      {labelsNote && <p className="notice" role="status" data-testid="labels-imported">{labelsNote}</p>}
+      <ErrorMessage message={labelsError} testId="labels-error" />
       <div className="detail-grid">
         <section className="card" aria-labelledby="config-title">
           <h2 id="config-title">Configuration</h2>
@@ -117,7 +141,7 @@ export function SAEDetail({ saeId }: { saeId: string }) {
         </section>
       </div>
       {sae.status === "ready" && <ExtractionLauncher sae={sae} onFinished={() => void load()} />}
-      {(sae.n_features_extracted ?? 0) > 0 && <FeatureBrowser saeId={sae.id} key={sae.latest_extraction_id ?? "none"} />}
+      {(sae.n_features_extracted ?? 0) > 0 && <FeatureBrowser saeId={sae.id} key={`${sae.latest_extraction_id ?? "none"}-${labelsVersion}`} />}
       {confirming && (
         <ConfirmDialog title="Delete SAE" confirmLabel="Delete"
           message={`Delete "${sae.name}" and its files and feature data? This cannot be undone.`}
