@@ -95,7 +95,11 @@ class HubState:
     faults: list[Fault] = field(default_factory=list)
     log: list[RequestRecord] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    in_flight: int = 0  # requests parsed but not yet finished (and logged)
     _cache: dict[tuple[str, str], Revision] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.settled = threading.Condition(self.lock)
 
     def repo_dir(self, repo_id: str) -> Path | None:
         parts = repo_id.split("/")
@@ -150,6 +154,7 @@ class HubState:
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
+    _counted = False  # this request was counted in HubState.in_flight
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
         """Keep test output quiet; the request log lives in `FakeHub.requests`."""
@@ -158,6 +163,26 @@ class _Handler(BaseHTTPRequestHandler):
     @property
     def state(self) -> HubState:
         return self.server.state
+
+    def handle_one_request(self) -> None:
+        """Count the request as in flight from parsing until it is answered and logged, so a test that reads
+        the log right after its client got the last byte sees this request too."""
+        self._counted = False
+        try:
+            super().handle_one_request()
+        finally:
+            if self._counted:
+                with self.state.settled:
+                    self.state.in_flight -= 1
+                    self.state.settled.notify_all()
+
+    def parse_request(self) -> bool:
+        ok = super().parse_request()
+        if ok:
+            with self.state.lock:
+                self.state.in_flight += 1
+            self._counted = True
+        return ok
 
     def _record(self, status: int, sent: int) -> None:
         with self.state.lock:
@@ -393,8 +418,9 @@ class FakeHub:
 
     @property
     def requests(self) -> list[RequestRecord]:
-        """A copy of the requests seen so far."""
-        with self.state.lock:
+        """A copy of the requests seen so far (waiting up to 5 s for requests still being answered)."""
+        with self.state.settled:
+            self.state.settled.wait_for(lambda: self.state.in_flight == 0, timeout=5.0)
             return list(self.state.log)
 
     def clear_log(self) -> None:
