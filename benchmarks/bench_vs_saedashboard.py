@@ -83,8 +83,13 @@ def ensure_venv(venv: Path) -> Path:
     python = venv / "bin" / "python"
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "--index-url",
-                        "https://download.pytorch.org/whl/cpu", "torch"], check=False)
+        cpu_index = subprocess.run([str(python), "-m", "pip", "install", "-q", "--index-url",
+                                    "https://download.pytorch.org/whl/cpu", "torch"], check=False)
+        if cpu_index.returncode != 0:  # no PyTorch index here: the torch this environment runs (a CPU build)
+            import torch
+
+            subprocess.run([str(python), "-m", "pip", "install", "-q", f"torch=={torch.__version__.split('+')[0]}"],
+                           check=True)
         subprocess.run([str(python), "-m", "pip", "install", "-q", "sae-dashboard", "pyarrow<17"], check=True)
     return python
 
