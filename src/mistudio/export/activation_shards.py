@@ -106,11 +106,12 @@ def merge_shard(out_path: Path, parts: list[tuple[Path, int, int]], level: int =
     return n_rows
 
 
-def merge_all(folder: Path, spills: dict[int, tuple[Path, list[Segment]]], n_shards: int, *, workers: int = 1,
-              on_shard: Callable[[int], None] | None = None,
+def merge_all(folder: Path, spills: dict[int, tuple[Path, list[Segment]]], *, workers: int = 1,
+              on_shard: Callable[[int, int], None] | None = None,
               check_cancelled: Callable[[], None] = lambda: None) -> None:
     """Write `folder/batch-{p}.jsonl.gz` for every shard with rows, from the spills of all feature batches
-    (`{batch: (spill path, segments)}`). Shards already written (by an earlier, interrupted run) are kept."""
+    (`{batch: (spill path, segments)}`); `on_shard(done, total)` after each file. Shards already written (by an
+    earlier, interrupted run) are kept."""
     parts: dict[int, list[tuple[Path, int, int]]] = {}
     for k in sorted(spills):
         path, segments = spills[k]
@@ -119,21 +120,20 @@ def merge_all(folder: Path, spills: dict[int, tuple[Path, list[Segment]]], n_sha
     todo = [p for p in sorted(parts) if not (folder / f"batch-{p}.jsonl.gz").exists()]
     if todo:
         folder.mkdir(parents=True, exist_ok=True)
+    report = on_shard or (lambda done, total: None)
     if workers <= 1 or len(todo) < 2:
-        for p in todo:
+        for n, p in enumerate(todo, 1):
             check_cancelled()
             merge_shard(folder / f"batch-{p}.jsonl.gz", parts[p])
-            if on_shard:
-                on_shard(p)
+            report(n, len(todo))
         return
     with ProcessPoolExecutor(workers, mp_context=pool_context()) as pool:
         futures = [(p, pool.submit(merge_shard, folder / f"batch-{p}.jsonl.gz", parts[p])) for p in todo]
         try:
-            for p, fut in futures:
+            for n, (_, fut) in enumerate(futures, 1):
                 check_cancelled()
                 fut.result()
-                if on_shard:
-                    on_shard(p)
+                report(n, len(todo))
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise

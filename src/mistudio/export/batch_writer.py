@@ -103,7 +103,6 @@ class BatchWriter:
         activations = [(n, r) for f in live for n, r in enumerate(neuronpedia_exports.activation_rows(f, self.rows))]
         if not activations:
             return []
-        self.spill_path(k).parent.mkdir(parents=True, exist_ok=True)
         return spill_rows(self.spill_path(k), activations, batch=k, n_shards=self.n_shards, n_windows=self.n_prompts)
 
 

@@ -42,6 +42,8 @@ STAGES = ["Validating SAE data", "Loading activation examples", "Computing logit
 STAGE_PARTS = {"Loading activation examples": "top_examples", "Computing logit lens data": "logit_lens",
                "Computing histograms": "histograms", "Aggregating tokens": "vocab"}
 _STATE = ".state"
+# bump when the work folder's layout changes, so a resumed export never mixes an older version's batches
+_WORK_FORMAT = 2
 
 
 @dataclass
@@ -94,7 +96,7 @@ class ExportHooks:
 
 
 def _fingerprint(inputs: ExportInputs, cfg: ExportConfig) -> str:
-    ident = [inputs.info.sae_id, inputs.extraction_id, inputs.source.n_features, cfg.content_dict(),
+    ident = [_WORK_FORMAT, inputs.info.sae_id, inputs.extraction_id, inputs.source.n_features, cfg.content_dict(),
              cfg.base_export, sorted((k, v) for k, v in inputs.explanations.items())]
     return hashlib.sha256(dumps(ident)).hexdigest()
 
@@ -206,16 +208,13 @@ def build_export(inputs: ExportInputs, cfg: ExportConfig, out_zip: Path, work_di
 def _merge_activations(writer: BatchWriter, results: list[dict[str, Any]], workers: int, hooks: ExportHooks,
                        share: float) -> None:
     """Write the bulk-import activation files, rows grouped by prompt window (activation_shards)."""
-    spills = {k: (writer.spill_path(k), [tuple(s) for s in r.get("activation_segments", [])])
-              for k, r in enumerate(results)}
+    spills = {k: (writer.spill_path(k), [tuple(s) for s in r["activation_segments"]]) for k, r in enumerate(results)}
     folder = writer.stage / "neuronpedia" / "exports" / writer.rows.folder() / "activations"
-    n_shards, done = writer.n_shards, [0]
 
-    def on_shard(_: int) -> None:
-        done[0] += 1
-        hooks.progress(1 - share + share * done[0] / n_shards, f"ordering activation rows by prompt: {done[0]} files")
+    def on_shard(done: int, total: int) -> None:
+        hooks.progress(1 - share + share * done / total, f"ordering activation rows by prompt: {done} / {total} files")
 
-    activation_shards.merge_all(folder, spills, n_shards, workers=workers, on_shard=on_shard,
+    activation_shards.merge_all(folder, spills, workers=workers, on_shard=on_shard,
                                 check_cancelled=hooks.check_cancelled)
 
 

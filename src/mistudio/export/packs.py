@@ -68,6 +68,5 @@ class PackWriter:
 
     def close(self) -> list[PackedEntry]:
         """Write the pack; returns its entries."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(self.path, b"".join(self._blobs))
         return self._entries
