@@ -221,3 +221,24 @@ def test_cli_export_validate_fix_and_labels(studio: Studio, assets: tuple[Path, 
     res = runner.invoke(app, ["export", "validate", str(broken), "--fix", "--json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["after"]["ok"] and validate_export(broken).ok
+
+
+def test_rest_incremental_export_builds_on_a_finished_one(client) -> None:  # noqa: ANN001
+    c, studio, sae_id = client
+    base = f"/api/v1/saes/{sae_id}"
+    half = {**CFG, "format": "neuronpedia", "selection": {"mode": "range", "start": 0, "stop": D_SAE // 2}}
+    first = c.post(f"{base}/export/neuronpedia", json={"config": half}).json()
+    studio.runner.run_inline(first["job_id"])
+    rest = {**half, "selection": {"mode": "range", "start": D_SAE // 2, "stop": D_SAE}}
+    res = c.post(f"{base}/export/neuronpedia", json={"config": rest, "base_export_id": first["export_id"]})
+    assert res.status_code == 202, res.text
+    state = studio.runner.run_inline(res.json()["job_id"])
+    assert state["status"] == "completed", state
+    assert state["result"]["feature_count"] == D_SAE and state["result"]["n_reused"] == D_SAE // 2
+    status = c.get(f"{base}/export/status/{res.json()['job_id']}").json()
+    assert status["export"]["base_export_id"] == first["export_id"]
+    assert validate_export(studio.settings.absolute(status["export"]["output_path"])).ok
+
+    assert c.post(f"{base}/export/neuronpedia", json={"config": rest, "base_export_id": "nope"}).status_code == 404
+    server_path = c.post(f"{base}/export/neuronpedia", json={"config": {**rest, "base_export": "/etc/passwd"}})
+    assert server_path.status_code == 422 and "base_export_id" in server_path.json()["error"]["message"]

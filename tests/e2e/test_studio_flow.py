@@ -219,6 +219,27 @@ def test_export_validate_and_download(page, shoot, tmp_path: Path) -> None:
     page.keyboard.press("Escape")
 
 
+def test_incremental_export_builds_on_the_previous_one(page, shoot) -> None:
+    sae_id = _need("sae_id")
+    _need("exported")
+    page.goto(f"/saes/{sae_id}")
+    page.get_by_role("button", name="Export to Neuronpedia").click()
+    dialog = page.get_by_test_id("export-dialog")
+    base = dialog.get_by_test_id("base-export")
+    base.wait_for()
+    previous = page.request.get("/api/v1/exports", params={"sae_id": sae_id}).json()["items"][0]
+    base.select_option(previous["id"])
+    shoot(page, "15b-incremental-export", full_page=False)
+    dialog.get_by_role("button", name="Export", exact=True).click()
+    page.get_by_test_id("export-complete").wait_for(timeout=180_000)
+    newest = page.request.get("/api/v1/exports", params={"sae_id": sae_id}).json()["items"][0]
+    assert newest["id"] != previous["id"] and newest["base_export_id"] == previous["id"]
+    assert newest["status"] == "completed" and newest["feature_count"] == previous["feature_count"]
+    job = page.request.get(f"/api/v1/jobs/{newest['job_id']}").json()
+    assert job["result"]["n_reused"] > 0, job["result"]
+    page.keyboard.press("Escape")
+
+
 def test_jobs_list_survives_reload(page, shoot) -> None:
     _need("sae_id")
     page.goto("/jobs")

@@ -1,7 +1,7 @@
 /** A small typed client for the miStudio REST API. */
 import { endpointMethod, endpointUrl, type EndpointName } from "./endpoints";
 import type {
-  Dashboard, ExportConfig, ExportEstimate, FeatureRow, HubListing, Job, Page, SAE, SAEPage, Training, ValidationReport,
+  Dashboard, ExportConfig, ExportEstimate, ExportRecord, FeatureRow, HubListing, Job, Page, SAE, SAEPage, Training, ValidationReport,
 } from "./types";
 
 /** An error answered by the API: `{"error": {type, message, details}}` plus the HTTP status. */
@@ -152,8 +152,11 @@ export const api = {
   /** Validate an export archive: `exportId`'s, or the SAE's latest completed export. */
   exportValidate: (saeId: string, exportId?: string) =>
     request<ValidationReport>("exportValidate", { params: id(saeId), json: exportId ? { export_id: exportId } : {} }),
-  exportStart: (saeId: string, config: ExportConfig) =>
-    request<{ job_id: string; export_id: string }>("exportStart", { params: id(saeId), json: { config } }),
+  /** Start an export; `baseExportId` makes it incremental (unchanged features of that export are reused). */
+  exportStart: (saeId: string, config: ExportConfig, baseExportId?: string | null) =>
+    request<{ job_id: string; export_id: string }>("exportStart",
+      { params: id(saeId), json: baseExportId ? { config, base_export_id: baseExportId } : { config } }),
+  listExports: (saeId: string) => request<Page<ExportRecord>>("listExports", { query: { sae_id: saeId, page_size: 20 } }),
   exportDownloadUrl: (saeId: string, jobId: string) =>
     endpointUrl("exportDownload", { sae_id: saeId, job_id: jobId }),
   listJobs: (q: { limit?: number; status?: string; sae_id?: string } = {}) =>

@@ -771,6 +771,11 @@ export interface components {
         };
         /** ExportRequest */
         ExportRequest: {
+            /**
+             * Base Export Id
+             * @description incremental export: a completed export of this SAE whose unchanged features are reused and merged (GET /exports lists them)
+             */
+            base_export_id?: string | null;
             config?: components["schemas"]["ExportConfig"];
             /** Extraction Id */
             extraction_id?: string | null;

@@ -232,6 +232,20 @@ export interface ExportConfig {
   hf_repo_id?: string | null;
 }
 
+/** One export (GET /exports). */
+export interface ExportRecord {
+  id: string;
+  sae_id: string;
+  job_id: string | null;
+  status: string;
+  output_path: string | null;
+  file_size_bytes: number | null;
+  feature_count: number | null;
+  base_export_id: string | null;
+  created_at: string | null;
+  finished_at: string | null;
+}
+
 export interface ExportEstimate {
   size_bytes: number;
   seconds: number;

@@ -1,7 +1,7 @@
 /** The Neuronpedia export dialog: configuration, estimate, missing-data warning, validation; then progress/complete. */
 import { useEffect, useState } from "react";
 import { api } from "../api/client";
-import type { ExportConfig, FeatureSelection, SAE } from "../api/types";
+import type { ExportConfig, ExportRecord, FeatureSelection, SAE } from "../api/types";
 import { formatBytes, formatDuration } from "../lib/format";
 import { useExportStore } from "../stores/exportStore";
 import { ErrorMessage } from "./ErrorMessage";
@@ -32,8 +32,13 @@ export function ExportToNeuronpedia() {
 type SelectionMode = FeatureSelection["mode"];
 
 function ExportConfigDialog({ sae, onClose }: { sae: SAE | null; onClose: () => void }) {
-  const { config, setConfig, estimate, estimateError, configCheck, validation, validating, validate, start, error } = useExportStore();
+  const { config, setConfig, estimate, estimateError, configCheck, validation, validating, validate, start, error,
+    saeId, baseExportId, setBaseExport } = useExportStore();
   const [advanced, setAdvanced] = useState(false);
+  const [previous, setPrevious] = useState<ExportRecord[]>([]);
+  useEffect(() => {
+    if (saeId) api.listExports(saeId).then((p) => setPrevious(p.items.filter((e) => e.status === "completed")), () => setPrevious([]));
+  }, [saeId]);
   const [custom, setCustom] = useState((config.selection.indices ?? []).join(", "));
   const missing = estimate?.missing.length ? estimate.missing.join(", ") : null;
   const mode = config.selection.mode as SelectionMode;
@@ -136,6 +141,22 @@ function ExportConfigDialog({ sae, onClose }: { sae: SAE | null; onClose: () => 
           Neuronpedia imports the bulk-import rows, always written</span></label>
         <p className="muted small">Examples, logit lens and histograms are required by Neuronpedia.</p>
       </fieldset>
+      {previous.length > 0 && (
+        <fieldset>
+          <legend>Incremental export</legend>
+          <label className="block">Build on a previous export
+            <select value={baseExportId ?? ""} onChange={(e) => setBaseExport(e.target.value || null)} data-testid="base-export">
+              <option value="">No — export everything</option>
+              {previous.map((e) => (
+                <option key={e.id} value={e.id}>
+                  {e.finished_at ? new Date(e.finished_at).toLocaleString() : e.id} · {(e.feature_count ?? 0).toLocaleString("en-US")} features
+                </option>
+              ))}
+            </select></label>
+          <p className="muted small">Features unchanged since that export (same extraction, data options and explanations)
+            are reused, and the result is one complete export of both.</p>
+        </fieldset>
+      )}
       <fieldset>
         <legend>
           <button type="button" className="link" aria-expanded={advanced} onClick={() => setAdvanced(!advanced)}>

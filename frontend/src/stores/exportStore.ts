@@ -46,6 +46,9 @@ interface ExportState {
   /** Check the configuration; validate the SAE's latest archive (or `exportId`'s) when there is one. */
   validate: (exportId?: string) => Promise<void>;
   start: () => Promise<void>;
+  /** Incremental export: the finished export to build on (null: export everything). */
+  baseExportId: string | null;
+  setBaseExport: (exportId: string | null) => void;
   setPhase: (phase: ExportPhase) => void;
 }
 
@@ -61,10 +64,12 @@ export const useExportStore = create<ExportState>((set, get) => ({
   error: null,
   jobId: null,
   exportId: null,
+  baseExportId: null,
+  setBaseExport: (baseExportId) => set({ baseExportId }),
 
   openFor: (saeId) => {
     set({ saeId, phase: "configure", validation: null, configCheck: null, error: null, estimate: null, jobId: null,
-      exportId: null });
+      exportId: null, baseExportId: null });
     void get().refreshEstimate();
   },
   showJob: (saeId, jobId) => set({ saeId, jobId, phase: "progress", error: null, validation: null }),
@@ -109,11 +114,11 @@ export const useExportStore = create<ExportState>((set, get) => ({
   },
 
   start: async () => {
-    const { saeId, config } = get();
+    const { saeId, config, baseExportId } = get();
     if (!saeId) return;
     set({ error: null });
     try {
-      const { job_id, export_id } = await api.exportStart(saeId, configForRequest(config));
+      const { job_id, export_id } = await api.exportStart(saeId, configForRequest(config), baseExportId);
       set({ jobId: job_id, exportId: export_id, phase: "progress", validation: null });
     } catch (e) {
       set({ error: (e as Error).message });

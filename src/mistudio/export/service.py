@@ -124,12 +124,16 @@ def estimate(inputs: ExportInputs, cfg: ExportConfig) -> dict[str, Any]:
             else [], "min_examples": MIN_EXAMPLES}
 
 
-def start_export(studio: Studio, sae_id: str, cfg: ExportConfig, extraction_id: str | None = None) -> dict[str, str]:
-    """Create the export record and queue its job; returns `{job_id, export_id}`."""
+def start_export(studio: Studio, sae_id: str, cfg: ExportConfig, extraction_id: str | None = None,
+                 base_export_id: str | None = None) -> dict[str, str]:
+    """Create the export record and queue its job; returns `{job_id, export_id}`. `base_export_id` makes it
+    incremental: the finished export of the same SAE whose unchanged features are reused (Story 3)."""
     with studio.sessions() as s, s.begin():
         ext = latest_extraction(s, sae_id, extraction_id)
+        if base_export_id is not None:
+            cfg = cfg.model_copy(update={"base_export": str(_finished_archive(studio, s, sae_id, base_export_id))})
         record = ExportRecord(sae_id=sae_id, extraction_id=ext.id, config=cfg.model_dump(), status="pending",
-                              base_export_id=None)
+                              base_export_id=base_export_id)
         s.add(record)
         s.flush()
         export_id = record.id
@@ -138,6 +142,18 @@ def start_export(studio: Studio, sae_id: str, cfg: ExportConfig, extraction_id: 
     with studio.sessions() as s, s.begin():
         s.get(ExportRecord, export_id).job_id = job_id
     return {"job_id": job_id, "export_id": export_id}
+
+
+def _finished_archive(studio: Studio, session: Session, sae_id: str, export_id: str) -> Path:
+    """The archive of a completed export of `sae_id`, or a clear error."""
+    rec = session.get(ExportRecord, export_id)
+    if rec is None or rec.sae_id != sae_id:
+        raise NotFoundError(f"export {export_id} of SAE {sae_id} not found")
+    path = studio.settings.absolute(rec.output_path) if rec.output_path else None
+    if rec.status != "completed" or path is None or not path.exists():
+        raise InvalidInputError(f"export {export_id} is {rec.status} and has no archive to build on; choose a "
+                                "completed export, or export everything")
+    return path
 
 
 def export_to_dict(rec: ExportRecord) -> dict[str, Any]:

@@ -24,6 +24,8 @@ router = APIRouter(tags=["exports"])
 class ExportRequest(BaseModel):
     config: ExportConfig = Field(default_factory=ExportConfig)
     extraction_id: str | None = None
+    base_export_id: str | None = Field(None, description="incremental export: a completed export of this SAE whose "
+                                       "unchanged features are reused and merged (GET /exports lists them)")
 
 
 class ValidateRequest(BaseModel):
@@ -45,7 +47,10 @@ def start_export(sae_id: str, body: ExportRequest, studio: Studio = Depends(get_
 
     with studio.sessions() as s:
         get_record(s, sae_id)
-    started = service.start_export(studio, sae_id, body.config, body.extraction_id)
+    if body.config.base_export is not None:
+        raise InvalidInputError("config.base_export is a path on the server; send base_export_id (an export id from "
+                                "GET /exports) for an incremental export")
+    started = service.start_export(studio, sae_id, body.config, body.extraction_id, body.base_export_id)
     studio.runner.enqueue(started["job_id"])
     return started
 
