@@ -166,6 +166,22 @@ def test_labels_import(page, shoot, tmp_path: Path) -> None:
     shoot(page, "11b-labels-imported", full_page=False)
 
 
+def test_link_a_training_run(page, shoot) -> None:
+    sae_id = _need("sae_id")
+    page.goto(f"/saes/{sae_id}")
+    form = page.get_by_test_id("training-link-form")
+    form.get_by_text("Record a training run").click()
+    form.get_by_label("Name").fill("e2e training run")
+    form.get_by_label("Dataset").fill("monology/pile-uncopyrighted")
+    form.get_by_label("Training tokens").fill("1000000")
+    form.get_by_role("button", name="Record and link").click()
+    linked = page.get_by_test_id("training-link")  # after the page reloads the SAE, its config and statistics
+    expect(linked).to_contain_text("e2e training run", timeout=20_000)
+    expect(linked).to_contain_text("1,000,000 tokens")
+    assert page.request.get(f"/api/v1/saes/{sae_id}").json()["training_id"]
+    shoot(page, "11c-training-linked", full_page=False)
+
+
 def test_export_validate_and_download(page, shoot, tmp_path: Path) -> None:
     sae_id = _need("sae_id")
     _need("extracted")

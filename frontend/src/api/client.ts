@@ -4,6 +4,13 @@ import type {
   Dashboard, ExportConfig, ExportEstimate, ExportRecord, FeatureRow, HubListing, Job, Page, SAE, SAEPage, Training, ValidationReport,
 } from "./types";
 
+/** A training run to record (POST /trainings). */
+export interface TrainingRequest {
+  name: string;
+  dataset?: string | null;
+  n_training_tokens?: number | null;
+}
+
 /** An error answered by the API: `{"error": {type, message, details}}` plus the HTTP status. */
 export class ApiError extends Error {
   constructor(
@@ -115,6 +122,10 @@ export const api = {
   saeConfig: (saeId: string) => request<Record<string, unknown>>("saeConfig", { params: id(saeId) }),
   saeStatistics: (saeId: string) => request<Record<string, unknown>>("saeStatistics", { params: id(saeId) }),
   getTraining: (trainingId: string) => request<Training>("getTraining", { params: { training_id: trainingId } }),
+  listTrainings: () => request<{ items: Training[] }>("listTrainings"),
+  createTraining: (body: TrainingRequest) => request<Training>("createTraining", { json: body }),
+  linkTraining: (saeId: string, trainingId: string) =>
+    request<SAE>("linkTraining", { params: id(saeId), json: { training_id: trainingId } }),
   /** Upload an SAE archive; `model_name`/`hook_name` fill in what the files do not say (e.g. a Gemma Scope
    * params.npz outside its repository). */
   importSAE: (file: File, name?: string, overrides: { model_name?: string; hook_name?: string } = {}) => {

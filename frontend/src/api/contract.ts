@@ -3,7 +3,7 @@
  * frontend/openapi.json by `npm run gen:api`): `npm run build` fails when an endpoint the client calls, or a
  * request body it sends, no longer matches the API.
  */
-import type { DownloadRequest, ExtractRequest } from "./client";
+import type { DownloadRequest, ExtractRequest, TrainingRequest } from "./client";
 import { ENDPOINTS } from "./endpoints";
 import type { components, paths } from "./schema";
 import type { ExportConfig } from "./types";
@@ -34,7 +34,8 @@ export const CONTRACT_CHECKS: {
   exportConfig: Fits<ExportConfig, ExportConfigBody>;
   downloadRequest: Fits<DownloadRequest, Schemas["DownloadRequest"]>;
   extractRequest: Fits<ExtractRequest, Schemas["ExtractRequest"]>;
-} = { endpoints: true, exportConfig: true, downloadRequest: true, extractRequest: true };
+  trainingRequest: Fits<TrainingRequest, Schemas["TrainingRequest"]>;
+} = { endpoints: true, exportConfig: true, downloadRequest: true, extractRequest: true, trainingRequest: true };
 
 /** The number of endpoints the client uses (keeps ENDPOINTS a value import). */
 export const ENDPOINT_COUNT = Object.keys(ENDPOINTS).length;

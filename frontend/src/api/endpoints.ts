@@ -31,6 +31,9 @@ export const ENDPOINTS = {
   resumeJob: "POST /jobs/{job_id}/resume",
   jobEvents: "GET /jobs/{job_id}/events",
   getTraining: "GET /trainings/{training_id}",
+  listTrainings: "GET /trainings",
+  createTraining: "POST /trainings",
+  linkTraining: "POST /saes/{sae_id}/link",
 } as const;
 
 export type EndpointName = keyof typeof ENDPOINTS;

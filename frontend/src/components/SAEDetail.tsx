@@ -10,6 +10,7 @@ import { ConfirmDialog } from "./ConfirmDialog";
 import { ErrorMessage } from "./ErrorMessage";
 import { ExtractionLauncher } from "./ExtractionLauncher";
 import { FeatureBrowser } from "./FeatureBrowser";
+import { TrainingLink } from "./TrainingLink";
 
 function formatValue(v: unknown): string {
   if (typeof v === "number") return formatNumber(v, 4);
@@ -60,13 +61,13 @@ export function SAEDetail({ saeId }: { saeId: string }) {
       const record = await api.getSAE(saeId);
       setSAE(record);
       setError(null);
+      if (record.training_id) void api.getTraining(record.training_id).then(setTraining, () => setTraining(null));
       if (record.status !== "ready") return;
       const [cfg, st] = await Promise.allSettled([api.saeConfig(saeId), api.saeStatistics(saeId)]);
       if (cfg.status === "fulfilled") setConfig(cfg.value);
       if (st.status === "fulfilled") setStats(st.value);
       const failed = [cfg, st].find((r) => r.status === "rejected") as PromiseRejectedResult | undefined;
       setSideError(failed ? (failed.reason as Error).message : null);
-      if (record.training_id) setTraining(await api.getTraining(record.training_id).catch(() => null));
     } catch (e) {
       setError((e as Error).message);
     }
@@ -137,7 +138,12 @@ export function SAEDetail({ saeId }: { saeId: string }) {
               <strong>{training.name}</strong> · {training.dataset ?? "dataset unknown"}
               {training.n_training_tokens ? ` · ${training.n_training_tokens.toLocaleString("en-US")} tokens` : ""}
             </p>
-          ) : <p className="muted">{sae.training_id ? `Training ${sae.training_id}` : "Not linked to a training run."}</p>}
+          ) : sae.training_id ? <p className="muted">Training {sae.training_id}</p> : (
+            <>
+              <p className="muted">Not linked to a training run.</p>
+              <TrainingLink saeId={sae.id} onLinked={() => void load()} />
+            </>
+          )}
         </section>
       </div>
       {sae.status === "ready" && <ExtractionLauncher sae={sae} onFinished={() => void load()} />}
