@@ -1,4 +1,4 @@
-"""Fixtures for tests that talk to the fake HuggingFace Hub (`mistudio.testing.fake_hub`)."""
+"""Fixtures for tests that talk to the fake HuggingFace Hub (`fakes.fake_hub`)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fakes.fake_hub import FakeHub
+from fakes.hub_repos import build_all
 
 from mistudio.settings import reset_settings
-from mistudio.testing.fake_hub import FakeHub
-from mistudio.testing.hub_repos import build_all
 
 
 @pytest.fixture(scope="session")

@@ -8,11 +8,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from fakes import hub_repos as R
 from fastapi.testclient import TestClient
 from sae_factories import make_sae, write_in_format
 
 from mistudio.api.app import create_app
-from mistudio.testing import hub_repos as R
 
 
 @pytest.fixture

@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from fakes import hub_repos as R
 from sae_factories import make_sae, write_in_format
 from typer.testing import CliRunner
 
 from mistudio.cli.main import app
-from mistudio.testing import hub_repos as R
 
 runner = CliRunner()
 

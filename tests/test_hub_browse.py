@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fakes import hub_repos as R
+from fakes.fake_hub import FakeHub
 from huggingface_hub import HfApi, hf_hub_download, snapshot_download
 from safetensors import safe_open
 from safetensors.numpy import save_file
@@ -19,8 +21,6 @@ from mistudio.errors import HubAuthError, HubError, HubUnreachableError, NotFoun
 from mistudio.hub.browse import browse_repo
 from mistudio.hub.download import gemma_scope_path, resolve_gemma_scope
 from mistudio.settings import reset_settings
-from mistudio.testing import hub_repos as R
-from mistudio.testing.fake_hub import FakeHub
 
 
 def _source(hub: FakeHub, repo: str, path: str, revision: str = "main") -> Path:
@@ -167,8 +167,9 @@ def test_browse_unreachable_and_offline(fake_hub: FakeHub, monkeypatch: pytest.M
 
 def test_fake_hub_command_line(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(mistudio.__file__).parents[1]),
+                                                        str(Path(__file__).parent),
                                                         os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, "-m", "mistudio.testing.fake_hub", "--root", str(tmp_path),
+    proc = subprocess.Popen([sys.executable, "-m", "fakes.fake_hub", "--root", str(tmp_path),
                              "--port", "0", "--populate"], stdout=subprocess.PIPE, text=True, env=env)
     try:
         assert proc.stdout is not None

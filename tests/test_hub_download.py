@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fakes import hub_repos as R
+from fakes.fake_hub import FakeHub
 from huggingface_hub import constants
 
 from mistudio.errors import (
@@ -18,8 +20,6 @@ from mistudio.errors import (
 from mistudio.hub.browse import browse_repo
 from mistudio.hub.download import download_sae, gemma_scope_path, partial_dir
 from mistudio.saes.formats import inspect_sae
-from mistudio.testing import hub_repos as R
-from mistudio.testing.fake_hub import FakeHub
 
 
 def _assert_identical(hub: FakeHub, repo: str, result_dir: Path, files: list[str], revision: str = "main") -> None:

@@ -14,9 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from mistudio.testing.fake_hub import FakeHub
-from mistudio.testing.hub_repos import build_all
+from fakes.fake_hub import FakeHub
+from fakes.hub_repos import build_all
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("MISTUDIO_CHROMIUM", "/usr/bin/chromium"))

@@ -8,8 +8,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
-from mistudio.testing.hub_repos import GEMMA_SCOPE_D_IN, GEMMA_SCOPE_REPO, GEMMA_SCOPE_WIDTHS
+from fakes.hub_repos import GEMMA_SCOPE_D_IN, GEMMA_SCOPE_REPO, GEMMA_SCOPE_WIDTHS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 expect = pytest.importorskip("playwright.sync_api").expect  # auto-retrying assertions
@@ -285,7 +284,7 @@ def test_delete_sae(page, shoot) -> None:
 
 
 def test_import_local_sae(page, shoot, e2e_hub, tmp_path: Path) -> None:
-    from mistudio.testing.hub_repos import SAELENS_REPO
+    from fakes.hub_repos import SAELENS_REPO
 
     folder = e2e_hub.file_path(SAELENS_REPO, "blocks.0.hook_resid_pre")
     archive = tmp_path / "my-saelens-sae.zip"

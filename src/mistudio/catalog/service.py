@@ -171,7 +171,7 @@ def start_hf_download(studio: Studio, repo_id: str, path_in_repo: str | None = N
     if not repo_id or repo_id.count("/") != 1:
         raise InvalidInputError(f"repo id {repo_id!r} should look like 'owner/name'")
     if path_in_repo is None and width is not None and l0 is not None:
-        from mistudio.hub.gemma_scope import gemma_scope_path
+        from mistudio.saes.gemma_scope_paths import gemma_scope_path
 
         path_in_repo = gemma_scope_path(layer, width, l0)
     path_in_repo = (path_in_repo or "").strip("/")

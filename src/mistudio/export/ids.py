@@ -9,6 +9,7 @@ from typing import Any
 
 from mistudio.errors import InvalidInputError
 from mistudio.export.config import MODEL_ID_RE, SOURCE_SET_RE, ExportConfig
+from mistudio.saes.gemma_scope_paths import width_label
 
 _HOOK_KIND = re.compile(r"hook_(resid_pre|resid_mid|resid_post|mlp_in|mlp_out|attn_in|attn_out|z)$")
 _KIND_SHORT = {"resid_pre": "res", "resid_mid": "res-mid", "resid_post": "res", "mlp_in": "mlp-in",
@@ -49,15 +50,6 @@ def slug_model_id(name: str) -> str:
     if not MODEL_ID_RE.match(slug):
         raise InvalidInputError(f"cannot derive a Neuronpedia model id from {name!r}; set model_id in the config")
     return slug
-
-
-def width_label(d_sae: int) -> str:
-    """`16384` → `16k`, `1048576` → `1m`, `100` → `100`."""
-    if d_sae >= 1024**2 and d_sae % 1024**2 == 0:
-        return f"{d_sae // 1024**2}m"
-    if d_sae >= 1024 and d_sae % 1024 == 0:
-        return f"{d_sae // 1024}k"
-    return str(d_sae)
 
 
 def default_source_set(hook_name: str | None, d_sae: int) -> str:

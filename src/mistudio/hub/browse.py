@@ -12,10 +12,11 @@ from pydantic import BaseModel, Field
 from mistudio.errors import CorruptFileError, NotFoundError
 from mistudio.hub import remote_files as rf
 from mistudio.hub.client import HubConnection, connect, hub_errors
-from mistudio.hub.gemma_scope import parse_leaf, width_features
 from mistudio.hub.layout import SPARSIFY_REPO_CONFIG, sae_files
 from mistudio.hub.remote_files import TensorHeader
 from mistudio.saes.formats import classify_paths
+from mistudio.saes.gemma_scope_paths import parse_leaf, width_features
+from mistudio.saes.model import layer_from_hook_name
 
 NATIVE_FORMAT_TAG = "mistudio-sae"
 _HEADER_WORKERS = 8
@@ -159,18 +160,13 @@ def _join(folder: str, name: str) -> str:
     return posixpath.join(folder, name) if folder else name
 
 
-def _layer_from_hook(hook_name: str | None) -> int | None:
-    match = re.search(r"blocks\.(\d+)\.", hook_name or "")
-    return int(match.group(1)) if match else None
-
-
 def _inspect_saelens(conn: HubConnection, repo_id: str, sha: str, entry: HubSAE, sizes: dict) -> HubSAE:
     cfg = rf.fetch_json(conn, repo_id, _join(entry.path, "cfg.json"), sha)
     meta = cfg.get("metadata") if isinstance(cfg.get("metadata"), dict) else {}
     entry.config = cfg
     entry.hook_name = meta.get("hook_name") or cfg.get("hook_name") or cfg.get("hook_point")
     entry.model_name = meta.get("model_name") or cfg.get("model_name")
-    entry.layer = cfg.get("hook_layer", cfg.get("hook_point_layer")) or _layer_from_hook(entry.hook_name)
+    entry.layer = cfg.get("hook_layer", cfg.get("hook_point_layer")) or layer_from_hook_name(entry.hook_name)
     kwargs = cfg.get("activation_fn_kwargs") or {}
     entry.k = cfg.get("k") or kwargs.get("k")
     entry.dtype = cfg.get("dtype")

@@ -23,9 +23,9 @@ from mistudio.errors import ConflictError, JobCancelled, NotFoundError
 from mistudio.fsutil import safe_join
 from mistudio.hub.browse import RepoListing
 from mistudio.hub.client import connect, hub_errors
-from mistudio.hub.gemma_scope import gemma_scope_path, parse_leaf, resolve_choice
 from mistudio.hub.layout import sae_files
 from mistudio.saes.formats import classify_paths
+from mistudio.saes.gemma_scope_paths import gemma_scope_path, parse_leaf, resolve_choice
 
 __all__ = ["DownloadResult", "download_sae", "gemma_scope_path", "partial_dir", "resolve_gemma_scope"]
 

@@ -8,62 +8,19 @@ keep the repo name); layer, width and L0 come from the folder path (or `hints["p
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 from typing import Any
 
 from mistudio.saes.formats.base import DetectedSAE, load_npz, npz_header, require
+from mistudio.saes.gemma_scope_paths import hook_for, parse_folder, parse_repo
 from mistudio.saes.model import SAE, SAEConfig
 
 NAME = "gemma_scope"
 WEIGHTS_FILE = "params.npz"
 
-_REPO_RE = re.compile(r"gemma-scope-(2b|9b|27b)-(pt|it)-(res|mlp|att)")
-_LAYER_RE = re.compile(r"layer_(\d+)")
-_WIDTH_RE = re.compile(r"width_(\d+)([km])")
-_L0_RE = re.compile(r"average_l0_(\d+)")
-
-
 def matches(names: set[str]) -> bool:
     """True when a folder holds a Gemma Scope `params.npz`."""
     return WEIGHTS_FILE in names
-
-
-def parse_repo(text: str | None) -> dict[str, Any] | None:
-    """`{size, variant, site, model_name}` from a Gemma Scope repo or release name found in `text`, else None."""
-    match = _REPO_RE.search(text or "")
-    if not match:
-        return None
-    size, variant, site = match.groups()
-    model = f"gemma-2-{size}" + ("-it" if variant == "it" else "")
-    return {"size": size, "variant": variant, "site": site, "model_name": model}
-
-
-def parse_folder(text: str) -> dict[str, Any]:
-    """Layer, width (features) and average L0 from a `layer_{L}/width_{W}/average_l0_{K}` path."""
-    out: dict[str, Any] = {"embedding": "embedding" in text}
-    if m := _LAYER_RE.search(text):
-        out["layer"] = int(m.group(1))
-    elif out["embedding"]:
-        out["layer"] = 0
-    if m := _WIDTH_RE.search(text):
-        out["width"] = int(m.group(1)) * (1024 if m.group(2) == "k" else 1024 * 1024)
-    if m := _L0_RE.search(text):
-        out["average_l0"] = int(m.group(1))
-    return out
-
-
-def hook_for(site: str, layer: int | None, embedding: bool) -> str | None:
-    """TransformerLens hook for a Gemma Scope site (`res`, `mlp`, `att`)."""
-    if embedding and site == "res":
-        return "hook_embed"
-    if layer is None:
-        return None
-    return {
-        "res": f"blocks.{layer}.hook_resid_post",
-        "mlp": f"blocks.{layer}.hook_mlp_out",
-        "att": f"blocks.{layer}.attn.hook_z",
-    }[site]
 
 
 def inspect(folder: Path, files: list[str], hints: dict[str, Any] | None = None) -> DetectedSAE:

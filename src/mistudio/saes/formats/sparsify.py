@@ -9,18 +9,16 @@ accepted and transposed.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 from mistudio.errors import InvalidInputError
 from mistudio.saes.formats.base import DetectedSAE, load_safetensors, read_json, require, safetensors_header
-from mistudio.saes.model import SAE, SAEConfig
+from mistudio.saes.model import SAE, SAEConfig, layer_from_hook_name
 
 NAME = "sparsify"
 CFG_FILE = "cfg.json"
 WEIGHTS_FILE = "sae.safetensors"
-_LAYER_RE = re.compile(r"layers[._](\d+)")
 
 
 def matches(names: set[str]) -> bool:
@@ -31,10 +29,9 @@ def matches(names: set[str]) -> bool:
 def _hook(folder_name: str) -> tuple[str | None, int | None]:
     if folder_name == "embed_tokens":
         return "hook_embed", 0
-    match = _LAYER_RE.search(folder_name)
-    if not match:
+    layer = layer_from_hook_name(folder_name)
+    if layer is None:
         return None, None
-    layer = int(match.group(1))
     return f"blocks.{layer}.hook_resid_post", layer
 
 

@@ -11,7 +11,7 @@ It answers what `huggingface_hub` 2.4 needs for `HfApi.model_info/repo_info`, `l
 `snapshot_download`: `/api/models/{repo}[/revision/{rev}]`, `/api/models/{repo}/tree/{rev}[/{path}]`,
 `HEAD|GET /{repo}/resolve/{rev}/{file}` with ETag, X-Repo-Commit, X-Linked-Size/Etag and Range.
 
-Command line: `python -m mistudio.testing.fake_hub --root DIR --port P [--populate]`.
+Command line: `python -m fakes.fake_hub --root DIR --port P [--populate]`.
 """
 
 from __future__ import annotations
@@ -477,7 +477,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--chunk-delay", type=float, default=0.0, help="seconds to sleep per 64 KiB sent")
     args = parser.parse_args(argv)
     if args.populate:
-        from mistudio.testing.hub_repos import build_all
+        from fakes.hub_repos import build_all
 
         build_all(args.root)
     hub = FakeHub(args.root, host=args.host, port=args.port, chunk_delay=args.chunk_delay)

@@ -1,14 +1,25 @@
-"""Gemma Scope repo paths: `layer_{L}/width_{W}/average_l0_{K}` ↔ (layer, width, L0)."""
+"""The one grammar of Gemma Scope names: repositories (`google/gemma-scope-2b-pt-res`), leaf folders
+(`layer_{L}/width_{W}/average_l0_{K}`) and width labels.
+
+Widths are labelled as Gemma Scope and Neuronpedia label them: 16k = 16,384, 65k = 65,536, 131k = 131,072,
+262k = 262,144, 524k = 524,288, 1m = 1,048,576 features (the label is the count in thousands, or millions,
+rounded down; the count is the power of two nearest the label).
+"""
 
 from __future__ import annotations
 
 import math
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from mistudio.errors import NotFoundError
 
 _LEAF_RE = re.compile(r"(?:^|/)(layer_(\d+)|embedding)/width_([0-9]+[km]?)/average_l0_(\d+)$")
+_REPO_RE = re.compile(r"gemma-scope-(2b|9b|27b)-(pt|it)-(res|mlp|att)")
+_LAYER_RE = re.compile(r"layer_(\d+)")
+_WIDTH_RE = re.compile(r"width_(\d+[km])")
+_L0_RE = re.compile(r"average_l0_(\d+)")
 _UNITS = {"k": 1000, "m": 1000**2}
 
 
@@ -31,8 +42,11 @@ def parse_leaf(folder: str) -> GemmaScopeKey | None:
 
 
 def width_label(width: int | str) -> str:
-    """Normalise a width (`16384`, `"16k"`, `"width_16k"`) to the repo's label (`"16k"`)."""
+    """Normalise a width (`16384`, `"16k"`, `"width_16k"`) to its label (`"16k"`; `131072` → `"131k"`,
+    `1048576` → `"1m"`; fewer than 1,000 features → the plain count, `"300"`)."""
     if isinstance(width, int):
+        if width < 1000:
+            return str(width)
         return f"{width // 10**6}m" if width >= 10**6 else f"{width // 1000}k"
     return width.removeprefix("width_").lower()
 
@@ -41,6 +55,44 @@ def width_features(label: str) -> int:
     """The number of features of a width label: the nearest power of two (`"16k"` → 16384, `"1m"` → 2**20)."""
     approx = int(label.rstrip("km")) * _UNITS.get(label[-1:], 1)
     return 2 ** round(math.log2(approx))
+
+
+def parse_repo(text: str | None) -> dict[str, Any] | None:
+    """`{size, variant, site, model_name}` from a Gemma Scope repo or release name found in `text`, else None."""
+    match = _REPO_RE.search(text or "")
+    if not match:
+        return None
+    size, variant, site = match.groups()
+    model = f"gemma-2-{size}" + ("-it" if variant == "it" else "")
+    return {"size": size, "variant": variant, "site": site, "model_name": model}
+
+
+def parse_folder(text: str) -> dict[str, Any]:
+    """Layer, width (features) and average L0 found anywhere in a `layer_{L}/width_{W}/average_l0_{K}` path
+    (`embedding` counts as layer 0)."""
+    out: dict[str, Any] = {"embedding": "embedding" in text}
+    if m := _LAYER_RE.search(text):
+        out["layer"] = int(m.group(1))
+    elif out["embedding"]:
+        out["layer"] = 0
+    if m := _WIDTH_RE.search(text):
+        out["width"] = width_features(m.group(1))
+    if m := _L0_RE.search(text):
+        out["average_l0"] = int(m.group(1))
+    return out
+
+
+def hook_for(site: str, layer: int | None, embedding: bool) -> str | None:
+    """TransformerLens hook for a Gemma Scope site (`res`, `mlp`, `att`)."""
+    if embedding and site == "res":
+        return "hook_embed"
+    if layer is None:
+        return None
+    return {
+        "res": f"blocks.{layer}.hook_resid_post",
+        "mlp": f"blocks.{layer}.hook_mlp_out",
+        "att": f"blocks.{layer}.attn.hook_z",
+    }[site]
 
 
 def gemma_scope_path(layer: int | None, width: int | str, l0: int) -> str:

@@ -1,0 +1,1 @@
+"""Test-only fakes: a HuggingFace-Hub-protocol server, a Neuronpedia upload API, the repos the fake hub serves."""
