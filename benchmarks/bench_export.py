@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 
 from mistudio.datasets.sources import builtin_corpus_dir
-from mistudio.export.builder import ExportInputs, SAEInfo, build_export
 from mistudio.export.config import make_config
+from mistudio.export.pipeline import ExportInputs, SAEInfo, build_export
 from mistudio.testing.tiny_models import build_tokenizer
 
 CTX, N_EXAMPLES, RANDOM_VOCAB, POOL = 128, 20, 50257, 24576  # POOL: prompt windows, SAEDashboard's default

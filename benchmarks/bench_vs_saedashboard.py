@@ -151,7 +151,7 @@ def main() -> None:
     theirs["measured_s"] = theirs["seconds"]
     theirs["seconds"] = theirs["seconds"] * n_batches / ran
 
-    from mistudio.extraction.store import FeatureStore
+    from mistudio.store.feature_store import FeatureStore
 
     store = FeatureStore.open(work / "ours")
     theirs_top = their_top_examples(Path(theirs["outputs_dir"]), args.context_size)

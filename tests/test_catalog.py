@@ -114,14 +114,14 @@ def test_list_filter_search_sort_paginate_delete(any_db_studio, tmp_path: Path) 
         ids.append(service.import_local(studio, folder, name=f"sae-{i}")["id"])
     with studio.sessions() as s:
         everything = list_saes(s, SAEQuery())
-        assert everything["total"] == 3
-        assert everything["facets"]["layers"] == [0, 3]
-        assert {it["name"] for it in list_saes(s, SAEQuery(layer=3))["items"]} == {"sae-1", "sae-2"}
-        assert [it["name"] for it in list_saes(s, SAEQuery(model="model-0", sort="name", order="asc"))["items"]] == [
+        assert everything.total == 3
+        assert everything.facets.layers == [0, 3]
+        assert {it.name for it in list_saes(s, SAEQuery(layer=3)).items} == {"sae-1", "sae-2"}
+        assert [it.name for it in list_saes(s, SAEQuery(model="model-0", sort="name", order="asc")).items] == [
             "sae-0", "sae-2"]
-        assert [it["name"] for it in list_saes(s, SAEQuery(search="MLP_OUT"))["items"]] == ["sae-1"]
+        assert [it.name for it in list_saes(s, SAEQuery(search="MLP_OUT")).items] == ["sae-1"]
         page = list_saes(s, SAEQuery(sort="name", order="desc", page=2, page_size=2))
-        assert [it["name"] for it in page["items"]] == ["sae-0"] and page["total"] == 3
+        assert [it.name for it in page.items] == ["sae-0"] and page.total == 3
         with pytest.raises(InvalidInputError):
             list_saes(s, SAEQuery(sort="password"))
     folder = studio.settings.home / service.sae_to_dict(studio.sessions().get(SAERecord, ids[0]))["local_path"] \
@@ -173,8 +173,8 @@ def test_listing_ten_thousand_saes_is_fast(any_db_studio) -> None:
         page = list_saes(s, SAEQuery(layer=12, sort="name", page=3, page_size=50))
         filtered = list_saes(s, SAEQuery(search="sae-99", page_size=100))
         elapsed = time.perf_counter() - start
-    assert page["total"] == len([r for r in rows if r["layer"] == 12]) and len(page["items"]) == 50
-    assert filtered["total"] == 111
+    assert page.total == len([r for r in rows if r["layer"] == 12]) and len(page.items) == 50
+    assert filtered.total == 111
     assert elapsed < 1.0, f"listing took {elapsed:.2f}s"
 
 

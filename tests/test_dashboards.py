@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from mistudio.dashboards.logit_lens import compute_logit_lens
-from mistudio.dashboards.tokens import special_token_ids, vocab_strings
-from mistudio.dashboards.top_tokens import aggregate_tokens, top_token_per_feature
-from mistudio.extraction.histogram import (
+from mistudio.dashboards.top_tokens import aggregate_tokens
+from mistudio.extraction.finalize import top_token_per_feature
+from mistudio.extraction.logit_lens import compute_logit_lens
+from mistudio.lm.tokens import special_token_ids, vocab_strings
+from mistudio.store.fine_grid import (
     FINE_BINS,
     QUANTILE_REL_ERROR,
     fine_bin_index,

@@ -13,10 +13,11 @@ import torch
 from sae_factories import make_sae, write_in_format
 
 from mistudio.catalog.service import import_local
+from mistudio.dashboards.reader import feature_dashboard
 from mistudio.export.config import make_config
 from mistudio.export.service import start_export
-from mistudio.export.validate import validate_export
-from mistudio.extraction.api import extract, get_store
+from mistudio.export.validate.validator import validate_export
+from mistudio.extraction.service import extract, get_store
 from mistudio.studio import Studio
 from mistudio.testing.tiny_models import build_tiny_model
 
@@ -64,7 +65,7 @@ def test_extraction_export_validate_and_load_in_sae_lens(studio: Studio, model: 
     assert batched == {i for i in range(D_SAE) if not summary["dead"][i]}
     for i in sorted(batched)[:5]:
         doc = json.loads(gzip.decompress((tmp_path / "x" / "features" / f"{i}.json.gz").read_bytes()))
-        dash = store.feature_dashboard(i, n_examples=cfg.n_examples, include_intervals=cfg.interval_examples)
+        dash = feature_dashboard(store, i, n_examples=cfg.n_examples, include_intervals=cfg.interval_examples)
         assert [ex["max_value"] for ex in doc["activations"]] == pytest.approx(
             [ex["max_value"] for ex in dash["activations"]], abs=1e-5)
         assert doc["statistics"]["max_activation"] == pytest.approx(float(summary["max"][i]), rel=1e-5)

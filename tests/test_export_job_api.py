@@ -18,12 +18,12 @@ from typer.testing import CliRunner
 from mistudio.catalog.service import register_sae_from_path
 from mistudio.db.models import ExportRecord
 from mistudio.export import jobs as export_jobs
-from mistudio.export.builder import STAGES
 from mistudio.export.config import make_config
+from mistudio.export.pipeline import STAGES
 from mistudio.export.service import start_export
-from mistudio.export.validate import validate_export
-from mistudio.extraction.api import extract
+from mistudio.export.validate.validator import validate_export
 from mistudio.extraction.demo import random_sae
+from mistudio.extraction.service import extract
 from mistudio.saes.formats import write_saelens
 from mistudio.studio import Studio
 from mistudio.testing.tiny_models import build_tiny_model
@@ -82,8 +82,8 @@ def _interrupt_after_first_batch(monkeypatch: pytest.MonkeyPatch, studio: Studio
     """Make the user press cancel/pause while the export writes its first batches."""
     real = export_jobs.build_export
 
-    def build(inputs, cfg, out, work, hooks):  # noqa: ANN001, ANN202
-        progress = hooks.progress
+    def build(inputs, cfg, out, work, callbacks):  # noqa: ANN001, ANN202
+        progress = callbacks.progress
 
         def on_progress(fraction: float, message: str | None) -> None:
             progress(fraction, message)
@@ -92,8 +92,8 @@ def _interrupt_after_first_batch(monkeypatch: pytest.MonkeyPatch, studio: Studio
                 getattr(studio.runner, action)(job_id)
                 time.sleep(0.3)  # the job polls its flags at most every 0.25 s
 
-        hooks.progress = on_progress
-        return real(inputs, cfg, out, work, hooks)
+        callbacks.progress = on_progress
+        return real(inputs, cfg, out, work, callbacks)
 
     monkeypatch.setattr(export_jobs, "build_export", build)
 

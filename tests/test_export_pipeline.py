@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from export_sources import InMemorySource
 from sae_factories import make_sae
 
-from mistudio.export.builder import ExportHooks, ExportInputs, SAEInfo, build_export
 from mistudio.export.config import make_config
-from mistudio.export.ids import pseudo_cuid
-from mistudio.export.source import InMemorySource
+from mistudio.export.neuronpedia.ids import pseudo_cuid
+from mistudio.export.pipeline import ExportCallbacks, ExportInputs, SAEInfo, build_export
 from mistudio.saes.model import SAE
 from mistudio.testing.tiny_models import build_tokenizer
 
@@ -124,12 +124,12 @@ def test_killed_export_resumes_to_same_bytes(standard_sae: SAE, tmp_path: Path) 
     out = tmp_path / "resumed.zip"
     cfg = make_config(batch_size=16, model_id="tiny-gpt2")
     with pytest.raises(_Killed):
-        build_export(tiny_inputs(standard_sae), cfg, out, tmp_path / "work", ExportHooks(check_cancelled=die_after_two_batches))
+        build_export(tiny_inputs(standard_sae), cfg, out, tmp_path / "work", ExportCallbacks(check_cancelled=die_after_two_batches))
     assert not out.exists()
     assert sorted(p.name for p in (tmp_path / "work" / ".state").glob("batch-*.json")) == ["batch-0.json", "batch-1.json"]
     written = []
-    hooks = ExportHooks(progress=lambda f, m: written.append(m))
-    build_export(tiny_inputs(standard_sae), cfg, out, tmp_path / "work", hooks)
+    callbacks = ExportCallbacks(progress=lambda f, m: written.append(m))
+    build_export(tiny_inputs(standard_sae), cfg, out, tmp_path / "work", callbacks)
     assert out.read_bytes() == (tmp_path / "ref.zip").read_bytes()
     assert "features: 40 / 40" in written and "features: 16 / 40" not in written  # batch 0 and 1 were not redone
 
@@ -145,7 +145,7 @@ def test_export_killed_while_ordering_rows_resumes_to_same_bytes(standard_sae: S
 
     out, cfg = tmp_path / "resumed.zip", make_config(batch_size=16, model_id="tiny-gpt2")
     with pytest.raises(_Killed):
-        build_export(tiny_inputs(standard_sae), cfg, out, tmp_path / "work", ExportHooks(check_cancelled=die_in_merge))
+        build_export(tiny_inputs(standard_sae), cfg, out, tmp_path / "work", ExportCallbacks(check_cancelled=die_in_merge))
     merged = list((tmp_path / "work" / "stage").rglob("activations/batch-*.jsonl.gz"))
     assert len(merged) == 1 and not out.exists()
     build_export(tiny_inputs(standard_sae), cfg, out, tmp_path / "work")
@@ -245,7 +245,7 @@ def test_token_ids_are_optional_in_feature_documents(standard_sae: SAE, tmp_path
 
 
 def test_uncompressed_feature_files_are_deflated_zip_members(standard_sae: SAE, tmp_path: Path) -> None:
-    from mistudio.export.validate import validate_export
+    from mistudio.export.validate.validator import validate_export
 
     run(tiny_inputs(standard_sae), tmp_path / "plain.zip", compression="none", workers=2)
     with zipfile.ZipFile(tmp_path / "plain.zip") as zf:

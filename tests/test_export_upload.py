@@ -10,8 +10,8 @@ from fakes.fake_neuronpedia import FakeNeuronpedia
 from sae_factories import make_sae
 from test_export_pipeline import run, tiny_inputs
 
-from mistudio.errors import HubAuthError
-from mistudio.export.upload import NeuronpediaUploadError, upload_export
+from mistudio.errors import HubAuthError, NeuronpediaUploadError
+from mistudio.export.neuronpedia.upload import upload_export
 
 
 def test_upload_in_batches_resumes_after_failure(studio, tmp_path: Path) -> None:  # noqa: ANN001

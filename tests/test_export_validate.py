@@ -1,4 +1,4 @@
-"""Validation of exports: the seed schema, the real Neuronpedia batch format (oracle table from SAEDashboard),
+"""Validation of exports: the export JSON Schema, the real Neuronpedia batch format (oracle table from SAEDashboard),
 broken exports caught with the right messages, and auto-fix."""
 
 from __future__ import annotations
@@ -12,12 +12,14 @@ import pytest
 from sae_factories import make_sae
 from test_export_pipeline import run, tiny_inputs
 
-from mistudio.export.autofix import autofix_export
-from mistudio.export.package import write_sha256sums
-from mistudio.export.validate import check_feature_document, schema_issues, validate_export
+from mistudio.export.archive.checksums import write_sha256sums
+from mistudio.export.validate.autofix import autofix_export
+from mistudio.export.validate.feature_checks import check_feature_document
+from mistudio.export.validate.schema import schema_issues
+from mistudio.export.validate.validator import validate_export
 
-# SAEDashboard NeuronpediaDashboardFeature.to_dict / NeuronpediaDashboardActivation.to_dict (research note §1):
-# key → accepted JSON types. Written independently of mistudio.export.neuronpedia_batch on purpose.
+# SAEDashboard NeuronpediaDashboardFeature.to_dict / NeuronpediaDashboardActivation.to_dict:
+# key → accepted JSON types. Written independently of mistudio.export.neuronpedia.saedashboard_batches on purpose.
 FEATURE_ORACLE = {
     "feature_index": int, "neuron_alignment_indices": list, "neuron_alignment_values": list,
     "neuron_alignment_l1": list, "correlated_neurons_indices": list, "correlated_neurons_l1": list,
@@ -130,7 +132,7 @@ def test_autofix_works_on_a_zip(export_dir: Path, tmp_path: Path) -> None:
     (root / "README.md").write_text("changed on purpose")
     write_sha256sums(root)
     (root / "README.md").write_text("changed again")
-    from mistudio.export.package import zip_folder
+    from mistudio.export.archive.deterministic_zip import zip_folder
 
     zip_folder(root, tmp_path / "z.zip")
     assert not validate_export(tmp_path / "z.zip").ok

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from mistudio.dashboards.reader import feature_dashboard
 from mistudio.datasets.sources import load_texts
 from mistudio.datasets.windows import tokenize_windows
 from mistudio.extraction.engine import ExtractionSettings, run_extraction
@@ -56,7 +57,7 @@ def test_statistics_match(setup, brute):
     acts, valid = brute
     n_tokens = int(valid.sum())
     for f in range(D_SAE):
-        s = store.feature_dashboard(f)["statistics"]
+        s = feature_dashboard(store, f)["statistics"]
         col = acts[..., f][valid]
         nz = col[col > 0].astype(np.float64)
         assert s["n_tokens"] == n_tokens
@@ -76,7 +77,7 @@ def test_statistics_match(setup, brute):
 
 def test_dead_feature(setup):
     _, _, _, store = setup
-    dash = store.feature_dashboard(DEAD)
+    dash = feature_dashboard(store, DEAD)
     assert dash["statistics"]["dead"] and dash["statistics"]["n_active"] == 0
     assert dash["activations"] == [] and dash["histogram"]["counts"] == [] and dash["top_tokens"] == []
     assert store.summary_arrays()["dead"][DEAD]
@@ -90,7 +91,7 @@ def test_top_examples_match(setup, brute):
         win_max = acts[..., f].max(axis=1)
         order = np.argsort(-win_max, kind="stable")
         expected = [w for w in order[:TOP_K] if win_max[w] > 0]
-        got = [e for e in store.feature_dashboard(f)["activations"] if e["bin_min"] == -1]
+        got = [e for e in feature_dashboard(store, f)["activations"] if e["bin_min"] == -1]
         assert len(got) == len(expected)
         if not expected:
             continue
@@ -119,7 +120,7 @@ def test_histograms_match(setup, brute):
         col = acts[..., f][valid].astype(np.float64)
         nz = col[col > 0]
         for n_bins in (20, 50):
-            h = store.feature_dashboard(f, n_bins=n_bins)["histogram"]
+            h = feature_dashboard(store, f, n_bins=n_bins)["histogram"]
             if nz.size == 0:
                 assert h["counts"] == []
                 continue
@@ -130,7 +131,7 @@ def test_histograms_match(setup, brute):
             borderline = sum(int(np.sum(np.abs(nz / e - 1) < 1e-6)) for e in edges)
             assert np.abs(np.asarray(h["counts"]) - want).sum() <= 2 * borderline
             assert h["nonzero_count"] == nz.size and sum(h["counts"]) == nz.size
-        fh = store.feature_dashboard(f)["frequency_histogram"]
+        fh = feature_dashboard(store, f)["frequency_histogram"]
         if nz.size:
             want, _ = np.histogram(nz, bins=np.asarray(fh["bin_edges"]))
             assert sum(fh["counts"]) == nz.size
@@ -146,7 +147,7 @@ def test_logit_lens_matches(setup):
     folded = folded - folded.mean(0, keepdim=True)  # TransformerLens fold_ln + center of a LayerNorm model
     logits = (sae.W_dec.detach() @ folded).numpy()
     for f in range(D_SAE):
-        lg = store.feature_dashboard(f, logit_k=10)["logits"]
+        lg = feature_dashboard(store, f, logit_k=10)["logits"]
         order = np.argsort(-logits[f], kind="stable")
         assert {e["token_id"] for e in lg["top_positive"]} == set(order[:10].tolist())
         assert {e["token_id"] for e in lg["top_negative"]} == set(order[::-1][:10].tolist())
@@ -160,7 +161,7 @@ def test_top_tokens_match(setup, brute):
     _, _, windows, store = setup
     acts, _ = brute
     for f in (0, 3, 11):
-        dash = store.feature_dashboard(f)
+        dash = feature_dashboard(store, f)
         totals: dict[int, float] = {}
         for e in (e for e in dash["activations"] if e["bin_min"] == -1):  # top tokens: top group only
             w = e["source"]["window_index"]
@@ -177,7 +178,7 @@ def test_json_ready(setup):
     import json
 
     _, _, _, store = setup
-    text = json.dumps(store.feature_dashboard(3), allow_nan=False)
+    text = json.dumps(feature_dashboard(store, 3), allow_nan=False)
     assert "NaN" not in text
 
 
@@ -195,11 +196,11 @@ def test_interval_examples_match(setup, brute):
         col = acts[..., f]
         win_max = col.max(axis=1).astype(np.float64)
         nz = col[col > 0].astype(np.float64)
-        got = _intervals(store.feature_dashboard(f))
+        got = _intervals(feature_dashboard(store, f))
         if nz.size == 0:
             assert got == []
             continue
-        vmax = store.feature_dashboard(f)["statistics"]["max_activation"]
+        vmax = feature_dashboard(store, f)["statistics"]["max_activation"]
         bounds = sorted({(e["bin_min"], e["bin_max"]) for e in got}, reverse=True)
         assert [(e["bin_min"], e["bin_max"]) for e in got] == sorted(
             ((e["bin_min"], e["bin_max"]) for e in got), reverse=True), "highest interval first"
@@ -255,10 +256,10 @@ def test_interval_sampling_is_deterministic(setup, tmp_path):
         **{**small, "interval_seed": 1}))
     differs = 0
     for f in range(D_SAE):
-        _assert_same_samples(_intervals(store.feature_dashboard(f)), _intervals(rebatched.feature_dashboard(f)))
-        _assert_same_samples(_intervals(a.feature_dashboard(f)), _intervals(b.feature_dashboard(f)))
-        assert len(_intervals(a.feature_dashboard(f))) <= 12
-        differs += _intervals(a.feature_dashboard(f)) != _intervals(other_seed.feature_dashboard(f))
+        _assert_same_samples(_intervals(feature_dashboard(store, f)), _intervals(feature_dashboard(rebatched, f)))
+        _assert_same_samples(_intervals(feature_dashboard(a, f)), _intervals(feature_dashboard(b, f)))
+        assert len(_intervals(feature_dashboard(a, f))) <= 12
+        differs += _intervals(feature_dashboard(a, f)) != _intervals(feature_dashboard(other_seed, f))
     assert differs > D_SAE // 2
 
 
@@ -267,7 +268,7 @@ def test_interval_examples_can_be_disabled(setup, tmp_path):
     store = run_extraction(loaded, sae, windows, tmp_path / "off", settings=ExtractionSettings(
         top_k=TOP_K, batch_size=16, feature_chunk=CHUNK, compute_logit_lens=False, interval_examples=0))
     assert not store.has("interval_examples")
-    assert all(e["bin_min"] == -1 for f in range(D_SAE) for e in store.feature_dashboard(f)["activations"])
+    assert all(e["bin_min"] == -1 for f in range(D_SAE) for e in feature_dashboard(store, f)["activations"])
 
 
 def test_topk_sae_matches_brute_force(setup, tmp_path):
@@ -288,7 +289,7 @@ def test_topk_sae_matches_brute_force(setup, tmp_path):
                            settings=ExtractionSettings(top_k=TOP_K, batch_size=16, feature_chunk=CHUNK, logit_k=10))
     for f in range(D_SAE):
         col = acts[..., f][valid]
-        s = store.feature_dashboard(f)["statistics"]
+        s = feature_dashboard(store, f)["statistics"]
         assert s["n_active"] == int((col > 0).sum()), f
         if s["n_active"]:
             assert s["max_activation"] == pytest.approx(col.max(), rel=1e-5, abs=1e-6)

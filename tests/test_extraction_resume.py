@@ -11,9 +11,9 @@ from mistudio.datasets.sources import load_texts
 from mistudio.datasets.windows import tokenize_windows
 from mistudio.errors import JobCancelled
 from mistudio.extraction.engine import ExtractionSettings, run_extraction
-from mistudio.extraction.store import FeatureStore
 from mistudio.lm.loading import load_model
 from mistudio.saes.model import SAE, SAEConfig
+from mistudio.store.feature_store import FeatureStore
 from mistudio.testing.tiny_models import build_tiny_model, default_corpus
 
 PARTS = ("statistics", "histograms", "top_examples", "interval_examples", "logit_lens", "summary")

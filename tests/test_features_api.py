@@ -130,8 +130,8 @@ def test_cli_demo_features_feature(tmp_path, monkeypatch):
 
 
 def test_job_pause_then_resume_continues_from_checkpoint(client_and_sae):
-    from mistudio.extraction.api import list_extractions, start_extraction
-    from mistudio.extraction.store import FeatureStore
+    from mistudio.extraction.service import list_extractions, start_extraction
+    from mistudio.store.feature_store import FeatureStore
 
     _, studio, sae_id, model = client_and_sae
     started = start_extraction(studio, sae_id, model, "builtin:corpus", submit=False, n_tokens=16384,

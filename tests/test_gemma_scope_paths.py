@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mistudio.export.ids import default_source_set
+from mistudio.export.neuronpedia.ids import default_source_set
 from mistudio.saes.gemma_scope_paths import (
     gemma_scope_path,
     parse_folder,

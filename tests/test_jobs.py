@@ -34,6 +34,11 @@ def _failing(ctx, params):  # noqa: ANN001, ANN202
     raise InvalidInputError("the input was bad; fix it")
 
 
+@register_job_type("test_owner")
+def _owner(ctx, params):  # noqa: ANN001, ANN202
+    return {"owner": ctx.studio.name}
+
+
 def _wait_for(runner, job_id, statuses, timeout=10.0):  # noqa: ANN001, ANN202
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -55,6 +60,23 @@ def test_inline_job_completes_with_stage_timings(any_db_studio) -> None:
     assert [st["name"] for st in state["stages"]] == ["first", "second"]
     assert all(st["status"] == "completed" and st["elapsed_s"] >= 0 for st in state["stages"])
     assert events and events[-1]["stage"] == "second"
+
+
+def test_handlers_get_the_runner_owner(studio) -> None:
+    from dataclasses import dataclass
+
+    from mistudio.jobs.runner import JobRunner
+
+    assert studio.runner.studio is studio
+
+    @dataclass
+    class Owner:
+        name: str
+
+    runner = JobRunner(Owner("notebook"), studio.settings.resolved_database_url)
+    state = runner.run_inline(runner.create("test_owner", {}))
+    assert state["status"] == "completed"
+    assert state["result"] == {"owner": "notebook"}
 
 
 def test_failure_records_message_and_is_resumable(any_db_studio) -> None:

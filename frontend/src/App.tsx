@@ -5,9 +5,8 @@ import { FeatureDashboard } from "./components/FeatureDashboard";
 import { JobsList } from "./components/JobsList";
 import { SAEDetail } from "./components/SAEDetail";
 import { SAEsPanel } from "./components/SAEsPanel";
-import { isFinished } from "./api/watchJob";
 import { matchRoute, navigate, usePath } from "./lib/router";
-import { useJobsStore } from "./stores/jobsStore";
+import { jobActions, useActiveJobCount } from "./stores/jobsStore";
 
 type Theme = "light" | "dark";
 
@@ -28,16 +27,15 @@ function NavLink({ to, children, current }: { to: string; children: React.ReactN
 export function App() {
   const route = matchRoute(usePath());
   const [theme, setTheme] = useState<Theme>(initialTheme);
-  const refreshJobs = useJobsStore((s) => s.refresh);
-  const runningCount = useJobsStore((s) => Object.values(s.jobs).filter((j) => !isFinished(j)).length);
+  const runningCount = useActiveJobCount();
 
   useEffect(() => {
     document.documentElement.dataset.theme = theme;
     localStorage.setItem("mistudio-theme", theme);
   }, [theme]);
   useEffect(() => {
-    void refreshJobs();
-  }, [refreshJobs]);
+    void jobActions.refresh();
+  }, []);
 
   return (
     <div className="app">

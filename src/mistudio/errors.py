@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
 
 class MiStudioError(Exception):
     """Base class: `str(err)` is a message a person can act on."""
 
     http_status = 400
 
-    def __init__(self, message: str, *, details: dict | None = None) -> None:
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.details = details or {}
@@ -34,6 +38,19 @@ class CorruptFileError(InvalidInputError):
     """A file is truncated or unreadable."""
 
 
+class AmbiguousSAEError(InvalidInputError):
+    """A folder holds several SAEs; `details["candidates"]` lists their sub-folders, `candidates` the detected
+    SAEs (each with a `root` folder)."""
+
+    def __init__(self, root: Path, candidates: Sequence[Any]) -> None:
+        names = [str(c.root.relative_to(root)) if c.root != root else "." for c in candidates]
+        super().__init__(
+            f"{root} holds {len(candidates)} SAEs; pick one of its sub-folders: {', '.join(names)}",
+            details={"candidates": names},
+        )
+        self.candidates = list(candidates)
+
+
 class HubError(MiStudioError):
     """The HuggingFace Hub answered with an error (unknown repo, revision, auth)."""
 
@@ -48,7 +65,21 @@ class HubUnreachableError(HubError):
     http_status = 502
 
 
+class ExportValidationError(InvalidInputError):
+    """The staged export failed its checks; `details["issues"]` lists them."""
+
+
+class NeuronpediaUploadError(MiStudioError):
+    """Neuronpedia refused a request; the message says which and why."""
+
+    http_status = 502
+
+
 class JobCancelled(MiStudioError):
     """Raised inside a job when the user cancelled it."""
 
     http_status = 409
+
+
+class JobPaused(Exception):
+    """Raised inside a job at a check point when the user asked to pause; the job can be resumed."""

@@ -15,12 +15,16 @@ from mistudio.settings import Settings, get_settings, reset_settings
 
 @dataclass
 class Studio:
-    """Settings + sessions + job runner for one MISTUDIO_HOME."""
+    """Settings + sessions + job runner for one MISTUDIO_HOME; the runner is built with the studio as its owner,
+    so every job handler gets this studio as `ctx.studio`."""
 
     settings: Settings
     sessions: sessionmaker[Session]
-    runner: JobRunner
+    runner: JobRunner[Studio] = field(init=False, repr=False)
     _worker_started: bool = field(default=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.runner = JobRunner(self, self.settings.resolved_database_url)
 
     @classmethod
     def open(cls, home: Path | str | None = None, database_url: str | None = None) -> Studio:
@@ -37,9 +41,7 @@ class Studio:
         settings.ensure_dirs()
         url = settings.resolved_database_url
         upgrade_database(url)
-        studio = cls(settings=settings, sessions=session_factory(url), runner=JobRunner(url))
-        studio.runner.studio = studio
-        return studio
+        return cls(settings=settings, sessions=session_factory(url))
 
     def start_worker(self) -> None:
         """Start the background job worker (API server); the CLI runs jobs inline instead."""

@@ -224,7 +224,7 @@ def test_export_validate_and_download(page, shoot, tmp_path: Path) -> None:
     with zipfile.ZipFile(archive) as zf:  # the ticked option reached the server
         names = zf.namelist()
     assert "neuronpedia/batch-0.json" in names and any("/activations/batch-" in n for n in names)
-    from mistudio.export.validate import validate_export
+    from mistudio.export.validate.validator import validate_export
 
     report = validate_export(archive)
     assert report.ok, report.to_text()

@@ -583,6 +583,9 @@ export interface paths {
         /**
          * Get Training
          * @description One training record.
+         *
+         *     Raises:
+         *         NotFoundError: no training record `training_id`.
          */
         get: operations["get_training_api_v1_trainings__training_id__get"];
         put?: never;
@@ -597,6 +600,51 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * ActivationExample
+         * @description One activating example: its tokens and the feature's activation on each.
+         */
+        ActivationExample: {
+            /**
+             * Bin Contains
+             * @description Fraction of the active tokens inside the band
+             */
+            bin_contains: number;
+            /**
+             * Bin Max
+             * @description Upper edge of the example's quantile band; -1 for the top examples
+             */
+            bin_max: number;
+            /**
+             * Bin Min
+             * @description Lower edge of the example's quantile band; -1 for the top examples
+             */
+            bin_min: number;
+            /** Max Token Index */
+            max_token_index: number;
+            /** Max Value */
+            max_value: number;
+            /**
+             * Qualifying Token Index
+             * @description Position that put the example in its group
+             */
+            qualifying_token_index: number;
+            source: components["schemas"]["ExampleSource"];
+            /** Token Ids */
+            token_ids: number[];
+            /**
+             * Tokens
+             * @description Decoded token strings
+             */
+            tokens: string[];
+            /**
+             * Values
+             * @description The feature's activation on each token
+             */
+            values: number[];
+        } & {
+            [key: string]: unknown;
+        };
         /** Body_import_labels_route_api_v1_saes__sae_id__labels_import_post */
         Body_import_labels_route_api_v1_saes__sae_id__labels_import_post: {
             /** File */
@@ -611,6 +659,22 @@ export interface components {
              * @enum {string}
              */
             to: "saelens" | "mistudio";
+        };
+        /**
+         * ConvertResult
+         * @description Where a converted SAE was written.
+         */
+        ConvertResult: {
+            /**
+             * Format
+             * @enum {string}
+             */
+            format: "saelens" | "mistudio";
+            /**
+             * Path
+             * @description Folder written
+             */
+            path: string;
         };
         /** DownloadRequest */
         DownloadRequest: {
@@ -650,6 +714,125 @@ export interface components {
             width?: string | null;
         };
         /**
+         * DownloadStarted
+         * @description A queued Hub download: the job and the SAE row it fills.
+         */
+        DownloadStarted: {
+            /** Job Id */
+            job_id: string;
+            /** Sae Id */
+            sae_id: string;
+        };
+        /**
+         * ExampleSource
+         * @description Where an example's window comes from.
+         */
+        ExampleSource: {
+            /** Dataset */
+            dataset: string | null;
+            /**
+             * Document
+             * @description Document index in the dataset
+             */
+            document: number;
+            /**
+             * Offset
+             * @description Token offset of the window in its document
+             */
+            offset: number;
+            /**
+             * Start
+             * @description First window position shown (when the context is cut)
+             */
+            start?: number | null;
+            /** Window Index */
+            window_index: number;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * Explanation
+         * @description An explanation of a feature.
+         */
+        Explanation: {
+            /**
+             * Created At
+             * @description ISO 8601 timestamp
+             */
+            created_at: string | null;
+            /** Description */
+            description: string;
+            /** Id */
+            id: string;
+            /** Method */
+            method: string | null;
+            /** Model */
+            model: string | null;
+            /** Score */
+            score: number | null;
+        };
+        /**
+         * Export
+         * @description An export record.
+         */
+        Export: {
+            /**
+             * Base Export Id
+             * @description The export an incremental export reused features from
+             */
+            base_export_id: string | null;
+            /**
+             * Config
+             * @description The ExportConfig the export ran with
+             */
+            config: {
+                [key: string]: unknown;
+            };
+            /**
+             * Created At
+             * @description ISO 8601 timestamp
+             */
+            created_at: string | null;
+            /** Error Message */
+            error_message: string | null;
+            /** Extraction Id */
+            extraction_id: string | null;
+            /** Feature Count */
+            feature_count: number | null;
+            /** File Size Bytes */
+            file_size_bytes: number | null;
+            /**
+             * Finished At
+             * @description ISO 8601 timestamp
+             */
+            finished_at: string | null;
+            /** Id */
+            id: string;
+            /** Job Id */
+            job_id: string | null;
+            /**
+             * Output Path
+             * @description The archive, relative to MISTUDIO_HOME (completed exports)
+             */
+            output_path: string | null;
+            /** Sae Id */
+            sae_id: string;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "pending" | "running" | "paused" | "completed" | "failed" | "cancelled";
+            /**
+             * Timings
+             * @description Seconds per export stage
+             */
+            timings: {
+                [key: string]: unknown;
+            };
+        } & {
+            [key: string]: unknown;
+        };
+        /**
          * ExportConfig
          * @description Everything that decides an export's content. Two exports with equal configs and inputs are byte-identical.
          */
@@ -664,13 +847,13 @@ export interface components {
              * @description features per Neuronpedia batch file
              * @default 128
              */
-            batch_size: number;
+            batch_size?: number;
             /**
              * Compression
              * @default gzip
              * @enum {string}
              */
-            compression: "none" | "gzip";
+            compression?: "none" | "gzip";
             /**
              * Created At
              * @description timestamp written into the export (default: the extraction's)
@@ -680,18 +863,18 @@ export interface components {
              * Creator Id
              * @default clkht01d40000jv08hvalcvly
              */
-            creator_id: string;
+            creator_id?: string;
             /**
              * Creator Name
              * @default miStudio user
              */
-            creator_name: string;
+            creator_name?: string;
             /**
              * Format
              * @default both
              * @enum {string}
              */
-            format: "neuronpedia" | "saelens" | "both";
+            format?: "neuronpedia" | "saelens" | "both";
             /**
              * Hf Repo Id
              * @description HuggingFace repo the SAELens folder will be uploaded to
@@ -701,19 +884,19 @@ export interface components {
              * Include Explanations
              * @default true
              */
-            include_explanations: boolean;
+            include_explanations?: boolean;
             /**
              * Interval Examples
              * @description also export the interval (quantile-band) examples below the top group, as Neuronpedia shows them (about doubles the size)
              * @default false
              */
-            interval_examples: boolean;
+            interval_examples?: boolean;
             /**
              * Logit K
              * @description top positive/negative logits per feature
              * @default 20
              */
-            logit_k: number;
+            logit_k?: number;
             /**
              * Model Id
              * @description Neuronpedia/TransformerLens model id (default: from the SAE)
@@ -724,13 +907,13 @@ export interface components {
              * @description activation histogram bins
              * @default 50
              */
-            n_bins: number;
+            n_bins?: number;
             /**
              * N Examples
              * @description top activation examples per feature
              * @default 20
              */
-            n_examples: number;
+            n_examples?: number;
             /** Release Name */
             release_name?: string | null;
             /** Release Title */
@@ -744,7 +927,7 @@ export interface components {
              * @description also write neuronpedia/batch-{k}.json as SAEDashboard's neuronpedia-runner does (a third copy of every example; Neuronpedia imports the bulk-import rows, which are always written)
              * @default false
              */
-            saedashboard_batches: boolean;
+            saedashboard_batches?: boolean;
             selection?: components["schemas"]["FeatureSelection"];
             /**
              * Source Set
@@ -756,18 +939,74 @@ export interface components {
              * @description also write each example's token ids into features/{i}.json
              * @default false
              */
-            token_ids: boolean;
+            token_ids?: boolean;
             /**
              * Top Tokens
              * @description top tokens per feature (0 leaves them out)
              * @default 20
              */
-            top_tokens: number;
+            top_tokens?: number;
             /**
              * Workers
              * @description packaging processes (default: one per core); does not change the archive's bytes
              */
             workers?: number | null;
+        };
+        /**
+         * ExportEstimate
+         * @description What an export with a given config would produce, before running it.
+         */
+        ExportEstimate: {
+            /**
+             * Min Examples
+             * @description Fewest activation examples a feature needs to be exported
+             */
+            min_examples: number;
+            /**
+             * Missing
+             * @description Parts of the extraction that are missing and would be computed
+             */
+            missing: string[];
+            /**
+             * N Dead
+             * @description Dead features among the selected ones
+             */
+            n_dead: number;
+            /**
+             * N Features
+             * @description Features the export would hold
+             */
+            n_features: number;
+            /** Notes */
+            notes: string[];
+            /**
+             * Seconds
+             * @description Estimated packaging time
+             */
+            seconds: number;
+            /**
+             * Size Bytes
+             * @description Estimated archive size
+             */
+            size_bytes: number;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * ExportPage
+         * @description One page of exports, newest first.
+         */
+        ExportPage: {
+            /** Items */
+            items: components["schemas"]["Export"][];
+            /** Page */
+            page: number;
+            /** Page Size */
+            page_size: number;
+            /** Total */
+            total: number;
+        } & {
+            [key: string]: unknown;
         };
         /** ExportRequest */
         ExportRequest: {
@@ -779,6 +1018,28 @@ export interface components {
             config?: components["schemas"]["ExportConfig"];
             /** Extraction Id */
             extraction_id?: string | null;
+        };
+        /**
+         * ExportStarted
+         * @description A queued export: its job and its export record.
+         */
+        ExportStarted: {
+            /** Export Id */
+            export_id: string;
+            /** Job Id */
+            job_id: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * ExportStatus
+         * @description An export job (stages, progress, ETA) and its export record.
+         */
+        ExportStatus: {
+            export: components["schemas"]["Export"];
+            job: components["schemas"]["Job"];
+        } & {
+            [key: string]: unknown;
         };
         /** ExtractRequest */
         ExtractRequest: {
@@ -810,15 +1071,165 @@ export interface components {
             top_k?: number | null;
         };
         /**
+         * Extraction
+         * @description A dashboard-data extraction of one SAE over one dataset.
+         */
+        Extraction: {
+            /**
+             * Created At
+             * @description ISO 8601 timestamp
+             */
+            created_at: string | null;
+            /** Dataset */
+            dataset: string | null;
+            /**
+             * Finished At
+             * @description ISO 8601 timestamp
+             */
+            finished_at: string | null;
+            /** Id */
+            id: string;
+            /** Job Id */
+            job_id: string | null;
+            /**
+             * Model
+             * @description HF model id or local folder the activations came from
+             */
+            model: string | null;
+            /** N Features */
+            n_features: number | null;
+            /** N Tokens */
+            n_tokens: number | null;
+            /** Sae Id */
+            sae_id: string;
+            /**
+             * Settings
+             * @description Extraction settings (n_tokens, context_size, top_k, ...)
+             */
+            settings: {
+                [key: string]: unknown;
+            };
+            /** Statistics */
+            statistics: {
+                [key: string]: unknown;
+            };
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "pending" | "running" | "completed" | "failed";
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * ExtractionStarted
+         * @description A queued (or reused) extraction.
+         */
+        ExtractionStarted: {
+            /** Extraction Id */
+            extraction_id: string;
+            /** Job Id */
+            job_id: string | null;
+            /**
+             * Reused
+             * @description True when a finished identical extraction was reused and nothing was queued
+             */
+            reused: boolean;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * Facets
+         * @description Distinct values to offer in the catalog's filter menus.
+         */
+        Facets: {
+            /** Architectures */
+            architectures: string[];
+            /** Layers */
+            layers: number[];
+            /** Models */
+            models: string[];
+            /** Sources */
+            sources: string[];
+        };
+        /**
+         * FeatureDashboardView
+         * @description A feature's dashboard as the API serves it: with its ids, label and explanations.
+         */
+        FeatureDashboardView: {
+            /**
+             * Activations
+             * @description Top examples first, then the interval examples
+             */
+            activations: components["schemas"]["ActivationExample"][];
+            /** Category */
+            category: string | null;
+            /** Explanations */
+            explanations: components["schemas"]["Explanation"][];
+            /** Extraction Id */
+            extraction_id: string;
+            /** Feature Index */
+            feature_index: number;
+            /** @description Linear bins over the non-zero activations */
+            frequency_histogram: components["schemas"]["Histogram"];
+            /** @description Log-binned histogram of the non-zero activations */
+            histogram: components["schemas"]["Histogram"];
+            /** Label */
+            label: string | null;
+            logits: components["schemas"]["Logits"];
+            /** Sae Id */
+            sae_id: string;
+            statistics: components["schemas"]["Statistics"];
+            /** Top Tokens */
+            top_tokens: components["schemas"]["TopToken"][];
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * FeatureLabel
+         * @description A feature's label after setting it.
+         */
+        FeatureLabel: {
+            /** Category */
+            category: string | null;
+            /** Feature Index */
+            feature_index: number;
+            /** Label */
+            label: string | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * FeaturePage
+         * @description One page of an extraction's features.
+         */
+        FeaturePage: {
+            /** Extraction Id */
+            extraction_id: string;
+            /** Items */
+            items: components["schemas"]["FeatureSummary"][];
+            /** Page */
+            page: number;
+            /** Page Size */
+            page_size: number;
+            /**
+             * Total
+             * @description Features matching the filters, over all pages
+             */
+            total: number;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
          * FeatureSelection
-         * @description Which features to export (Story 2). Filters combine with AND.
+         * @description Which features to export. Filters combine with AND.
          */
         FeatureSelection: {
             /**
              * Include Dead
              * @default true
              */
-            include_dead: boolean;
+            include_dead?: boolean;
             /**
              * Indices
              * @description list: explicit feature indices
@@ -838,7 +1249,7 @@ export interface components {
              * @default all
              * @enum {string}
              */
-            mode: "all" | "range" | "list" | "labeled" | "label_text" | "frequency" | "max_activation";
+            mode?: "all" | "range" | "list" | "labeled" | "label_text" | "frequency" | "max_activation";
             /**
              * Start
              * @description range: first index (inclusive)
@@ -855,10 +1266,288 @@ export interface components {
              */
             text?: string | null;
         };
+        /**
+         * FeatureSummary
+         * @description One feature's summary row, for lists and filters.
+         */
+        FeatureSummary: {
+            /** Activation Frequency */
+            activation_frequency: number;
+            /** Category */
+            category: string | null;
+            /** Dead */
+            dead: boolean;
+            /** Feature Index */
+            feature_index: number;
+            /** Label */
+            label: string | null;
+            /** Max Activation */
+            max_activation: number;
+            /** Mean Activation */
+            mean_activation: number;
+            /**
+             * Top Token
+             * @description The token with the most activation in the top examples
+             */
+            top_token: string | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /** GemmaScopeL0 */
+        GemmaScopeL0: {
+            /** L0 */
+            l0: number;
+            /** Path */
+            path: string;
+        };
+        /**
+         * GemmaScopeLayer
+         * @description One layer folder (`layer` None is the `embedding` folder) with its widths and L0 choices.
+         */
+        GemmaScopeLayer: {
+            /** Layer */
+            layer: number | null;
+            /** Widths */
+            widths: components["schemas"]["GemmaScopeWidth"][];
+        };
+        /** GemmaScopeWidth */
+        GemmaScopeWidth: {
+            /** D Sae */
+            d_sae: number | null;
+            /** L0S */
+            l0s: components["schemas"]["GemmaScopeL0"][];
+            /** Width */
+            width: string;
+        };
         /** HTTPValidationError */
         HTTPValidationError: {
             /** Detail */
             detail?: components["schemas"]["ValidationError"][];
+        };
+        /**
+         * Health
+         * @description The server is up, and its version.
+         */
+        Health: {
+            /** Status */
+            status: string;
+            /** Version */
+            version: string;
+        };
+        /**
+         * Histogram
+         * @description Histogram counts with their bin edges (len(bin_edges) = len(counts) + 1, or both empty).
+         */
+        Histogram: {
+            /** Bin Edges */
+            bin_edges: number[];
+            /** Counts */
+            counts: number[];
+            /**
+             * Log Scale
+             * @description Whether the bins are log-spaced
+             */
+            log_scale?: boolean | null;
+            /**
+             * Nonzero Count
+             * @description Active tokens (activation histogram only)
+             */
+            nonzero_count?: number | null;
+            /**
+             * Total Count
+             * @description All tokens (activation histogram only)
+             */
+            total_count?: number | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * HubSAE
+         * @description One SAE found in a repo, described from its config and file headers only.
+         */
+        HubSAE: {
+            /** Architecture */
+            architecture?: string | null;
+            /**
+             * Config
+             * @description The SAE's config file as the source wrote it
+             */
+            config?: {
+                [key: string]: unknown;
+            } | null;
+            /** D In */
+            d_in?: number | null;
+            /** D Sae */
+            d_sae?: number | null;
+            /**
+             * Download Bytes
+             * @description Total size of `files`
+             */
+            download_bytes: number;
+            /** Dtype */
+            dtype?: string | null;
+            /**
+             * Error
+             * @description Why the SAE's files could not be read, when they could not
+             */
+            error?: string | null;
+            /**
+             * Files
+             * @description The files a download of this SAE fetches
+             */
+            files: components["schemas"]["RepoFileInfo"][];
+            /**
+             * Format
+             * @description saelens, gemma_scope, sparsify, dictionary_learning or mistudio
+             */
+            format: string;
+            /** Hook Name */
+            hook_name?: string | null;
+            /**
+             * K
+             * @description Active features per token (TopK SAEs)
+             */
+            k?: number | null;
+            /**
+             * L0
+             * @description Gemma Scope average L0
+             */
+            l0?: number | null;
+            /** Layer */
+            layer?: number | null;
+            memory?: components["schemas"]["MemoryEstimate"] | null;
+            /** Model Name */
+            model_name?: string | null;
+            /**
+             * Path
+             * @description Folder of the SAE inside the repo ('' for the repo root)
+             */
+            path: string;
+            /**
+             * Tensors
+             * @description Tensor name → shape, from file headers
+             */
+            tensors?: {
+                [key: string]: number[];
+            };
+            /**
+             * Width
+             * @description Gemma Scope width label, e.g. 16k
+             */
+            width?: string | null;
+        };
+        /**
+         * Job
+         * @description A background job (download, extraction, export) with progress, stages, ETA and result.
+         */
+        Job: {
+            /**
+             * Created At
+             * @description ISO 8601 timestamp
+             */
+            created_at: string | null;
+            /** Current Stage */
+            current_stage: string | null;
+            /** Error Details */
+            error_details: {
+                [key: string]: unknown;
+            } | null;
+            /** Error Message */
+            error_message: string | null;
+            /**
+             * Eta Seconds
+             * @description Estimated seconds left (running jobs with progress)
+             */
+            eta_seconds: number | null;
+            /**
+             * Finished At
+             * @description ISO 8601 timestamp
+             */
+            finished_at: string | null;
+            /** Id */
+            id: string;
+            /** Message */
+            message: string | null;
+            /** Params */
+            params: {
+                [key: string]: unknown;
+            };
+            /**
+             * Progress
+             * @description Overall progress in [0, 1]
+             */
+            progress: number;
+            /**
+             * Result
+             * @description What the job's handler returned (completed jobs)
+             */
+            result: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * Resumable
+             * @description Whether resume continues from the last checkpoint
+             */
+            resumable: boolean;
+            /** Sae Id */
+            sae_id: string | null;
+            /** Stages */
+            stages: components["schemas"]["JobStage"][];
+            /**
+             * Started At
+             * @description ISO 8601 timestamp
+             */
+            started_at: string | null;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "pending" | "running" | "paused" | "completed" | "failed" | "cancelled";
+            /**
+             * Type
+             * @description Registered job type, e.g. sae_download, extraction, export
+             */
+            type: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * JobPage
+         * @description Recent jobs, newest first.
+         */
+        JobPage: {
+            /** Items */
+            items: components["schemas"]["Job"][];
+        };
+        /**
+         * JobStage
+         * @description One declared stage of a job; keys other than name and status appear once the stage has started.
+         */
+        JobStage: {
+            /**
+             * Elapsed S
+             * @description Seconds spent in the stage so far
+             */
+            elapsed_s?: number | null;
+            /** Name */
+            name: string;
+            /**
+             * Progress
+             * @description The stage's own progress in [0, 1]
+             */
+            progress?: number | null;
+            /**
+             * Started At
+             * @description ISO 8601 timestamp
+             */
+            started_at?: string | null;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "pending" | "running" | "completed" | "failed" | "cancelled";
+        } & {
+            [key: string]: unknown;
         };
         /** LabelRequest */
         LabelRequest: {
@@ -867,10 +1556,483 @@ export interface components {
             /** Label */
             label?: string | null;
         };
+        /**
+         * LabelsImportResult
+         * @description What a labels import changed.
+         */
+        LabelsImportResult: {
+            /**
+             * Features
+             * @description Distinct features the rows name
+             */
+            features: number;
+            /**
+             * Imported
+             * @description Rows read from the file
+             */
+            imported: number;
+            /**
+             * Labels Updated
+             * @description Feature summary rows whose label was set
+             */
+            labels_updated: number;
+        } & {
+            [key: string]: unknown;
+        };
         /** LinkRequest */
         LinkRequest: {
             /** Training Id */
             training_id: string;
+        };
+        /**
+         * LogitEntry
+         * @description A token the feature's decoder direction promotes or suppresses.
+         */
+        LogitEntry: {
+            /**
+             * Rank
+             * @description 1 for the strongest
+             */
+            rank: number;
+            /** Token */
+            token: string;
+            /** Token Id */
+            token_id: number;
+            /** Value */
+            value: number;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * Logits
+         * @description Logit-lens view of the feature's decoder direction.
+         */
+        Logits: {
+            /** @description Histogram of the direction's effect over the vocabulary */
+            histogram: components["schemas"]["Histogram"];
+            /** Top Negative */
+            top_negative: components["schemas"]["LogitEntry"][];
+            /** Top Positive */
+            top_positive: components["schemas"]["LogitEntry"][];
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * MemoryEstimate
+         * @description Parameter count and the bytes the weights take at their own dtype, in fp16 and in fp32.
+         */
+        MemoryEstimate: {
+            /** Bytes At Dtype */
+            bytes_at_dtype: number;
+            /** Bytes Fp16 */
+            bytes_fp16: number;
+            /** Bytes Fp32 */
+            bytes_fp32: number;
+            /** N Params */
+            n_params: number;
+        };
+        /**
+         * NormSummary
+         * @description Min, mean, max and standard deviation of a set of norms or values.
+         */
+        NormSummary: {
+            /** Max */
+            max: number;
+            /** Mean */
+            mean: number;
+            /** Min */
+            min: number;
+            /** Std */
+            std: number;
+        };
+        /**
+         * Quantiles
+         * @description Quantiles of the feature's non-zero activations (from the fine histogram).
+         */
+        Quantiles: {
+            /** P25 */
+            p25: number;
+            /** P50 */
+            p50: number;
+            /** P75 */
+            p75: number;
+            /** P95 */
+            p95: number;
+            /** P99 */
+            p99: number;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * RepoFileInfo
+         * @description A file of the repo and its size in bytes.
+         */
+        RepoFileInfo: {
+            /** Path */
+            path: string;
+            /** Size */
+            size: number;
+        };
+        /**
+         * RepoListing
+         * @description Everything `browse_repo` learned about a repo at one commit.
+         */
+        RepoListing: {
+            /**
+             * Commit Sha
+             * @description The commit the listing describes
+             */
+            commit_sha: string;
+            /**
+             * Endpoint
+             * @description The Hub endpoint the listing came from
+             */
+            endpoint: string;
+            /**
+             * Gemma Scope
+             * @description Gemma Scope leaves grouped layer → width → L0
+             */
+            gemma_scope?: components["schemas"]["GemmaScopeLayer"][];
+            /** N Files */
+            n_files: number;
+            /** Repo Id */
+            repo_id: string;
+            /**
+             * Revision
+             * @description The revision asked for (None: the default branch)
+             */
+            revision: string | null;
+            /** Saes */
+            saes: components["schemas"]["HubSAE"][];
+            /**
+             * Total Bytes
+             * @description Size of all the repo's files
+             */
+            total_bytes: number;
+        };
+        /**
+         * SAE
+         * @description A catalogued SAE.
+         */
+        SAE: {
+            /**
+             * Architecture
+             * @description standard, topk, jumprelu, gated, ...
+             */
+            architecture: string | null;
+            /**
+             * Created At
+             * @description ISO 8601 timestamp
+             */
+            created_at: string | null;
+            /**
+             * D In
+             * @description Width of the activations the SAE reads
+             */
+            d_in: number | null;
+            /**
+             * D Sae
+             * @description Number of SAE features
+             */
+            d_sae: number | null;
+            /** Dtype */
+            dtype: string | null;
+            /** Error Message */
+            error_message: string | null;
+            /**
+             * Format
+             * @description On-disk format the SAE was imported from (saelens, gemma_scope, ...)
+             */
+            format: string | null;
+            /** Head Index */
+            head_index: number | null;
+            /**
+             * Hook Name
+             * @description TransformerLens hook the SAE reads, e.g. blocks.3.hook_resid_post
+             */
+            hook_name: string | null;
+            /** Id */
+            id: string;
+            /**
+             * Job Id
+             * @description The download/import job that created it
+             */
+            job_id: string | null;
+            /**
+             * Latest Extraction Id
+             * @description Its newest completed extraction
+             */
+            latest_extraction_id: string | null;
+            /** Layer */
+            layer: number | null;
+            /**
+             * Local Path
+             * @description Folder of its files, relative to MISTUDIO_HOME
+             */
+            local_path: string | null;
+            /** Metadata */
+            metadata: {
+                [key: string]: unknown;
+            };
+            /** Model Name */
+            model_name: string | null;
+            /**
+             * N Features Extracted
+             * @description Features in its newest completed extraction (0 if none)
+             */
+            n_features_extracted: number;
+            /** Name */
+            name: string;
+            /** Path In Repo */
+            path_in_repo: string | null;
+            /**
+             * Repo Id
+             * @description HuggingFace repository it was downloaded from
+             */
+            repo_id: string | null;
+            /** Revision */
+            revision: string | null;
+            /** Size Bytes */
+            size_bytes: number | null;
+            /**
+             * Source
+             * @enum {string}
+             */
+            source: "trained" | "huggingface" | "gemma_scope" | "upload";
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "downloading" | "ready" | "error";
+            /** Training Id */
+            training_id: string | null;
+            /**
+             * Updated At
+             * @description ISO 8601 timestamp
+             */
+            updated_at: string | null;
+        };
+        /**
+         * SAEConfigView
+         * @description An SAE's configuration as read from its files.
+         */
+        SAEConfigView: {
+            /**
+             * Config
+             * @description The normalized SAE configuration (d_in, d_sae, architecture, ...)
+             */
+            config: {
+                [key: string]: unknown;
+            };
+            /**
+             * Files
+             * @description The SAE's files
+             */
+            files: string[];
+            /**
+             * Format
+             * @description Detected on-disk format
+             */
+            format: string;
+            /**
+             * Source Config
+             * @description The configuration file as the source wrote it
+             */
+            source_config: {
+                [key: string]: unknown;
+            };
+        };
+        /**
+         * SAEPage
+         * @description One page of the catalog with the total count and filter facets.
+         */
+        SAEPage: {
+            facets: components["schemas"]["Facets"];
+            /** Items */
+            items: components["schemas"]["SAE"][];
+            /** Page */
+            page: number;
+            /** Page Size */
+            page_size: number;
+            /**
+             * Total
+             * @description SAEs matching the filters, over all pages
+             */
+            total: number;
+        };
+        /**
+         * SAEStatistics
+         * @description Weight statistics of an SAE, its size, and L0 / explained variance when its source gives them.
+         */
+        SAEStatistics: {
+            /** Architecture */
+            architecture: string;
+            /** Average L0 */
+            average_l0?: number | null;
+            /** D In */
+            d_in: number;
+            /** D Sae */
+            d_sae: number;
+            /** @description Summary of the decoder rows' L2 norms */
+            decoder_norm: components["schemas"]["NormSummary"];
+            /** Dtype */
+            dtype: string;
+            /** @description Summary of the encoder columns' L2 norms */
+            encoder_norm: components["schemas"]["NormSummary"];
+            /** Explained Variance */
+            explained_variance?: number | null;
+            /** L0 */
+            l0?: number | null;
+            /** Num Parameters */
+            num_parameters: number;
+            /**
+             * Size Bytes
+             * @description Bytes of the SAE's files on disk
+             */
+            size_bytes: number | null;
+            /** @description JumpReLU thresholds (JumpReLU SAEs only) */
+            threshold?: components["schemas"]["NormSummary"] | null;
+            /** Variance Explained */
+            variance_explained?: number | null;
+            /** Weights Nbytes */
+            weights_nbytes: number;
+            /**
+             * Zero Decoder Rows
+             * @description Decoder rows with (near) zero norm: features that write nothing
+             */
+            zero_decoder_rows: number;
+            /**
+             * Zero Encoder Columns
+             * @description Encoder columns with (near) zero norm: features that never fire
+             */
+            zero_encoder_columns: number;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * Statistics
+         * @description Exact activation statistics of one feature over the extraction's tokens.
+         */
+        Statistics: {
+            /**
+             * Activation Frequency
+             * @description Fraction of tokens on which the feature is non-zero
+             */
+            activation_frequency: number;
+            /**
+             * Dead
+             * @description Never active on the extraction's tokens
+             */
+            dead: boolean;
+            /**
+             * L0 Contribution
+             * @description The feature's share of the SAE's average L0
+             */
+            l0_contribution: number;
+            /** Max Activation */
+            max_activation: number;
+            /**
+             * Mean Activation
+             * @description Mean over the active tokens
+             */
+            mean_activation?: number | null;
+            /**
+             * Min Activation
+             * @description Smallest non-zero activation
+             */
+            min_activation: number;
+            /**
+             * N Active
+             * @description Tokens on which the feature is non-zero
+             */
+            n_active: number;
+            /**
+             * N Tokens
+             * @description Tokens seen by the extraction
+             */
+            n_tokens: number;
+            /**
+             * Quantile Error Bound
+             * @description Relative error bound of the quantiles
+             */
+            quantile_error_bound: number;
+            quantiles: components["schemas"]["Quantiles"];
+            /**
+             * Std Activation
+             * @description Standard deviation over the active tokens
+             */
+            std_activation?: number | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * TopToken
+         * @description A token the feature fires on, aggregated over the top examples.
+         */
+        TopToken: {
+            /** Count */
+            count: number;
+            /** Max Activation */
+            max_activation: number;
+            /** Mean Activation */
+            mean_activation: number;
+            /** Token */
+            token: string;
+            /** Token Id */
+            token_id: number;
+            /** Total Activation */
+            total_activation: number;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * Training
+         * @description A training record: how an SAE was trained.
+         */
+        Training: {
+            /**
+             * Created At
+             * @description ISO 8601 timestamp
+             */
+            created_at: string | null;
+            /** Dataset */
+            dataset: string | null;
+            /**
+             * Finished At
+             * @description ISO 8601 timestamp
+             */
+            finished_at: string | null;
+            /** Hook Name */
+            hook_name: string | null;
+            /** Hyperparameters */
+            hyperparameters: {
+                [key: string]: unknown;
+            };
+            /** Id */
+            id: string;
+            /** Metrics */
+            metrics: {
+                [key: string]: unknown;
+            };
+            /** Model Name */
+            model_name: string | null;
+            /** N Training Tokens */
+            n_training_tokens: number | null;
+            /** Name */
+            name: string;
+            /**
+             * Started At
+             * @description ISO 8601 timestamp
+             */
+            started_at: string | null;
+        };
+        /**
+         * TrainingList
+         * @description All training records, newest first.
+         */
+        TrainingList: {
+            /** Items */
+            items: components["schemas"]["Training"][];
         };
         /** TrainingRequest */
         TrainingRequest: {
@@ -916,6 +2078,70 @@ export interface components {
             /** Error Type */
             type: string;
         };
+        /**
+         * ValidationIssue
+         * @description One problem in an export: where, what, and how to fix it.
+         */
+        ValidationIssue: {
+            /** Code */
+            code: string;
+            /**
+             * Fix
+             * @description How to fix it
+             */
+            fix: string;
+            /**
+             * Fixable
+             * @description Whether `mistudio export validate --fix` can fix it
+             */
+            fixable: boolean;
+            /**
+             * Location
+             * @description File (and field) the issue is in
+             */
+            location: string;
+            /** Message */
+            message: string;
+            /**
+             * Severity
+             * @enum {string}
+             */
+            severity: "error" | "warning";
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * ValidationReport
+         * @description The result of validating an export archive or folder.
+         */
+        ValidationReport: {
+            /** Issues */
+            issues: components["schemas"]["ValidationIssue"][];
+            /** N Errors */
+            n_errors: number;
+            /** N Features */
+            n_features: number;
+            /** N Files */
+            n_files: number;
+            /** N Fixable */
+            n_fixable: number;
+            /** N Warnings */
+            n_warnings: number;
+            /**
+             * Ok
+             * @description No errors (warnings allowed)
+             */
+            ok: boolean;
+            /** Path */
+            path: string;
+            /**
+             * Text
+             * @description The report as readable text
+             */
+            text: string;
+        } & {
+            [key: string]: unknown;
+        };
     };
     responses: never;
     parameters: never;
@@ -944,9 +2170,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["ExportPage"];
                 };
             };
             /** @description Validation Error */
@@ -975,9 +2199,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["Health"];
                 };
             };
         };
@@ -1002,9 +2224,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["RepoListing"];
                 };
             };
             /** @description Validation Error */
@@ -1037,9 +2257,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["JobPage"];
                 };
             };
             /** @description Validation Error */
@@ -1070,9 +2288,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["Job"];
                 };
             };
             /** @description Validation Error */
@@ -1103,9 +2319,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["Job"];
                 };
             };
             /** @description Validation Error */
@@ -1130,13 +2344,13 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
+            /** @description `data: <Job as JSON>` events, one per change of the job's state */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "text/event-stream": string;
                 };
             };
             /** @description Validation Error */
@@ -1167,9 +2381,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["Job"];
                 };
             };
             /** @description Validation Error */
@@ -1200,9 +2412,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["Job"];
                 };
             };
             /** @description Validation Error */
@@ -1241,9 +2451,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["SAEPage"];
                 };
             };
             /** @description Validation Error */
@@ -1272,9 +2480,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["SAE"];
                 };
             };
         };
@@ -1298,9 +2504,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["DownloadStarted"];
                 };
             };
             /** @description Validation Error */
@@ -1331,9 +2535,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["SAE"];
                 };
             };
             /** @description Validation Error */
@@ -1393,9 +2595,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["SAEConfigView"];
                 };
             };
             /** @description Validation Error */
@@ -1430,9 +2630,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["ConvertResult"];
                 };
             };
             /** @description Validation Error */
@@ -1458,13 +2656,13 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
+            /** @description The export archive */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/zip": string;
                 };
             };
             /** @description Validation Error */
@@ -1499,9 +2697,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["ExportEstimate"];
                 };
             };
             /** @description Validation Error */
@@ -1536,9 +2732,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: string;
-                    };
+                    "application/json": components["schemas"]["ExportStarted"];
                 };
             };
             /** @description Validation Error */
@@ -1570,9 +2764,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["ExportStatus"];
                 };
             };
             /** @description Validation Error */
@@ -1607,9 +2799,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["ValidationReport"];
                 };
             };
             /** @description Validation Error */
@@ -1644,9 +2834,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["ExtractionStarted"];
                 };
             };
             /** @description Validation Error */
@@ -1677,9 +2865,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    }[];
+                    "application/json": components["schemas"]["Extraction"][];
                 };
             };
             /** @description Validation Error */
@@ -1721,9 +2907,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["FeaturePage"];
                 };
             };
             /** @description Validation Error */
@@ -1763,9 +2947,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["FeatureDashboardView"];
                 };
             };
             /** @description Validation Error */
@@ -1801,9 +2983,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["FeatureLabel"];
                 };
             };
             /** @description Validation Error */
@@ -1838,9 +3018,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["LabelsImportResult"];
                 };
             };
             /** @description Validation Error */
@@ -1875,9 +3053,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["SAE"];
                 };
             };
             /** @description Validation Error */
@@ -1908,9 +3084,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["SAEStatistics"];
                 };
             };
             /** @description Validation Error */
@@ -1939,9 +3113,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["TrainingList"];
                 };
             };
         };
@@ -1965,9 +3137,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["Training"];
                 };
             };
             /** @description Validation Error */
@@ -1998,9 +3168,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["Training"];
                 };
             };
             /** @description Validation Error */

@@ -1,11 +1,11 @@
 /** Download from HuggingFace: browse a repo's SAEs (Gemma Scope layer → width → L0), preview, download live. */
 import { useEffect, useMemo, useState } from "react";
 import { api, ApiError } from "../api/client";
-import type { HubListing, HubSAE, Job } from "../api/types";
+import type { RepoListing, HubSAE, Job } from "../api/types";
 import { isFinished } from "../api/watchJob";
 import { describeJobMessage, formatBytes } from "../lib/format";
-import { useJobsStore } from "../stores/jobsStore";
-import { useSAEsStore } from "../stores/saesStore";
+import { jobActions, useJob } from "../stores/jobsStore";
+import { saeActions } from "../stores/saesStore";
 import { ErrorMessage } from "./ErrorMessage";
 import { Modal } from "./Modal";
 import { ProgressBar } from "./ProgressBar";
@@ -28,7 +28,7 @@ export function DownloadFromHF({ onClose }: { onClose: () => void }) {
   const [revision, setRevision] = useState("");
   const [token, setToken] = useState("");
   const [needsToken, setNeedsToken] = useState(false);
-  const [listing, setListing] = useState<HubListing | null>(null);
+  const [listing, setListing] = useState<RepoListing | null>(null);
   const [browsing, setBrowsing] = useState(false);
   const [browseError, setBrowseError] = useState<string | null>(null);
   const [layer, setLayer] = useState("");
@@ -38,9 +38,9 @@ export function DownloadFromHF({ onClose }: { onClose: () => void }) {
   const [name, setName] = useState("");
   const [jobId, setJobId] = useState<string | null>(null);
   const [startError, setStartError] = useState<string | null>(null);
-  const job: Job | undefined = useJobsStore((s) => (jobId ? s.jobs[jobId] : undefined));
-  const { watch, cancel } = useJobsStore();
-  const reloadSAEs = useSAEsStore((s) => s.load);
+  const job: Job | undefined = useJob(jobId);
+  const { watch, cancel } = jobActions;
+  const reloadSAEs = saeActions.load;
 
   const browse = async (e?: React.FormEvent) => {
     e?.preventDefault();
@@ -50,7 +50,7 @@ export function DownloadFromHF({ onClose }: { onClose: () => void }) {
     try {
       const result = await api.browseHub(repoId.trim(), revision.trim() || undefined, token.trim() || undefined);
       setListing(result);
-      const first = result.gemma_scope[0];
+      const first = result.gemma_scope?.[0];
       if (first) {
         setLayer(layerKey(first.layer));
         setWidth(first.widths[0]?.width ?? "");

@@ -3,8 +3,8 @@ import { useState } from "react";
 import { api } from "../api/client";
 import type { SAE } from "../api/types";
 import { formatBytes, formatDuration, secondsSince } from "../lib/format";
-import { useExportStore } from "../stores/exportStore";
-import { useJobsStore } from "../stores/jobsStore";
+import { exportActions, useExportChecks, useExportRun, useExportSetup } from "../stores/exportStore";
+import { useJob } from "../stores/jobsStore";
 import { ErrorMessage } from "./ErrorMessage";
 import { Modal } from "./Modal";
 import { ValidationReportView } from "./ValidationReportView";
@@ -33,11 +33,14 @@ export function archiveContents(format: string, explanations: boolean): string[]
 }
 
 export function ExportComplete({ sae }: { sae: SAE | null }) {
-  const { jobId, saeId, close, validate, validating, validation, error } = useExportStore();
-  const job = useJobsStore((s) => (jobId ? s.jobs[jobId] : undefined));
+  const { saeId } = useExportSetup();
+  const { jobId } = useExportRun();
+  const { validating, validation, error } = useExportChecks();
+  const { close, validate } = exportActions;
+  const job = useJob(jobId);
   const [copied, setCopied] = useState<string | null>(null);
   const [showInstructions, setShowInstructions] = useState(false);
-  const result = (job?.result ?? {}) as Record<string, unknown>;
+  const result = job?.result ?? {};
   const config = (job?.params?.config ?? {}) as Record<string, unknown>;
   const format = String(config.format ?? "both");
   const files = archiveContents(format, config.include_explanations !== false);

@@ -2,8 +2,8 @@
 import { useEffect, useState } from "react";
 import type { JobStage, SAE } from "../api/types";
 import { formatDuration, secondsSince } from "../lib/format";
-import { useExportStore } from "../stores/exportStore";
-import { useJobsStore } from "../stores/jobsStore";
+import { exportActions, useExportRun } from "../stores/exportStore";
+import { jobActions, useJob } from "../stores/jobsStore";
 import { ErrorMessage } from "./ErrorMessage";
 import { Modal } from "./Modal";
 import { ProgressBar } from "./ProgressBar";
@@ -28,9 +28,10 @@ function stageTime(stage: JobStage): string {
 }
 
 export function ExportProgress({ sae }: { sae: SAE | null }) {
-  const { jobId, close, setPhase } = useExportStore();
-  const { watch, cancel } = useJobsStore();
-  const job = useJobsStore((s) => (jobId ? s.jobs[jobId] : undefined));
+  const { jobId } = useExportRun();
+  const { close, setPhase } = exportActions;
+  const { watch, cancel } = jobActions;
+  const job = useJob(jobId);
   const [cancelError, setCancelError] = useState<string | null>(null);
   useNow(1000);
 

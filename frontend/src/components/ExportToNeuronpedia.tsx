@@ -1,16 +1,16 @@
 /** The Neuronpedia export dialog: configuration, estimate, missing-data warning, validation; then progress/complete. */
 import { useEffect, useState } from "react";
 import { api } from "../api/client";
-import type { ExportConfig, ExportRecord, FeatureSelection, SAE } from "../api/types";
+import type { Export, FeatureSelection, SAE } from "../api/types";
 import { formatBytes, formatDuration } from "../lib/format";
-import { useExportStore } from "../stores/exportStore";
+import { exportActions, useExportChecks, useExportPhase, useExportSetup, type ExportSettings } from "../stores/exportStore";
 import { ErrorMessage } from "./ErrorMessage";
 import { ExportComplete } from "./ExportComplete";
 import { ExportProgress } from "./ExportProgress";
 import { Modal } from "./Modal";
 import { ValidationReportView } from "./ValidationReportView";
 
-const FORMATS: [ExportConfig["format"], string][] = [
+const FORMATS: [ExportSettings["format"], string][] = [
   ["neuronpedia", "Neuronpedia JSON only"],
   ["both", "Neuronpedia JSON + SAELens (recommended)"],
   ["saelens", "SAELens format only"],
@@ -18,7 +18,8 @@ const FORMATS: [ExportConfig["format"], string][] = [
 
 /** The dialog for whichever export phase the store is in. */
 export function ExportToNeuronpedia() {
-  const { phase, saeId, close } = useExportStore();
+  const { phase, saeId } = useExportPhase();
+  const { close } = exportActions;
   const [sae, setSAE] = useState<SAE | null>(null);
   useEffect(() => {
     if (saeId) api.getSAE(saeId).then(setSAE, () => setSAE(null));
@@ -29,19 +30,20 @@ export function ExportToNeuronpedia() {
   return <ExportConfigDialog sae={sae} onClose={close} />;
 }
 
-type SelectionMode = FeatureSelection["mode"];
+type SelectionMode = NonNullable<FeatureSelection["mode"]>;
 
 function ExportConfigDialog({ sae, onClose }: { sae: SAE | null; onClose: () => void }) {
-  const { config, setConfig, estimate, estimateError, configCheck, validation, validating, validate, start, error,
-    saeId, baseExportId, setBaseExport } = useExportStore();
+  const { config, saeId, baseExportId } = useExportSetup();
+  const { estimate, estimateError, configCheck, validation, validating, error } = useExportChecks();
+  const { setConfig, validate, start, setBaseExport } = exportActions;
   const [advanced, setAdvanced] = useState(false);
-  const [previous, setPrevious] = useState<ExportRecord[]>([]);
+  const [previous, setPrevious] = useState<Export[]>([]);
   useEffect(() => {
     if (saeId) api.listExports(saeId).then((p) => setPrevious(p.items.filter((e) => e.status === "completed")), () => setPrevious([]));
   }, [saeId]);
   const [custom, setCustom] = useState((config.selection.indices ?? []).join(", "));
   const missing = estimate?.missing.length ? estimate.missing.join(", ") : null;
-  const mode = config.selection.mode as SelectionMode;
+  const mode: SelectionMode = config.selection.mode ?? "all";
   const setSelection = (patch: Partial<FeatureSelection>) => setConfig({ selection: { ...config.selection, ...patch } });
   const pickMode = (m: SelectionMode) => setConfig({ selection: { mode: m } });
   const setCustomIndices = (text: string) => {
@@ -172,7 +174,7 @@ function ExportConfigDialog({ sae, onClose }: { sae: SAE | null; onClose: () => 
             <label>Histogram bins (20–100)
               <input type="number" min={20} max={100} value={config.n_bins} onChange={(e) => setConfig({ n_bins: Number(e.target.value) })} /></label>
             <label>Compression
-              <select value={config.compression} onChange={(e) => setConfig({ compression: e.target.value as ExportConfig["compression"] })}>
+              <select value={config.compression} onChange={(e) => setConfig({ compression: e.target.value as ExportSettings["compression"] })}>
                 <option value="gzip">gzip</option><option value="none">none</option>
               </select></label>
             <label>Neuronpedia model id

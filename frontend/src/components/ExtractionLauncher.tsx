@@ -4,7 +4,7 @@ import { api } from "../api/client";
 import type { SAE } from "../api/types";
 import { isFinished } from "../api/watchJob";
 import { formatDuration } from "../lib/format";
-import { useJobsStore } from "../stores/jobsStore";
+import { jobActions, useActiveJobId, useJob } from "../stores/jobsStore";
 import { ErrorMessage } from "./ErrorMessage";
 import { ProgressBar } from "./ProgressBar";
 
@@ -20,31 +20,34 @@ export function ExtractionLauncher({ sae, onFinished }: Props) {
   const [context, setContext] = useState(Number(sae.metadata?.context_size) || 128);
   const [error, setError] = useState<string | null>(null);
   const [jobId, setJobId] = useState<string | null>(null);
-  const { watch, cancel, jobs, order, refresh } = useJobsStore();
-  const job = jobId ? jobs[jobId] : undefined;
+  const job = useJob(jobId);
+  const { watch, cancel } = jobActions;
 
   // Pick up an extraction already running for this SAE (e.g. after a reload).
+  const runningId = useActiveJobId("extraction", sae.id);
   useEffect(() => {
-    void refresh();
-  }, [refresh]);
+    void jobActions.refresh();
+  }, []);
   useEffect(() => {
-    if (jobId) return;
-    const running = order.map((id) => jobs[id]).find(
-      (j) => j && j.type === "extraction" && j.sae_id === sae.id && !isFinished(j));
-    if (running) {
-      setJobId(running.id);
-      watch(running.id, () => onFinished());
-    }
-  }, [order, jobs, jobId, sae.id, watch, onFinished]);
+    if (jobId || !runningId) return;
+    setJobId(runningId);
+    watch(runningId, () => onFinished());
+  }, [runningId, jobId, watch, onFinished]);
 
   const start = async (e: React.FormEvent) => {
     e.preventDefault();
     setError(null);
     try {
-      const { job_id } = await api.extract(sae.id, { model: model.trim(), dataset: dataset.trim(), n_tokens: nTokens,
+      const started = await api.extract(sae.id, { model: model.trim(), dataset: dataset.trim(), n_tokens: nTokens,
         context_size: context });
-      setJobId(job_id);
-      watch(job_id, () => onFinished());
+      // A finished identical extraction is reused: nothing is queued and its dashboards are ready.
+      if (started.job_id === null) {
+        onFinished();
+        return;
+      }
+      const jobId = started.job_id;
+      setJobId(jobId);
+      watch(jobId, () => onFinished());
     } catch (err) {
       setError((err as Error).message);
     }

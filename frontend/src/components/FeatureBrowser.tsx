@@ -3,14 +3,16 @@ import { useEffect, useState } from "react";
 import type { FeatureQuery } from "../api/client";
 import { chipToken, formatNumber, formatPercent } from "../lib/format";
 import { navigate } from "../lib/router";
-import { FEATURE_PAGE_SIZE, useFeaturesStore } from "../stores/featuresStore";
+import { FEATURE_PAGE_SIZE, featureActions, useFeaturePage, useFeatureQuery } from "../stores/featuresStore";
 import { ErrorMessage } from "./ErrorMessage";
 
 const triState = (v: string): boolean | null => (v === "" ? null : v === "yes");
 const fromTri = (v: boolean | null | undefined) => (v === null || v === undefined ? "" : v ? "yes" : "no");
 
 export function FeatureBrowser({ saeId }: { saeId: string }) {
-  const { query, items, total, loading, error, open, setQuery } = useFeaturesStore();
+  const query = useFeatureQuery();
+  const { items, total, loading, error } = useFeaturePage();
+  const { open, setQuery } = featureActions;
   const [search, setSearch] = useState(query.search ?? "");
 
   useEffect(() => {

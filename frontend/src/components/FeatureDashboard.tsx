@@ -1,9 +1,9 @@
 /** A Neuronpedia-like dashboard of one feature: examples, histograms, logit tables, top tokens, label. */
 import { useEffect, useState } from "react";
-import type { ActivationExample, Dashboard, LogitEntry } from "../api/types";
+import type { ActivationExample, LogitEntry, Statistics as FeatureStatistics } from "../api/types";
 import { chipToken, formatNumber, formatPercent } from "../lib/format";
 import { navigate } from "../lib/router";
-import { dashboardKey, useFeaturesStore } from "../stores/featuresStore";
+import { featureActions, useDashboard } from "../stores/featuresStore";
 import { ErrorMessage } from "./ErrorMessage";
 import { HistogramChart } from "./HistogramChart";
 import { TokenSequence } from "./TokenSequence";
@@ -34,7 +34,7 @@ function LogitTable({ title, rows, sign }: { title: string; rows: LogitEntry[]; 
 }
 
 function LabelEditor({ saeId, index, label }: { saeId: string; index: number; label: string | null | undefined }) {
-  const saveLabel = useFeaturesStore((s) => s.saveLabel);
+  const saveLabel = featureActions.saveLabel;
   const [value, setValue] = useState(label ?? "");
   const [status, setStatus] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
@@ -62,7 +62,7 @@ function LabelEditor({ saeId, index, label }: { saeId: string; index: number; la
   );
 }
 
-const STAT_LABELS: [string, string, (v: number) => string][] = [
+const STAT_LABELS: [keyof FeatureStatistics & string, string, (v: number) => string][] = [
   ["activation_frequency", "Frequency", (v) => formatPercent(v, 3)],
   ["max_activation", "Max activation", (v) => formatNumber(v, 4)],
   ["mean_activation", "Mean (active)", (v) => formatNumber(v, 4)],
@@ -73,24 +73,23 @@ const STAT_LABELS: [string, string, (v: number) => string][] = [
   ["l0_contribution", "L0 contribution", (v) => formatNumber(v, 4)],
 ];
 
-function Statistics({ stats }: { stats: Dashboard["statistics"] }) {
-  const quantiles = (stats.quantiles ?? {}) as Record<string, number>;
+function Statistics({ stats }: { stats: FeatureStatistics }) {
+  const quantiles = Object.entries(stats.quantiles).filter((e): e is [string, number] => typeof e[1] === "number");
   return (
     <dl className="stat-grid" data-testid="feature-statistics">
-      {STAT_LABELS.filter(([k]) => typeof stats[k] === "number").map(([k, label, fmt]) => (
-        <div key={k}><dt>{label}</dt><dd>{fmt(stats[k] as number)}</dd></div>
-      ))}
-      {Object.entries(quantiles).map(([k, v]) => <div key={k}><dt>{k}</dt><dd>{formatNumber(v, 4)}</dd></div>)}
+      {STAT_LABELS.map(([k, label, fmt]) => {
+        const v = stats[k];
+        return typeof v === "number" ? <div key={k}><dt>{label}</dt><dd>{fmt(v)}</dd></div> : null;
+      })}
+      {quantiles.map(([k, v]) => <div key={k}><dt>{k}</dt><dd>{formatNumber(v, 4)}</dd></div>)}
       {stats.dead === true && <div><dt>Status</dt><dd className="tag">dead</dd></div>}
     </dl>
   );
 }
 
 export function FeatureDashboard({ saeId, index }: { saeId: string; index: number }) {
-  const k = dashboardKey(saeId, index);
-  const dashboard = useFeaturesStore((s) => s.dashboards[k]);
-  const error = useFeaturesStore((s) => s.dashboardErrors[k]);
-  const loadDashboard = useFeaturesStore((s) => s.loadDashboard);
+  const { dashboard, error } = useDashboard(saeId, index);
+  const loadDashboard = featureActions.loadDashboard;
 
   useEffect(() => {
     void loadDashboard(saeId, index);
@@ -98,7 +97,7 @@ export function FeatureDashboard({ saeId, index }: { saeId: string; index: numbe
 
   const saePath = `/saes/${encodeURIComponent(saeId)}`;
   const go = (i: number) => navigate(`${saePath}/features/${i}`);
-  const maxAct = dashboard ? Number(dashboard.statistics.max_activation ?? 0) ||
+  const maxAct = dashboard ? dashboard.statistics.max_activation ||
     Math.max(0, ...dashboard.activations.map((a) => a.max_value)) : 0;
 
   return (
@@ -127,11 +126,11 @@ export function FeatureDashboard({ saeId, index }: { saeId: string; index: numbe
               </section>
               <section className="card">
                 <HistogramChart histogram={dashboard.histogram} title="Activation density" testId="activation-histogram" />
-                <HistogramChart histogram={dashboard.logits?.histogram} title="Logit effects" color="var(--accent-2)" testId="logit-histogram" />
+                <HistogramChart histogram={dashboard.logits.histogram} title="Logit effects" color="var(--accent-2)" testId="logit-histogram" />
               </section>
               <section className="card logits">
-                <LogitTable title="Negative logits" rows={dashboard.logits?.top_negative ?? []} sign="neg" />
-                <LogitTable title="Positive logits" rows={dashboard.logits?.top_positive ?? []} sign="pos" />
+                <LogitTable title="Negative logits" rows={dashboard.logits.top_negative} sign="neg" />
+                <LogitTable title="Positive logits" rows={dashboard.logits.top_positive} sign="pos" />
               </section>
               <section className="card">
                 <h2>Top tokens</h2>
@@ -153,7 +152,7 @@ export function FeatureDashboard({ saeId, index }: { saeId: string; index: numbe
               <section className="card">
                 <h2>Top activations</h2>
                 {dashboard.activations.length === 0 && <p className="muted">This feature never fired on the extraction dataset.</p>}
-                {dashboard.activations.filter((ex) => (ex.bin_min ?? -1) === -1)
+                {dashboard.activations.filter((ex) => ex.bin_min === -1)
                   .map((ex, i) => <TokenSequence key={i} example={ex} scale={maxAct} />)}
               </section>
               {intervalGroups(dashboard.activations).map(([lo, hi, contains, group]) => (
@@ -164,11 +163,11 @@ export function FeatureDashboard({ saeId, index }: { saeId: string; index: numbe
               ))}
               <section className="card">
                 <h2>Explanations</h2>
-                {(dashboard.explanations ?? []).length === 0 && <p className="muted">No explanations yet. Add a label above.</p>}
+                {dashboard.explanations.length === 0 && <p className="muted">No explanations yet. Add a label above.</p>}
                 <ul>
-                  {(dashboard.explanations ?? []).map((ex, i) => (
-                    <li key={ex.id ?? i}>{String(ex.text ?? ex.description ?? ex.label ?? "")}
-                      {ex.method ? <span className="muted"> · {String(ex.method)}</span> : null}
+                  {dashboard.explanations.map((ex) => (
+                    <li key={ex.id}>{ex.description}
+                      {ex.method ? <span className="muted"> · {ex.method}</span> : null}
                       {typeof ex.score === "number" ? <span className="muted"> · score {formatNumber(ex.score, 3)}</span> : null}
                     </li>
                   ))}
@@ -186,10 +185,10 @@ export function FeatureDashboard({ saeId, index }: { saeId: string; index: numbe
 function intervalGroups(examples: ActivationExample[]): [number, number, number, ActivationExample[]][] {
   const groups = new Map<string, [number, number, number, ActivationExample[]]>();
   for (const ex of examples) {
-    const lo = ex.bin_min ?? -1;
+    const lo = ex.bin_min;
     if (lo === -1) continue;
     const key = `${lo}|${ex.bin_max}`;
-    if (!groups.has(key)) groups.set(key, [lo, ex.bin_max ?? lo, ex.bin_contains ?? 0, []]);
+    if (!groups.has(key)) groups.set(key, [lo, ex.bin_max, ex.bin_contains, []]);
     groups.get(key)![3].push(ex);
   }
   return [...groups.values()].sort((a, b) => b[0] - a[0]);

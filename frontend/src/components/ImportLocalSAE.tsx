@@ -4,7 +4,7 @@ import { api } from "../api/client";
 import type { SAE } from "../api/types";
 import { inspectArchive } from "../lib/archiveFormat";
 import { formatBytes } from "../lib/format";
-import { useSAEsStore } from "../stores/saesStore";
+import { saeActions } from "../stores/saesStore";
 import { ErrorMessage } from "./ErrorMessage";
 import { Modal } from "./Modal";
 
@@ -19,7 +19,7 @@ export function ImportLocalSAE({ onClose }: { onClose: () => void }) {
   const [error, setError] = useState<string | null>(null);
   const [imported, setImported] = useState<SAE | null>(null);
   const input = useRef<HTMLInputElement>(null);
-  const reload = useSAEsStore((s) => s.load);
+  const reload = saeActions.load;
 
   const choose = async (chosen: File | undefined) => {
     if (!chosen) return;

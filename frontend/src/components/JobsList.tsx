@@ -1,35 +1,35 @@
 /** Running and past jobs (read from the server, so the list survives a reload), with their controls. */
 import { useEffect, useState } from "react";
 import { api } from "../api/client";
-import type { Job } from "../api/types";
 import { isFinished } from "../api/watchJob";
 import { describeJobMessage, formatDuration, secondsSince } from "../lib/format";
 import { navigate } from "../lib/router";
-import { useExportStore } from "../stores/exportStore";
-import { useJobsStore } from "../stores/jobsStore";
+import { exportActions } from "../stores/exportStore";
+import { jobActions, useJob, useJobIds, useJobsError } from "../stores/jobsStore";
 import { ErrorMessage } from "./ErrorMessage";
 import { ProgressBar } from "./ProgressBar";
 
 const TYPE_NAMES: Record<string, string> = { sae_download: "Download", extraction: "Extraction", export: "Export" };
 
-function JobRow({ job }: { job: Job }) {
-  const { cancel, pause, resume } = useJobsStore();
-  const showExport = useExportStore((s) => s.showJob);
-  const setPhase = useExportStore((s) => s.setPhase);
+/** One job's row; re-renders on that job's events only. */
+function JobRow({ jobId }: { jobId: string }) {
+  const job = useJob(jobId);
   const [error, setError] = useState<string | null>(null);
   const act = (fn: (id: string) => Promise<void>) => async () => {
     setError(null);
     try {
-      await fn(job.id);
+      await fn(jobId);
     } catch (e) {
       setError((e as Error).message);
     }
   };
+  if (!job) return null;
+  const { cancel, pause, resume } = jobActions;
   const active = !isFinished(job);
   const openExport = () => {
     if (!job.sae_id) return;
-    showExport(job.sae_id, job.id);
-    if (job.status === "completed") setPhase("complete");
+    exportActions.showJob(job.sae_id, job.id);
+    if (job.status === "completed") exportActions.setPhase("complete");
   };
   return (
     <tr data-testid="job-row" data-status={job.status} data-type={job.type}>
@@ -64,20 +64,18 @@ function JobRow({ job }: { job: Job }) {
 }
 
 export function JobsList() {
-  const { jobs, order, refresh, error } = useJobsStore();
+  const { active: running, finished: past } = useJobIds();
+  const error = useJobsError();
   useEffect(() => {
-    void refresh();
-    const t = setInterval(() => void refresh(), 5000);
+    void jobActions.refresh();
+    const t = setInterval(() => void jobActions.refresh(), 5000);
     return () => clearInterval(t);
-  }, [refresh]);
-  const list = order.map((id) => jobs[id]).filter(Boolean);
-  const running = list.filter((j) => !isFinished(j));
-  const past = list.filter((j) => isFinished(j));
-  const table = (rows: Job[], label: string) => (
+  }, []);
+  const table = (rows: string[], label: string) => (
     <div className="table-wrap">
       <table className="jobs-table" aria-label={label}>
         <thead><tr><th>Type</th><th>SAE</th><th>Status</th><th>Progress</th><th className="num">Time</th><th>Created</th><th>Actions</th></tr></thead>
-        <tbody>{rows.map((j) => <JobRow key={j.id} job={j} />)}</tbody>
+        <tbody>{rows.map((id) => <JobRow key={id} jobId={id} />)}</tbody>
       </table>
     </div>
   );

@@ -4,9 +4,9 @@ import { api } from "../api/client";
 import type { SAE } from "../api/types";
 import { formatBytes, sourceLabel } from "../lib/format";
 import { navigate } from "../lib/router";
-import { useExportStore } from "../stores/exportStore";
-import { useJobsStore } from "../stores/jobsStore";
-import { useSAEsStore } from "../stores/saesStore";
+import { exportActions } from "../stores/exportStore";
+import { jobActions, useJob } from "../stores/jobsStore";
+import { saeActions } from "../stores/saesStore";
 import { ConfirmDialog } from "./ConfirmDialog";
 import { ErrorMessage } from "./ErrorMessage";
 import { ProgressBar } from "./ProgressBar";
@@ -15,11 +15,10 @@ export function SAECard({ sae }: { sae: SAE }) {
   const [confirming, setConfirming] = useState(false);
   const [notice, setNotice] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
-  const remove = useSAEsStore((s) => s.remove);
-  const reload = useSAEsStore((s) => s.load);
-  const openExport = useExportStore((s) => s.openFor);
-  const watch = useJobsStore((s) => s.watch);
-  const job = useJobsStore((s) => (sae.job_id ? s.jobs[sae.job_id] : undefined));
+  const { remove, load: reload } = saeActions;
+  const openExport = exportActions.openFor;
+  const watch = jobActions.watch;
+  const job = useJob(sae.job_id);
   const downloading = sae.status === "downloading";
 
   useEffect(() => {

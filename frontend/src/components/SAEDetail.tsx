@@ -1,11 +1,11 @@
 /** One SAE: configuration, statistics, training link, extraction launcher and the feature browser. */
 import { useCallback, useEffect, useRef, useState } from "react";
 import { api } from "../api/client";
-import type { SAE, Training } from "../api/types";
+import type { SAE, SAEConfigView, SAEStatistics, Training } from "../api/types";
 import { formatBytes, formatNumber, sourceLabel } from "../lib/format";
 import { navigate } from "../lib/router";
-import { useExportStore } from "../stores/exportStore";
-import { useSAEsStore } from "../stores/saesStore";
+import { exportActions } from "../stores/exportStore";
+import { saeActions } from "../stores/saesStore";
 import { ConfirmDialog } from "./ConfirmDialog";
 import { ErrorMessage } from "./ErrorMessage";
 import { ExtractionLauncher } from "./ExtractionLauncher";
@@ -43,8 +43,8 @@ function KeyValues({ data, testId }: { data: Record<string, unknown>; testId?: s
 
 export function SAEDetail({ saeId }: { saeId: string }) {
   const [sae, setSAE] = useState<SAE | null>(null);
-  const [config, setConfig] = useState<Record<string, unknown> | null>(null);
-  const [stats, setStats] = useState<Record<string, unknown> | null>(null);
+  const [config, setConfig] = useState<SAEConfigView | null>(null);
+  const [stats, setStats] = useState<SAEStatistics | null>(null);
   const [training, setTraining] = useState<Training | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [sideError, setSideError] = useState<string | null>(null);
@@ -53,8 +53,8 @@ export function SAEDetail({ saeId }: { saeId: string }) {
   const [labelsError, setLabelsError] = useState<string | null>(null);
   const [labelsVersion, setLabelsVersion] = useState(0);
   const labelsInput = useRef<HTMLInputElement>(null);
-  const openExport = useExportStore((s) => s.openFor);
-  const remove = useSAEsStore((s) => s.remove);
+  const openExport = exportActions.openFor;
+  const remove = saeActions.remove;
 
   const load = useCallback(async () => {
     try {

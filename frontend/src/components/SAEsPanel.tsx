@@ -1,6 +1,6 @@
 /** The SAEs panel: filters, search, sort, server-side pages of SAE cards, and the ways to add one. */
 import { useEffect, useState } from "react";
-import { PAGE_SIZE, useSAEsStore } from "../stores/saesStore";
+import { PAGE_SIZE, saeActions, useSAEPage, useSAEQuery, useSAEsStatus } from "../stores/saesStore";
 import { sourceLabel } from "../lib/format";
 import { DownloadFromHF } from "./DownloadFromHF";
 import { ErrorMessage } from "./ErrorMessage";
@@ -21,7 +21,10 @@ function useDebounced<T>(value: T, ms: number): T {
 }
 
 export function SAEsPanel() {
-  const { query, items, total, facets, loading, loaded, error, setQuery, load } = useSAEsStore();
+  const query = useSAEQuery();
+  const { items, total, facets } = useSAEPage();
+  const { loading, loaded, error } = useSAEsStatus();
+  const { setQuery, load } = saeActions;
   const [modal, setModal] = useState<"hf" | "import" | null>(null);
   const [search, setSearch] = useState(query.search ?? "");
   const debounced = useDebounced(search, 250);

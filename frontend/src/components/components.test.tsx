@@ -1,6 +1,6 @@
 import { act, fireEvent, render, screen, waitFor, within } from "@testing-library/react";
 import { beforeEach, describe, expect, it, vi } from "vitest";
-import type { HubListing } from "../api/types";
+import type { RepoListing } from "../api/types";
 import { useExportStore } from "../stores/exportStore";
 import { useJobsStore } from "../stores/jobsStore";
 import { useSAEsStore } from "../stores/saesStore";
@@ -69,8 +69,8 @@ describe("Modal", () => {
   });
 });
 
-const LISTING: HubListing = {
-  repo_id: "google/gemma-scope-2b-pt-res", revision: null, commit_sha: "a".repeat(40), n_files: 16, total_bytes: 1000,
+const LISTING: RepoListing = {
+  repo_id: "google/gemma-scope-2b-pt-res", endpoint: "https://huggingface.co", revision: null, commit_sha: "a".repeat(40), n_files: 16, total_bytes: 1000,
   saes: ["layer_0/width_16k/average_l0_22", "layer_0/width_65k/average_l0_18"].map((path, i) => ({
     path, format: "gemma_scope", files: [{ path: `${path}/params.npz`, size: 1000 }], download_bytes: 1000, d_in: 32,
     d_sae: i === 0 ? 256 : 512, architecture: "jumprelu", dtype: "float32", k: null, layer: 0, hook_name: null,

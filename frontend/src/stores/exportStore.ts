@@ -1,9 +1,22 @@
-/** The Neuronpedia export flow: configuration, estimate, validation, the running job and its result. */
+/**
+ * The Neuronpedia export flow: configuration, estimate, validation, the running job and its result.
+ *
+ * The state keeps the person's setup apart from the server's answers and the running export; components read
+ * them through the selector hooks below and act through `exportActions`, which lives outside the state.
+ */
 import { create } from "zustand";
+import { useShallow } from "zustand/react/shallow";
 import { api } from "../api/client";
 import type { ExportConfig, ExportEstimate, ValidationReport } from "../api/types";
 
-export const DEFAULT_EXPORT_CONFIG: ExportConfig = {
+/** The fields of the API's ExportConfig that the dialog always shows, so always holds. */
+type ShownField = "format" | "selection" | "n_examples" | "logit_k" | "n_bins" | "top_tokens" | "include_explanations"
+  | "compression";
+
+/** The dialog's export configuration: the API's ExportConfig with every field it shows filled in. */
+export type ExportSettings = ExportConfig & Required<Pick<ExportConfig, ShownField>>;
+
+export const DEFAULT_EXPORT_CONFIG: ExportSettings = {
   format: "both",
   selection: { mode: "all" },
   n_examples: 20,
@@ -23,10 +36,17 @@ export function configForRequest(config: ExportConfig): ExportConfig {
 
 export type ExportPhase = "closed" | "configure" | "progress" | "complete";
 
-interface ExportState {
+/** The dialog as the person set it up. */
+interface ExportSetup {
   saeId: string | null;
   phase: ExportPhase;
-  config: ExportConfig;
+  config: ExportSettings;
+  /** Incremental export: the finished export to build on (null: export everything). */
+  baseExportId: string | null;
+}
+
+/** What the server answered about the setup: the estimate, the checks, and the export it started. */
+interface ExportChecks {
   estimate: ExportEstimate | null;
   estimateError: string | null;
   /** The pre-export check of the configuration (the estimate answered), or why it failed. */
@@ -35,27 +55,21 @@ interface ExportState {
   validation: ValidationReport | null;
   validating: boolean;
   error: string | null;
-  jobId: string | null;
-  exportId: string | null;
-  openFor: (saeId: string) => void;
-  /** Show an existing export job (progress or completion) for `saeId`. */
-  showJob: (saeId: string, jobId: string) => void;
-  close: () => void;
-  setConfig: (patch: Partial<ExportConfig>) => void;
-  refreshEstimate: () => Promise<void>;
-  /** Check the configuration; validate the SAE's latest archive (or `exportId`'s) when there is one. */
-  validate: (exportId?: string) => Promise<void>;
-  start: () => Promise<void>;
-  /** Incremental export: the finished export to build on (null: export everything). */
-  baseExportId: string | null;
-  setBaseExport: (exportId: string | null) => void;
-  setPhase: (phase: ExportPhase) => void;
 }
 
-export const useExportStore = create<ExportState>((set, get) => ({
+/** The export job shown in the progress and completion phases. */
+interface ExportRun {
+  jobId: string | null;
+  exportId: string | null;
+}
+
+type ExportState = ExportSetup & ExportChecks & ExportRun;
+
+export const useExportStore = create<ExportState>(() => ({
   saeId: null,
   phase: "closed",
   config: DEFAULT_EXPORT_CONFIG,
+  baseExportId: null,
   estimate: null,
   estimateError: null,
   configCheck: null,
@@ -64,34 +78,41 @@ export const useExportStore = create<ExportState>((set, get) => ({
   error: null,
   jobId: null,
   exportId: null,
-  baseExportId: null,
-  setBaseExport: (baseExportId) => set({ baseExportId }),
+}));
 
-  openFor: (saeId) => {
+const { getState: get, setState: set } = useExportStore;
+
+async function refreshEstimate(): Promise<void> {
+  const { saeId, config } = get();
+  if (!saeId) return;
+  try {
+    set({ estimate: await api.exportEstimate(saeId, configForRequest(config)), estimateError: null });
+  } catch (e) {
+    set({ estimate: null, estimateError: (e as Error).message });
+  }
+}
+
+/** What components can do with the export flow; stable functions. */
+export const exportActions = {
+  /** Open the configuration dialog for `saeId`. */
+  openFor: (saeId: string): void => {
     set({ saeId, phase: "configure", validation: null, configCheck: null, error: null, estimate: null, jobId: null,
       exportId: null, baseExportId: null });
-    void get().refreshEstimate();
+    void refreshEstimate();
   },
-  showJob: (saeId, jobId) => set({ saeId, jobId, phase: "progress", error: null, validation: null }),
-  close: () => set({ phase: "closed" }),
-  setPhase: (phase) => set({ phase }),
-
-  setConfig: (patch) => {
+  /** Show an existing export job (progress or completion) for `saeId`. */
+  showJob: (saeId: string, jobId: string): void =>
+    set({ saeId, jobId, phase: "progress", error: null, validation: null }),
+  close: (): void => set({ phase: "closed" }),
+  setPhase: (phase: ExportPhase): void => set({ phase }),
+  setBaseExport: (baseExportId: string | null): void => set({ baseExportId }),
+  setConfig: (patch: Partial<ExportSettings>): void => {
     set({ config: { ...get().config, ...patch }, configCheck: null });
-    void get().refreshEstimate();
+    void refreshEstimate();
   },
-
-  refreshEstimate: async () => {
-    const { saeId, config } = get();
-    if (!saeId) return;
-    try {
-      set({ estimate: await api.exportEstimate(saeId, configForRequest(config)), estimateError: null });
-    } catch (e) {
-      set({ estimate: null, estimateError: (e as Error).message });
-    }
-  },
-
-  validate: async (exportId) => {
+  refreshEstimate,
+  /** Check the configuration; validate the SAE's latest archive (or `exportId`'s) when there is one. */
+  validate: async (exportId?: string): Promise<void> => {
     const { saeId, config, phase } = get();
     if (!saeId) return;
     set({ validating: true, error: null });
@@ -112,8 +133,8 @@ export const useExportStore = create<ExportState>((set, get) => ({
       set({ validation: null, validating: false, error: phase === "configure" ? null : (e as Error).message });
     }
   },
-
-  start: async () => {
+  /** Start the export as configured. */
+  start: async (): Promise<void> => {
     const { saeId, config, baseExportId } = get();
     if (!saeId) return;
     set({ error: null });
@@ -124,4 +145,20 @@ export const useExportStore = create<ExportState>((set, get) => ({
       set({ error: (e as Error).message });
     }
   },
-}));
+};
+
+/** Which phase of the flow is shown, for which SAE. */
+export const useExportPhase = (): { phase: ExportPhase; saeId: string | null } =>
+  useExportStore(useShallow((s) => ({ phase: s.phase, saeId: s.saeId })));
+
+/** The dialog's setup: which SAE, which phase, the configuration and the base export. */
+export const useExportSetup = (): ExportSetup =>
+  useExportStore(useShallow((s) => ({ saeId: s.saeId, phase: s.phase, config: s.config, baseExportId: s.baseExportId })));
+
+/** The server's estimate and checks of the setup. */
+export const useExportChecks = (): ExportChecks =>
+  useExportStore(useShallow((s) => ({ estimate: s.estimate, estimateError: s.estimateError,
+    configCheck: s.configCheck, validation: s.validation, validating: s.validating, error: s.error })));
+
+/** The export job being shown. */
+export const useExportRun = (): ExportRun => useExportStore(useShallow((s) => ({ jobId: s.jobId, exportId: s.exportId })));

@@ -8,6 +8,7 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel
 
 from mistudio import __version__
 from mistudio.api.routes import exports, features, hub, jobs, saes
@@ -15,6 +16,13 @@ from mistudio.errors import MiStudioError
 from mistudio.studio import Studio
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
+
+
+class Health(BaseModel):
+    """The server is up, and its version."""
+
+    status: str
+    version: str
 
 
 def error_body(message: str, kind: str, details: dict | None = None) -> dict:
@@ -49,9 +57,9 @@ def create_app(studio: Studio | None = None, start_worker: bool = True) -> FastA
         return JSONResponse(status_code=422, content=error_body(f"invalid request: {problems}",
                                                                 "InvalidInputError"))
 
-    @app.get("/api/v1/health", tags=["meta"])
-    def health() -> dict:
-        return {"status": "ok", "version": __version__}
+    @app.get("/api/v1/health", tags=["meta"], response_model=Health)
+    def health() -> Health:
+        return Health(status="ok", version=__version__)
 
     for module in (saes, hub, jobs, features, exports):
         app.include_router(module.router, prefix="/api/v1")

@@ -9,14 +9,15 @@ from typing import Any
 
 from mistudio.catalog.service import apply_detected, source_for
 from mistudio.db.models import SAERecord, utcnow
-from mistudio.errors import MiStudioError
+from mistudio.errors import JobPaused, MiStudioError
 from mistudio.fsutil import dir_size
-from mistudio.jobs.context import JobContext, JobPaused
+from mistudio.jobs.context import JobContext
 from mistudio.jobs.registry import register_job_type
 from mistudio.saes.formats import find_saes
+from mistudio.studio import Studio
 
 
-def _mark(ctx: JobContext, sae_id: str, **fields: Any) -> None:
+def _mark(ctx: JobContext[Studio], sae_id: str, **fields: Any) -> None:
     with ctx.session() as s, s.begin():
         record = s.get(SAERecord, sae_id)
         if record is not None:
@@ -26,7 +27,7 @@ def _mark(ctx: JobContext, sae_id: str, **fields: Any) -> None:
 
 
 @register_job_type("sae_download")
-def download_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
+def download_job(ctx: JobContext[Studio], params: dict[str, Any]) -> dict[str, Any]:
     """Download → detect → move into the store; the partial download is kept for a resume."""
     from mistudio.hub.download import download_sae
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from mistudio.catalog.records import sae_to_dict
+from mistudio.catalog.schemas import SAE, Facets, SAEPage
 from mistudio.db.models import Extraction, SAERecord
 from mistudio.errors import InvalidInputError
 
@@ -50,8 +49,12 @@ def _filtered(q: SAEQuery):  # noqa: ANN202
     return stmt
 
 
-def list_saes(session: Session, q: SAEQuery) -> dict[str, Any]:
-    """One page of catalogued SAEs with the total count and filter facets."""
+def list_saes(session: Session, q: SAEQuery) -> SAEPage:
+    """One page of catalogued SAEs with the total count and filter facets.
+
+    Raises:
+        InvalidInputError: unknown sort column, order, source, or paging out of range.
+    """
     if q.sort not in SORTABLE:
         raise InvalidInputError(f"cannot sort by {q.sort!r}; use one of {', '.join(sorted(SORTABLE))}")
     if q.order not in ("asc", "desc"):
@@ -64,12 +67,12 @@ def list_saes(session: Session, q: SAEQuery) -> dict[str, Any]:
     ordering = column.asc() if q.order == "asc" else column.desc()
     rows = list(session.scalars(base.order_by(ordering, SAERecord.id).offset((q.page - 1) * q.page_size)
                                 .limit(q.page_size)))
-    counts = _extraction_counts(session, [r.id for r in rows])
-    items = [sae_to_dict(r, *counts.get(r.id, (0, None))) for r in rows]
-    return {"items": items, "total": total, "page": q.page, "page_size": q.page_size, "facets": facets(session)}
+    counts = extraction_counts(session, [r.id for r in rows])
+    items = [SAE.from_record(r, *counts.get(r.id, (0, None))) for r in rows]
+    return SAEPage(items=items, total=total, page=q.page, page_size=q.page_size, facets=facets(session))
 
 
-def _extraction_counts(session: Session, sae_ids: list[str]) -> dict[str, tuple[int, str | None]]:
+def extraction_counts(session: Session, sae_ids: list[str]) -> dict[str, tuple[int, str | None]]:
     """For each SAE: features in its newest completed extraction and that extraction's id."""
     if not sae_ids:
         return {}
@@ -81,10 +84,10 @@ def _extraction_counts(session: Session, sae_ids: list[str]) -> dict[str, tuple[
     return {sae_id: (n or 0, ext_id) for sae_id, ext_id, n, _ in rows}
 
 
-def facets(session: Session) -> dict[str, list]:
+def facets(session: Session) -> Facets:
     """Distinct values to offer in the filter menus."""
     def distinct(col) -> list:  # noqa: ANN001
         return [v for v in session.scalars(select(col).distinct().order_by(col)) if v is not None]
 
-    return {"models": distinct(SAERecord.model_name), "layers": distinct(SAERecord.layer),
-            "sources": distinct(SAERecord.source), "architectures": distinct(SAERecord.architecture)}
+    return Facets(models=distinct(SAERecord.model_name), layers=distinct(SAERecord.layer),
+                  sources=distinct(SAERecord.source), architectures=distinct(SAERecord.architecture))

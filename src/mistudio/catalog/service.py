@@ -286,7 +286,7 @@ def list_trainings(session: Session) -> list[dict[str, Any]]:
 
 
 def link_training(session: Session, sae_id: str, training_id: str) -> dict[str, Any]:
-    """Link an SAE to its training record (FR-4.2)."""
+    """Link an SAE to its training record."""
     record = get_record(session, sae_id)
     if session.get(Training, training_id) is None:
         raise NotFoundError(f"training {training_id} not found")

@@ -114,9 +114,9 @@ def estimate(sae_id: str, preset: str = typer.Option(None), config_file: Path = 
 def validate(path: Path = typer.Argument(..., help="Export zip or folder."),
              fix: bool = typer.Option(False, "--fix", help="Repair the fixable problems in place."),
              as_json: bool = typer.Option(False, "--json")) -> None:
-    """Check an export against the seed schema and Neuronpedia's real format."""
-    from mistudio.export.autofix import autofix_export
-    from mistudio.export.validate import validate_export
+    """Check an export against its JSON Schema and Neuronpedia's real format."""
+    from mistudio.export.validate.autofix import autofix_export
+    from mistudio.export.validate.validator import validate_export
 
     if fix:
         result = autofix_export(path)
@@ -143,7 +143,7 @@ def upload_neuronpedia(export: Path = typer.Argument(..., help="Export zip or fo
                        host: str = typer.Option("https://www.neuronpedia.org", "--host"),
                        as_json: bool = typer.Option(False, "--json")) -> None:
     """Upload an export through Neuronpedia's API (resumable: re-run after a failure)."""
-    from mistudio.export.upload import upload_export
+    from mistudio.export.neuronpedia.upload import upload_export
 
     def progress(done: int, total: int) -> None:
         if not as_json:
@@ -161,7 +161,7 @@ def upload_neuronpedia(export: Path = typer.Argument(..., help="Export zip or fo
 def labels_import(sae_id: str, file: Path = typer.Argument(..., help="CSV or JSON with feature_index, description."),
                   as_json: bool = typer.Option(False, "--json")) -> None:
     """Import explanations and labels for an SAE's features."""
-    from mistudio.export.labels import import_labels_file
+    from mistudio.catalog.labels import import_labels_file
 
     studio = open_studio()
     with studio.sessions() as s, s.begin():

@@ -20,7 +20,7 @@ def _extract(sae_id: str = typer.Argument(..., help="SAE id (see `mistudio sae l
              device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:N or mps (default: automatic)."),
              as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts.")) -> None:
     """Compute every feature's dashboard data (top examples, statistics, histograms, logit lens)."""
-    from mistudio.extraction.api import start_extraction
+    from mistudio.extraction.service import start_extraction
 
     studio = open_studio()
     started = start_extraction(studio, sae_id, model, dataset, submit=False, n_tokens=n_tokens,
@@ -44,7 +44,7 @@ def _features(sae_id: str = typer.Argument(...),
               dead: bool = typer.Option(None, "--dead/--alive", help="Only dead (or only live) features."),
               as_json: bool = typer.Option(False, "--json")) -> None:
     """List an SAE's features from its latest extraction."""
-    from mistudio.extraction.api import latest_extraction_id
+    from mistudio.extraction.service import latest_extraction_id
     from mistudio.extraction.summaries import list_features
 
     studio = open_studio()
@@ -69,11 +69,12 @@ def _feature(sae_id: str = typer.Argument(...), index: int = typer.Argument(...)
              n_examples: int = typer.Option(5, help="Examples to show (JSON: all)."),
              as_json: bool = typer.Option(False, "--json")) -> None:
     """Print one feature's dashboard data."""
-    from mistudio.extraction.api import get_store
+    from mistudio.dashboards.reader import feature_dashboard
+    from mistudio.extraction.service import get_store
 
     studio = open_studio()
     _, store = get_store(studio, sae_id)
-    data = store.feature_dashboard(index)
+    data = feature_dashboard(store, index)
     if as_json:
         print_json(data)
         return

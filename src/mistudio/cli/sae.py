@@ -44,7 +44,7 @@ def list_cmd(model: str = typer.Option(None, help="Only SAEs of this model."),
     studio = open_studio()
     with studio.sessions() as s:
         result = list_saes(s, SAEQuery(model=model, layer=layer, source=source, search=search, sort=sort,
-                                       page=page, page_size=page_size))
+                                       page=page, page_size=page_size)).model_dump()
     if as_json:
         print_json(result)
         return

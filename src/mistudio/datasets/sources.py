@@ -13,8 +13,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from mistudio.errors import InvalidInputError, NotFoundError
 
@@ -64,21 +66,21 @@ def load_texts(reference: str | Path, *, text_field: str = "text", txt_mode: str
     if txt_mode not in ("paragraph", "file"):
         raise InvalidInputError(f"txt_mode must be 'paragraph' or 'file', not {txt_mode!r}")
     ref = str(reference)
-    common = dict(reference=ref, text_field=text_field, txt_mode=txt_mode, split=split)
+    source = partial(TextSource, reference=ref, text_field=text_field, txt_mode=txt_mode, split=split)
     path = builtin_corpus_dir() if ref == BUILTIN_CORPUS else Path(ref).expanduser()
     if path.is_file():
         _check_suffix(path)
-        return TextSource(files=[path], **common)
+        return source(files=[path])
     if path.is_dir():
         if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
-            return TextSource(hf_folder=path, **common)
+            return source(hf_folder=path)
         files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in _FILE_SUFFIXES)
         if not files:
             raise InvalidInputError(f"{path} holds no .txt, .jsonl or .parquet files and is not a `save_to_disk` folder")
-        return TextSource(files=files, **common)
+        return source(files=files)
     if ref.startswith(("/", ".", "~")) or ref.endswith(_FILE_SUFFIXES):
         raise NotFoundError(f"dataset {ref!r} not found: no such file or folder")
-    return TextSource(hf_id=ref, **common)
+    return source(hf_id=ref)
 
 
 def _check_suffix(path: Path) -> None:
@@ -108,7 +110,7 @@ def _iter_file(path: Path, text_field: str, txt_mode: str) -> Iterator[str]:
             yield from (str(v) for v in batch.column(0).to_pylist() if v is not None)
 
 
-def _field(row: dict, text_field: str, where: str) -> str:
+def _field(row: dict[str, Any], text_field: str, where: str) -> str:
     if text_field not in row:
         raise InvalidInputError(f"{where} has no field {text_field!r} (fields: {sorted(row)}); set text_field")
     return str(row[text_field])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timezone
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -46,8 +47,8 @@ class Training(Base):
     model_name: Mapped[str | None] = mapped_column(String(255))
     hook_name: Mapped[str | None] = mapped_column(String(255))
     dataset: Mapped[str | None] = mapped_column(String(500))
-    hyperparameters: Mapped[dict] = mapped_column(JSON, default=dict)
-    metrics: Mapped[dict] = mapped_column(JSON, default=dict)
+    hyperparameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     n_training_tokens: Mapped[int | None] = mapped_column(BigInteger)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -84,7 +85,7 @@ class SAERecord(Base):
     local_path: Mapped[str | None] = mapped_column(String(500))
     size_bytes: Mapped[int | None] = mapped_column(BigInteger)
     error_message: Mapped[str | None] = mapped_column(Text)
-    metadata_json: Mapped[dict] = mapped_column("metadata", JSON, default=dict)
+    metadata_json: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
     training_id: Mapped[str | None] = mapped_column(ForeignKey("trainings.id", ondelete="SET NULL"))
     job_id: Mapped[str | None] = mapped_column(String(36))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -102,14 +103,14 @@ class Job(Base):
     status: Mapped[str] = mapped_column(String(20), default="pending")
     # pending|running|paused|completed|failed|cancelled
     sae_id: Mapped[str | None] = mapped_column(String(36))
-    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     current_stage: Mapped[str | None] = mapped_column(String(100))
-    stages: Mapped[list] = mapped_column(JSON, default=list)
+    stages: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     message: Mapped[str | None] = mapped_column(Text)
     error_message: Mapped[str | None] = mapped_column(Text)
-    error_details: Mapped[dict | None] = mapped_column(JSON)
-    result: Mapped[dict | None] = mapped_column(JSON)
+    error_details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     resumable: Mapped[bool] = mapped_column(Boolean, default=False)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     pause_requested: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -130,12 +131,12 @@ class Extraction(Base):
     status: Mapped[str] = mapped_column(String(20), default="pending")  # pending|running|completed|failed
     model_name: Mapped[str | None] = mapped_column(String(500))
     dataset: Mapped[str | None] = mapped_column(String(500))
-    settings: Mapped[dict] = mapped_column(JSON, default=dict)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     store_path: Mapped[str | None] = mapped_column(String(500))  # relative to MISTUDIO_HOME
     n_tokens: Mapped[int | None] = mapped_column(BigInteger)
     n_features: Mapped[int | None] = mapped_column(Integer)
     job_id: Mapped[str | None] = mapped_column(String(36))
-    statistics: Mapped[dict] = mapped_column(JSON, default=dict)
+    statistics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
@@ -181,7 +182,7 @@ class Explanation(Base):
 
 
 class ExportRecord(Base):
-    """A Neuronpedia/SAELens export (seed 002 §6.4)."""
+    """A Neuronpedia/SAELens export."""
 
     __tablename__ = "exports"
     __table_args__ = (Index("ix_exports_sae_id", "sae_id"),)
@@ -190,12 +191,12 @@ class ExportRecord(Base):
     sae_id: Mapped[str] = mapped_column(ForeignKey("saes.id", ondelete="CASCADE"))
     job_id: Mapped[str | None] = mapped_column(String(36))
     extraction_id: Mapped[str | None] = mapped_column(String(36))
-    config: Mapped[dict] = mapped_column(JSON, default=dict)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     status: Mapped[str] = mapped_column(String(20), default="pending")
     output_path: Mapped[str | None] = mapped_column(String(500))  # relative to MISTUDIO_HOME
     file_size_bytes: Mapped[int | None] = mapped_column(BigInteger)
     feature_count: Mapped[int | None] = mapped_column(Integer)
-    timings: Mapped[dict] = mapped_column(JSON, default=dict)
+    timings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     error_message: Mapped[str | None] = mapped_column(Text)
     base_export_id: Mapped[str | None] = mapped_column(String(36))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -1,4 +1,4 @@
-"""Export configuration (seed 002 §7.1): format, feature selection, data options, Neuronpedia ids, presets."""
+"""Export configuration: format, feature selection, data options, Neuronpedia ids, presets."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ EXPORT_VERSION = "1.0"
 
 
 class FeatureSelection(BaseModel):
-    """Which features to export (Story 2). Filters combine with AND."""
+    """Which features to export. Filters combine with AND."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -1,4 +1,4 @@
-"""`features/{index}.json`: the seed's FR-2.2 feature document, and `explanations/explanations.json` (FR-5.1)."""
+"""The feature document `features/{index}.json[.gz]` and the explanations document `explanations/explanations.json`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ _EXAMPLE_KEYS = ("tokens", "values", "max_value", "max_token_index", "qualifying
 
 def feature_document(feat: PreparedFeature, *, include_top_tokens: bool,
                      include_token_ids: bool = False) -> dict[str, Any]:
-    """The FR-2.2 document of one feature (keys are sorted when written); token ids only when asked for
+    """The document of one feature (keys are sorted when written); token ids only when asked for
     (they are a third of a compressed document and no consumer needs them)."""
     keys = (*_EXAMPLE_KEYS, "token_ids") if include_token_ids else _EXAMPLE_KEYS
     doc: dict[str, Any] = {

@@ -1,4 +1,4 @@
-"""Incremental export (Story 3): reuse the features of a previous export that did not change and merge them
+"""Incremental export: reuse the features of a previous export that did not change and merge them
 with newly computed ones into one complete export."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from mistudio.errors import InvalidInputError
+from mistudio.export.layout import EXPLANATIONS, METADATA, feature_index_of
 from mistudio.export.prepare import PreparedFeature
 
 
@@ -23,18 +24,13 @@ class BaseExport:
         except (OSError, zipfile.BadZipFile) as exc:
             raise InvalidInputError(f"base export {path} is not a readable zip archive ({exc})") from exc
         names = self._zip.namelist()
-        if "metadata.json" not in names:
-            raise InvalidInputError(f"base export {path} has no metadata.json; is it a miStudio export?")
-        self.metadata: dict[str, Any] = json.loads(self._zip.read("metadata.json"))
-        self._features = {}
-        for name in names:
-            if name.startswith("features/"):
-                stem = name.removeprefix("features/").split(".", 1)[0]
-                if stem.isdigit():
-                    self._features[int(stem)] = name
+        if METADATA not in names:
+            raise InvalidInputError(f"base export {path} has no {METADATA}; is it a miStudio export?")
+        self.metadata: dict[str, Any] = json.loads(self._zip.read(METADATA))
+        self._features = {index: name for name in names if (index := feature_index_of(name)) is not None}
         self.explanations: dict[int, list[dict[str, Any]]] = {}
-        if "explanations/explanations.json" in names:
-            doc = json.loads(self._zip.read("explanations/explanations.json"))
+        if EXPLANATIONS in names:
+            doc = json.loads(self._zip.read(EXPLANATIONS))
             self.explanations = {e["feature_index"]: e["explanations"] for e in doc.get("explanations", [])}
 
     @property
@@ -70,7 +66,7 @@ def _explanation_docs(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def prepared_from_document(doc: dict[str, Any], explanations: list[dict[str, Any]]) -> PreparedFeature:
-    """Rebuild the prepared form of a feature from its exported FR-2.2 document (already rounded)."""
+    """Rebuild the prepared form of a feature from its exported document (already rounded)."""
     logits = doc.get("logits") or {}
     return PreparedFeature(
         index=int(doc["feature_index"]), statistics=doc["statistics"], examples=doc["activations"],

@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Any
 
 from mistudio.db.models import ExportRecord, utcnow
-from mistudio.errors import JobCancelled
-from mistudio.export.builder import STAGES, ExportHooks, build_export
+from mistudio.errors import JobCancelled, JobPaused
 from mistudio.export.config import ExportConfig
+from mistudio.export.pipeline import STAGES, ExportCallbacks, build_export
 from mistudio.export.service import gather_inputs
-from mistudio.jobs.context import JobContext, JobPaused
+from mistudio.jobs.context import JobContext
 from mistudio.jobs.registry import register_job_type
 
 
@@ -41,10 +41,10 @@ def export_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     def progress(fraction: float, message: str | None) -> None:
         ctx.progress((current[0] + fraction) / len(STAGES), message, stage_fraction=fraction)
 
-    hooks = ExportHooks(stage=stage, progress=progress, check_cancelled=ctx.check_cancelled)
+    callbacks = ExportCallbacks(stage=stage, progress=progress, check_cancelled=ctx.check_cancelled)
     try:
         inputs = gather_inputs(studio, params["sae_id"], params.get("extraction_id"), load_weights=cfg.wants_saelens)
-        result = build_export(inputs, cfg, out, work, hooks)
+        result = build_export(inputs, cfg, out, work, callbacks)
     except JobPaused:
         _update(ctx, export_id, status="paused")
         raise

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from mistudio.export.jsonio import (
+from mistudio.export.archive.jsonio import (
     NP_DECIMALS,
     render_tokens,
     round_float,

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from mistudio.export import layout
+
 
 def readme_text(meta: dict[str, Any], *, n_features: int, n_skipped: int, has_neuronpedia: bool,
                 has_saelens: bool, release: str, saelens_sae_id: str, hf_repo_id: str | None,
                 compression: str) -> str:
     """README.md for an export whose metadata.json is `meta`."""
     np_ids = meta["neuronpedia"]
-    ext = ".json.gz" if compression == "gzip" else ".json"
+    ext = layout.feature_suffix(compression == "gzip")
+    bulk_folder = layout.np_bulk_folder(np_ids["model_id"], np_ids["source_id"])
     repo = hf_repo_id or "YOUR-HF-USER/YOUR-REPO"
     lines = [
         f"# miStudio export: {meta['sae_id']}",
@@ -22,24 +25,25 @@ def readme_text(meta: dict[str, Any], *, n_features: int, n_skipped: int, has_ne
         "",
         "| path | what |",
         "|---|---|",
-        "| `metadata.json` | SAE and extraction metadata |",
-        f"| `features/{{index}}{ext}` | per-feature dashboard data (examples, logits, histogram, statistics) |",
-        "| `explanations/explanations.json` | every explanation per feature |",
+        f"| `{layout.METADATA}` | SAE and extraction metadata |",
+        f"| `{layout.FEATURES_DIR}/{{index}}{ext}` | per-feature dashboard data (examples, logits, histogram, "
+        "statistics) |",
+        f"| `{layout.EXPLANATIONS}` | every explanation per feature |",
     ]
     export_cfg = meta.get("export") or {}
     if has_neuronpedia:
         if export_cfg.get("saedashboard_batches"):
-            lines += ["| `neuronpedia/batch-{n}.json` | SAEDashboard `neuronpedia-runner` batch files |"]
+            lines += [f"| `{layout.saedashboard_batch('{n}')}` | SAEDashboard `neuronpedia-runner` batch files |"]
         lines += [
-            "| `neuronpedia/skipped_indexes.json` | features without examples (dead), left out of the batches |",
-            f"| `neuronpedia/exports/{np_ids['model_id']}/{np_ids['source_id']}/` | Neuronpedia bulk-import "
+            f"| `{layout.SKIPPED_INDEXES}` | features without examples (dead), left out of the batches |",
+            f"| `{bulk_folder}/` | Neuronpedia bulk-import "
             "layout (release/model/sourceset/source JSONL + features/activations/explanations batches; activation "
             "rows are grouped by prompt window, see below) |",
         ]
     if has_saelens:
-        lines += ["| `saelens/` | the SAE in SAELens format (`cfg.json`, `sae_weights.safetensors`, "
+        lines += [f"| `{layout.SAELENS_DIR}/` | the SAE in SAELens format (`cfg.json`, `sae_weights.safetensors`, "
                   "`sparsity.safetensors`) and `pretrained_saes.yaml` |"]
-    lines += ["| `SHA256SUMS` | checksums; check with `sha256sum -c SHA256SUMS` |", ""]
+    lines += [f"| `{layout.SHA256SUMS}` | checksums; check with `sha256sum -c {layout.SHA256SUMS}` |", ""]
     if has_neuronpedia:
         lines += [
             "## Uploading to Neuronpedia",
@@ -67,7 +71,7 @@ def readme_text(meta: dict[str, Any], *, n_features: int, n_skipped: int, has_ne
             f"`{np_ids['model_id']}` and source set `{np_ids['source_set']}` when missing, then uploads the "
             "features in batches of at most 128; an interrupted upload resumes where it stopped.",
             "4. **Bulk import** (the path Neuronpedia uses for official data): send the folder "
-            f"`neuronpedia/exports/{np_ids['model_id']}/{np_ids['source_id']}/` to the Neuronpedia team (they sync it "
+            f"`{bulk_folder}/` to the Neuronpedia team (they sync it "
             "to `s3://neuronpedia-datasets/v1/`), or on your own Neuronpedia instance copy it there and open "
             f"`/api/admin/import?modelId={np_ids['model_id']}&sourceId={np_ids['source_id']}`.",
             "5. Otherwise fill in Neuronpedia's SAE upload form with the values above and attach this archive.",
@@ -78,10 +82,10 @@ def readme_text(meta: dict[str, Any], *, n_features: int, n_skipped: int, has_ne
             "## Publishing the SAELens folder",
             "",
             "```bash",
-            f"huggingface-cli upload {repo} saelens/ {saelens_sae_id}",
+            f"huggingface-cli upload {repo} {layout.SAELENS_DIR}/ {saelens_sae_id}",
             "```",
             "",
-            "Then add the entry in `saelens/pretrained_saes.yaml` to SAELens's `pretrained_saes.yaml` (pull request),",
+            f"Then add the entry in `{layout.SAELENS_PRETRAINED}` to SAELens's `pretrained_saes.yaml` (pull request),",
             f"after which `SAE.from_pretrained(\"{release}\", \"{saelens_sae_id}\")` loads it. Locally:",
             "`sae_lens.SAE.load_from_disk(\"saelens\")`.",
             "",

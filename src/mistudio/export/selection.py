@@ -1,4 +1,4 @@
-"""Which features an export holds (Story 2): all, a range, a list, labeled, by label text, frequency or max."""
+"""Which features an export holds: all, a range, a list, labeled, by label text, frequency or max."""
 
 from __future__ import annotations
 

@@ -10,12 +10,12 @@ from sqlalchemy.orm import Session
 
 from mistudio.db.models import Explanation, ExportRecord, Extraction, FeatureSummary
 from mistudio.errors import InvalidInputError, NotFoundError
-from mistudio.export.batch_writer import default_workers
-from mistudio.export.builder import ExportInputs, SAEInfo
 from mistudio.export.config import ExportConfig
+from mistudio.export.pipeline import ExportInputs, SAEInfo
 from mistudio.export.selection import select_features
 from mistudio.export.source import manifest_value
-from mistudio.export.validate import MIN_EXAMPLES
+from mistudio.export.validate.values import MIN_EXAMPLES
+from mistudio.export.workers import default_workers
 from mistudio.studio import Studio
 
 # measured by benchmarks/bench_export.py on realistic data (docs/export.md; 2 cores, 20 examples × 128 tokens),
@@ -68,7 +68,8 @@ def gather_inputs(studio: Studio, sae_id: str, extraction_id: str | None = None,
                   load_weights: bool = True) -> ExportInputs:
     """Everything an export of `sae_id` reads: SAE weights, feature store, explanations, labels."""
     from mistudio.catalog.service import get_record, load_sae_for
-    from mistudio.extraction.store import open_store
+    from mistudio.dashboards.reader import StoreDashboards
+    from mistudio.store.feature_store import open_store
 
     with studio.sessions() as s:
         record = get_record(s, sae_id)
@@ -78,7 +79,8 @@ def gather_inputs(studio: Studio, sae_id: str, extraction_id: str | None = None,
         store_path, ext_id, model_name = ext.store_path, ext.id, ext.model_name
         explanations, labels = explanations_for(s, sae_id), labels_for(s, ext.id)
         d_sae = record.d_sae
-    source = open_store(studio.settings.absolute(store_path))
+    store = open_store(studio.settings.absolute(store_path))
+    source = StoreDashboards(store)
     sae = load_sae_for(studio, sae_id) if load_weights else None
     if sae is not None:
         info = SAEInfo.from_sae(sae, sae_id)
@@ -90,9 +92,10 @@ def gather_inputs(studio: Studio, sae_id: str, extraction_id: str | None = None,
     def compute_part(part: str) -> None:
         if part != "logit_lens" or sae is None:
             raise InvalidInputError(f"the feature store lacks '{part}'; re-run the extraction to compute it")
+        from mistudio.extraction.finalize import ensure_parts
         from mistudio.lm.loading import load_model
 
-        source.ensure_parts(load_model(model_name or info.model_name), sae)
+        ensure_parts(store, load_model(model_name or info.model_name), sae)
 
     return ExportInputs(source=source, info=info, sae=sae, explanations=explanations, labels=labels,
                         extraction_id=ext_id, compute_part=compute_part)
@@ -103,8 +106,8 @@ def estimate(inputs: ExportInputs, cfg: ExportConfig) -> dict[str, Any]:
     summary = inputs.source.summary_arrays()
     indices = select_features(cfg.selection, inputs.source.n_features, summary, inputs.labels)
     manifest = inputs.source.manifest or {}
-    ctx = int(manifest_value(manifest, "context_size", default=0) or 128)
-    scale = cfg.n_examples / 20 * ctx / 128
+    context_size = int(manifest_value(manifest, "context_size", default=0) or 128)
+    scale = cfg.n_examples / 20 * context_size / 128
     has = getattr(inputs.source, "has", None)
     missing = [p for p in ("top_examples", "logit_lens", "histograms", "vocab") if has is not None and not has(p)]
     dead = int(summary["dead"][indices].sum())
@@ -127,7 +130,7 @@ def estimate(inputs: ExportInputs, cfg: ExportConfig) -> dict[str, Any]:
 def start_export(studio: Studio, sae_id: str, cfg: ExportConfig, extraction_id: str | None = None,
                  base_export_id: str | None = None) -> dict[str, str]:
     """Create the export record and queue its job; returns `{job_id, export_id}`. `base_export_id` makes it
-    incremental: the finished export of the same SAE whose unchanged features are reused (Story 3)."""
+    incremental: the finished export of the same SAE whose unchanged features are reused."""
     with studio.sessions() as s, s.begin():
         ext = latest_extraction(s, sae_id, extraction_id)
         if base_export_id is not None:

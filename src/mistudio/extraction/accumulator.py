@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from mistudio.extraction.histogram import FINE_BINS, fine_bin_index, fine_edges
+from mistudio.store.fine_grid import FINE_BINS, fine_bin_index, fine_edges
 
 STATE_KEYS = ("count", "sum", "sumsq", "max", "min", "hist", "top_vals", "top_win", "top_pos", "top_rows",
               "n_tokens")

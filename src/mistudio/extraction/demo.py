@@ -34,7 +34,7 @@ def run_demo(studio: Studio, *, n_tokens: int = 65_536, d_sae: int = 1024, conte
     """Build the demo model and SAE, catalogue the SAE and extract its dashboards; return ids and paths."""
     from mistudio.catalog.service import register_sae_from_path
     from mistudio.datasets.sources import BUILTIN_CORPUS, load_texts
-    from mistudio.extraction.api import start_extraction
+    from mistudio.extraction.service import start_extraction
     from mistudio.saes.formats import write_saelens
     from mistudio.testing.tiny_models import build_tiny_model
 

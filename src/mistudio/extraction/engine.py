@@ -26,14 +26,14 @@ from typing import Any
 
 import torch
 
-from mistudio.dashboards.tokens import special_token_ids
 from mistudio.datasets.windows import Windows
 from mistudio.errors import InvalidInputError
 from mistudio.extraction.accumulator import Accumulator
 from mistudio.extraction.finalize import write_accumulated, write_logit_lens, write_vocab
-from mistudio.extraction.histogram import FINE_BINS, LOG_MAX, LOG_MIN, QUANTILE_REL_ERROR
-from mistudio.extraction.store import FeatureStore
+from mistudio.lm.tokens import special_token_ids
 from mistudio.saes.model import SAE
+from mistudio.store.feature_store import FeatureStore
+from mistudio.store.fine_grid import FINE_BINS, LOG_MAX, LOG_MIN, QUANTILE_REL_ERROR
 
 ProgressFn = Callable[[dict[str, Any]], None]
 
@@ -77,7 +77,10 @@ def _is_oom(exc: BaseException) -> bool:
     return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
 
 
-class _Runner:
+class BatchEncoder:
+    """Runs batches of windows through the model (up to the SAE's hook) and the SAE, feature chunk by feature
+    chunk, and folds the activations into the accumulator; halves the batch on a CUDA out-of-memory error."""
+
     def __init__(self, loaded: Any, sae: SAE, windows: Windows, settings: ExtractionSettings,
                  transform: Callable[[torch.Tensor], torch.Tensor] | None, acc: Accumulator) -> None:
         self.loaded, self.sae, self.windows, self.settings = loaded, sae, windows, settings
@@ -156,7 +159,7 @@ def run_extraction(loaded: Any, sae: SAE, windows: Windows, store_dir: str | Pat
     if checkpoint is not None:
         acc.load_state_dict(checkpoint[0])
         start = checkpoint[1]
-    runner = _Runner(loaded, sae, windows, settings, transform, acc)
+    encoder = BatchEncoder(loaded, sae, windows, settings, transform, acc)
     t0, tokens_done, batches = time.monotonic(), 0, 0
     pos = start
     while pos < n:
@@ -166,8 +169,8 @@ def run_extraction(loaded: Any, sae: SAE, windows: Windows, store_dir: str | Pat
             except BaseException:
                 store.save_checkpoint(acc.state_dict(), pos)
                 raise
-        idx = torch.arange(pos, min(pos + runner.batch_size, n))
-        runner.process(idx)
+        idx = torch.arange(pos, min(pos + encoder.batch_size, n))
+        encoder.process(idx)
         pos += len(idx)
         batches += 1
         tokens_done += len(idx) * ctx
@@ -177,11 +180,11 @@ def run_extraction(loaded: Any, sae: SAE, windows: Windows, store_dir: str | Pat
             elapsed = max(time.monotonic() - t0, 1e-9)
             rate = tokens_done / elapsed
             progress({"windows_done": pos, "n_windows": n, "fraction": pos / n, "tokens_per_s": rate,
-                      "eta_s": (n - pos) * ctx / rate if rate else None, "batch_size": runner.batch_size})
+                      "eta_s": (n - pos) * ctx / rate if rate else None, "batch_size": encoder.batch_size})
     elapsed = time.monotonic() - t0
     if progress is not None:
         progress({"windows_done": n, "n_windows": n, "fraction": 1.0, "stage": "finalising",
-                  "tokens_per_s": tokens_done / max(elapsed, 1e-9), "eta_s": 0.0, "batch_size": runner.batch_size})
+                  "tokens_per_s": tokens_done / max(elapsed, 1e-9), "eta_s": 0.0, "batch_size": encoder.batch_size})
     write_accumulated(store, acc, windows.tokens)
     write_vocab(store, loaded.tokenizer)
     if settings.compute_logit_lens:

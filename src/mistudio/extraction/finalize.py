@@ -1,15 +1,25 @@
-"""Turn a finished accumulator into the feature store's parts (statistics, histograms, top examples,
-interval-example candidates, summary, vocabulary strings, logit lens)."""
+"""The end of a pass: turn a finished accumulator into the feature store's parts (statistics, histograms, top
+examples, interval-example candidates, the per-feature top token, vocabulary strings, logit lens), and compute a
+part an older store lacks (`ensure_parts`)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+import numpy as np
 import torch
 
-from mistudio.dashboards.logit_lens import compute_logit_lens
-from mistudio.dashboards.tokens import vocab_strings
-from mistudio.dashboards.top_tokens import top_token_per_feature
+from mistudio.errors import InvalidInputError
 from mistudio.extraction.accumulator import Accumulator
-from mistudio.extraction.store import FeatureStore
+from mistudio.extraction.logit_lens import compute_logit_lens
+from mistudio.lm.tokens import vocab_strings
+from mistudio.store.feature_store import FeatureStore
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from mistudio.lm.loading import LoadedModel
+    from mistudio.saes.model import SAE
 
 
 def histogram_csr(hist: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -19,6 +29,28 @@ def histogram_csr(hist: torch.Tensor) -> dict[str, torch.Tensor]:
     indptr = torch.zeros(hist.shape[0] + 1, dtype=torch.int64)
     indptr[1:] = torch.bincount(rows, minlength=hist.shape[0]).cumsum(0)
     return {"indptr": indptr, "bins": bins.to(torch.int16), "counts": hist[rows, bins].to(torch.int32)}
+
+
+@torch.no_grad()
+def top_token_per_feature(rows: torch.Tensor, row_tokens: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """For rows `[F, K, C]` and their token ids `[F, K, C]`, the token id with the largest total activation per
+    feature (ties: smallest id; -1 where a feature never fires), vectorised over features."""
+    n_f = rows.shape[0]
+    feat = torch.arange(n_f).view(-1, 1, 1).expand_as(rows)
+    mask = rows > 0
+    keys = feat[mask] * vocab_size + row_tokens[mask].long()
+    out = torch.full((n_f,), -1, dtype=torch.int64)
+    if keys.numel() == 0:
+        return out
+    uniq, inverse = torch.unique(keys, return_inverse=True)
+    totals = torch.zeros(uniq.numel(), dtype=torch.float64).index_add_(0, inverse, rows[mask].double())
+    u_feat, u_tok = uniq // vocab_size, uniq % vocab_size
+    # sort by (feature, -total, token) and keep the first entry of each feature
+    order = np.lexsort((u_tok.numpy(), -totals.numpy(), u_feat.numpy()))
+    sorted_feat = u_feat.numpy()[order]
+    first = np.concatenate([[True], sorted_feat[1:] != sorted_feat[:-1]])
+    out[torch.from_numpy(sorted_feat[first])] = torch.from_numpy(u_tok.numpy()[order][first])
+    return out
 
 
 def write_accumulated(store: FeatureStore, acc: Accumulator, window_tokens: torch.Tensor) -> None:
@@ -40,12 +72,12 @@ def write_accumulated(store: FeatureStore, acc: Accumulator, window_tokens: torc
     store.write_part("summary", {"top_token": top_token})
 
 
-def write_vocab(store: FeatureStore, tokenizer) -> None:  # noqa: ANN001 - any HF tokenizer
+def write_vocab(store: FeatureStore, tokenizer: PreTrainedTokenizerBase) -> None:
     """Store the display strings of the tokenizer's vocabulary."""
     store.write_vocab(vocab_strings(tokenizer))
 
 
-def write_logit_lens(store: FeatureStore, loaded, sae, chunk: int = 1024) -> None:  # noqa: ANN001
+def write_logit_lens(store: FeatureStore, loaded: LoadedModel, sae: SAE, chunk: int = 1024) -> None:
     """Compute and store the logit lens of every feature (W_dec @ folded W_U)."""
     from mistudio.lm.unembed import logit_lens_matrix
 
@@ -54,3 +86,19 @@ def write_logit_lens(store: FeatureStore, loaded, sae, chunk: int = 1024) -> Non
     result = compute_logit_lens(sae.W_dec.detach().to(W_U.device), W_U, k=int(settings.get("logit_k", 50)),
                                 n_bins=int(settings.get("logit_bins", 50)), chunk=chunk)
     store.write_part("logit_lens", result)
+
+
+def ensure_parts(store: FeatureStore, loaded_model: LoadedModel | None = None,
+                 sae: SAE | None = None) -> list[str]:
+    """Compute the derivable parts the store lacks (the logit lens needs the model and the SAE); return their
+    names.
+
+    Raises:
+        InvalidInputError: the logit lens is missing and the model or the SAE was not given.
+    """
+    if store.has("logit_lens"):
+        return []
+    if loaded_model is None or sae is None:
+        raise InvalidInputError("computing the logit lens needs the model and the SAE")
+    write_logit_lens(store, loaded_model, sae)
+    return ["logit_lens"]

@@ -9,23 +9,24 @@ from mistudio.catalog.service import load_sae_for
 from mistudio.datasets.sources import load_texts
 from mistudio.datasets.windows import n_windows_for, tokenize_windows
 from mistudio.db.models import Extraction, utcnow
-from mistudio.errors import InvalidInputError, JobCancelled
-from mistudio.extraction.engine import ExtractionSettings, run_extraction
+from mistudio.errors import InvalidInputError, JobCancelled, JobPaused
+from mistudio.extraction.engine import ExtractionSettings, ProgressFn, run_extraction
 from mistudio.extraction.summaries import write_summaries
-from mistudio.jobs.context import JobContext, JobPaused
+from mistudio.jobs.context import JobContext
 from mistudio.jobs.registry import register_job_type
+from mistudio.studio import Studio
 
 STAGES = ["load", "tokenize", "extract", "summaries"]
 
 
-def _set_status(ctx: JobContext, extraction_id: str, **fields: Any) -> None:
+def _set_status(ctx: JobContext[Studio], extraction_id: str, **fields: Any) -> None:
     with ctx.session() as s, s.begin():
         row = s.get(Extraction, extraction_id)
         for key, value in fields.items():
             setattr(row, key, value)
 
 
-def _progress_reporter(ctx: JobContext):  # noqa: ANN202
+def _progress_reporter(ctx: JobContext[Studio]) -> ProgressFn:
     def report(p: dict[str, Any]) -> None:
         rate, eta = p.get("tokens_per_s") or 0.0, p.get("eta_s")
         eta_text = f", ETA {eta:.0f}s" if eta is not None else ""
@@ -36,7 +37,7 @@ def _progress_reporter(ctx: JobContext):  # noqa: ANN202
 
 
 @register_job_type("extraction")
-def extraction_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
+def extraction_job(ctx: JobContext[Studio], params: dict[str, Any]) -> dict[str, Any]:
     """Job handler: params {sae_id, extraction_id, model, dataset, n_tokens|n_prompts, context_size, top_k, …}."""
     from mistudio.lm.hooks import resolve_hook
     from mistudio.lm.loading import load_model

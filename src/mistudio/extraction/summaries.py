@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from mistudio.db.models import FeatureSummary
 from mistudio.errors import InvalidInputError, NotFoundError
-from mistudio.extraction.store import FeatureStore
+from mistudio.store.feature_store import FeatureStore
 
 SORTS = {"index": FeatureSummary.feature_index, "frequency": FeatureSummary.activation_frequency,
          "max": FeatureSummary.max_activation, "mean": FeatureSummary.mean_activation}

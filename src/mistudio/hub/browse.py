@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from mistudio.errors import CorruptFileError, NotFoundError
 from mistudio.hub import remote_files as rf
-from mistudio.hub.client import HubConnection, connect, hub_errors
+from mistudio.hub.client import HubConnection, connect, hub_errors, resolve_commit
 from mistudio.hub.layout import SPARSIFY_REPO_CONFIG, sae_files
 from mistudio.hub.remote_files import TensorHeader
 from mistudio.saes.formats import classify_paths
@@ -45,24 +45,24 @@ class MemoryEstimate(BaseModel):
 class HubSAE(BaseModel):
     """One SAE found in a repo, described from its config and file headers only."""
 
-    path: str
-    format: str
-    files: list[RepoFileInfo]
-    download_bytes: int
+    path: str = Field(description="Folder of the SAE inside the repo ('' for the repo root)")
+    format: str = Field(description="saelens, gemma_scope, sparsify, dictionary_learning or mistudio")
+    files: list[RepoFileInfo] = Field(description="The files a download of this SAE fetches")
+    download_bytes: int = Field(description="Total size of `files`")
     d_in: int | None = None
     d_sae: int | None = None
     architecture: str | None = None
     dtype: str | None = None
-    k: int | None = None
+    k: int | None = Field(None, description="Active features per token (TopK SAEs)")
     layer: int | None = None
     hook_name: str | None = None
     model_name: str | None = None
-    width: str | None = None
-    l0: int | None = None
-    config: dict[str, Any] | None = None
-    tensors: dict[str, list[int]] = Field(default_factory=dict)
+    width: str | None = Field(None, description="Gemma Scope width label, e.g. 16k")
+    l0: int | None = Field(None, description="Gemma Scope average L0")
+    config: dict[str, Any] | None = Field(None, description="The SAE's config file as the source wrote it")
+    tensors: dict[str, list[int]] = Field(default_factory=dict, description="Tensor name → shape, from file headers")
     memory: MemoryEstimate | None = None
-    error: str | None = None
+    error: str | None = Field(None, description="Why the SAE's files could not be read, when they could not")
 
 
 class GemmaScopeL0(BaseModel):
@@ -87,13 +87,14 @@ class RepoListing(BaseModel):
     """Everything `browse_repo` learned about a repo at one commit."""
 
     repo_id: str
-    endpoint: str
-    revision: str | None
-    commit_sha: str
+    endpoint: str = Field(description="The Hub endpoint the listing came from")
+    revision: str | None = Field(description="The revision asked for (None: the default branch)")
+    commit_sha: str = Field(description="The commit the listing describes")
     n_files: int
-    total_bytes: int
+    total_bytes: int = Field(description="Size of all the repo's files")
     saes: list[HubSAE]
-    gemma_scope: list[GemmaScopeLayer] = Field(default_factory=list)
+    gemma_scope: list[GemmaScopeLayer] = Field(default_factory=list,
+                                               description="Gemma Scope leaves grouped layer → width → L0")
 
     def sae(self, path: str) -> HubSAE:
         """The SAE at `path`; NotFoundError naming a few valid paths otherwise."""
@@ -111,9 +112,8 @@ def browse_repo(repo_id: str, revision: str | None = None, token: str | None = N
 
     `path_prefix` limits the listing to SAEs under one folder (useful for huge repos)."""
     conn = connect(endpoint, token)
-    with hub_errors(conn, repo_id, revision):
-        info = conn.api.model_info(repo_id, revision=revision, files_metadata=True)
-    sizes = {s.rfilename: int(s.size or 0) for s in info.siblings or []}
+    commit = resolve_commit(conn, repo_id, revision)
+    sizes = commit.sizes
     paths = sorted(sizes)
     prefix = (path_prefix or "").strip("/")
     found = [(folder, fmt) for folder, fmt in classify_paths(paths)
@@ -125,7 +125,7 @@ def browse_repo(repo_id: str, revision: str | None = None, token: str | None = N
         entry = HubSAE(path=folder, format=fmt, files=files, download_bytes=sum(f.size for f in files))
         with hub_errors(conn, repo_id, revision):
             try:
-                return _INSPECTORS[fmt](conn, repo_id, info.sha, entry, sizes)
+                return _INSPECTORS[fmt](conn, repo_id, commit.sha, entry, sizes)
             except CorruptFileError as exc:
                 entry.error = exc.message
                 return entry
@@ -133,7 +133,7 @@ def browse_repo(repo_id: str, revision: str | None = None, token: str | None = N
     with ThreadPoolExecutor(max_workers=_HEADER_WORKERS) as pool:
         saes = [e for e in pool.map(describe, found) if e is not None]
     return RepoListing(
-        repo_id=repo_id, endpoint=conn.endpoint, revision=revision, commit_sha=info.sha, n_files=len(paths),
+        repo_id=repo_id, endpoint=conn.endpoint, revision=revision, commit_sha=commit.sha, n_files=len(paths),
         total_bytes=sum(sizes.values()), saes=saes, gemma_scope=_gemma_scope_tree(saes),
     )
 
@@ -156,13 +156,20 @@ def _estimate_memory(entry: HubSAE, n_params: int, itemsize: int = 4) -> None:
                                   bytes_fp16=2 * n_params, bytes_fp32=4 * n_params)
 
 
+def _sub_object(doc: dict[str, Any], key: str) -> dict[str, Any]:
+    """`doc[key]` when it is a JSON object, else an empty one."""
+    value = doc.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def _join(folder: str, name: str) -> str:
     return posixpath.join(folder, name) if folder else name
 
 
-def _inspect_saelens(conn: HubConnection, repo_id: str, sha: str, entry: HubSAE, sizes: dict) -> HubSAE:
+def _inspect_saelens(conn: HubConnection, repo_id: str, sha: str, entry: HubSAE,
+                     sizes: dict[str, int]) -> HubSAE:
     cfg = rf.fetch_json(conn, repo_id, _join(entry.path, "cfg.json"), sha)
-    meta = cfg.get("metadata") if isinstance(cfg.get("metadata"), dict) else {}
+    meta = _sub_object(cfg, "metadata")
     entry.config = cfg
     entry.hook_name = meta.get("hook_name") or cfg.get("hook_name") or cfg.get("hook_point")
     entry.model_name = meta.get("model_name") or cfg.get("model_name")
@@ -180,7 +187,8 @@ def _inspect_saelens(conn: HubConnection, repo_id: str, sha: str, entry: HubSAE,
     return entry
 
 
-def _inspect_gemma_scope(conn: HubConnection, repo_id: str, sha: str, entry: HubSAE, sizes: dict) -> HubSAE:
+def _inspect_gemma_scope(conn: HubConnection, repo_id: str, sha: str, entry: HubSAE,
+                         sizes: dict[str, int]) -> HubSAE:
     npz = _join(entry.path, "params.npz")
     tensors = rf.npz_headers(conn, repo_id, npz, sha, sizes[npz])
     _fill_from_tensors(entry, tensors, "W_enc", enc_is_transposed=False)
@@ -191,7 +199,8 @@ def _inspect_gemma_scope(conn: HubConnection, repo_id: str, sha: str, entry: Hub
     return entry
 
 
-def _inspect_sparsify(conn: HubConnection, repo_id: str, sha: str, entry: HubSAE, sizes: dict) -> HubSAE:
+def _inspect_sparsify(conn: HubConnection, repo_id: str, sha: str, entry: HubSAE,
+                      sizes: dict[str, int]) -> HubSAE:
     cfg = rf.fetch_json(conn, repo_id, _join(entry.path, "cfg.json"), sha)
     entry.config = cfg
     entry.architecture, entry.k = "topk", cfg.get("k")
@@ -207,9 +216,9 @@ def _inspect_sparsify(conn: HubConnection, repo_id: str, sha: str, entry: HubSAE
 
 
 def _inspect_dictionary_learning(conn: HubConnection, repo_id: str, sha: str, entry: HubSAE,
-                                 sizes: dict) -> HubSAE:
+                                 sizes: dict[str, int]) -> HubSAE:
     cfg = rf.fetch_json(conn, repo_id, _join(entry.path, "config.json"), sha)
-    trainer = cfg.get("trainer") if isinstance(cfg.get("trainer"), dict) else {}
+    trainer = _sub_object(cfg, "trainer")
     entry.config = cfg
     entry.d_in, entry.d_sae = trainer.get("activation_dim"), trainer.get("dict_size")
     entry.architecture = _DICTIONARY_LEARNING_ARCH.get(trainer.get("dict_class", ""))
@@ -220,11 +229,12 @@ def _inspect_dictionary_learning(conn: HubConnection, repo_id: str, sha: str, en
     return entry
 
 
-def _inspect_native(conn: HubConnection, repo_id: str, sha: str, entry: HubSAE, sizes: dict) -> HubSAE | None:
+def _inspect_native(conn: HubConnection, repo_id: str, sha: str, entry: HubSAE,
+                    sizes: dict[str, int]) -> HubSAE | None:
     doc = rf.fetch_json(conn, repo_id, _join(entry.path, "config.json"), sha)
     if doc.get("format") != NATIVE_FORMAT_TAG:
         return None  # an ordinary model's config.json + model.safetensors, not an SAE
-    cfg = doc.get("config") if isinstance(doc.get("config"), dict) else {}
+    cfg = _sub_object(doc, "config")
     entry.config = doc
     entry.architecture, entry.k, entry.dtype = cfg.get("architecture"), cfg.get("k"), cfg.get("dtype")
     entry.hook_name, entry.model_name, entry.layer = cfg.get("hook_name"), cfg.get("model_name"), cfg.get("hook_layer")
@@ -244,14 +254,14 @@ _INSPECTORS = {
 
 def _gemma_scope_tree(saes: list[HubSAE]) -> list[GemmaScopeLayer]:
     """Group Gemma Scope leaves as layer → width → L0 choices (sorted numerically)."""
-    tree: dict[int | None, dict[str, list[HubSAE]]] = {}
+    tree: dict[int | None, dict[str, list[tuple[int, HubSAE]]]] = {}
     for entry in saes:
         if entry.format == "gemma_scope" and entry.width is not None and entry.l0 is not None:
-            tree.setdefault(entry.layer, {}).setdefault(entry.width, []).append(entry)
+            tree.setdefault(entry.layer, {}).setdefault(entry.width, []).append((entry.l0, entry))
     return [
         GemmaScopeLayer(layer=layer, widths=[
-            GemmaScopeWidth(width=width, d_sae=leaves[0].d_sae,
-                            l0s=[GemmaScopeL0(l0=e.l0, path=e.path) for e in sorted(leaves, key=lambda e: e.l0)])
+            GemmaScopeWidth(width=width, d_sae=leaves[0][1].d_sae,
+                            l0s=[GemmaScopeL0(l0=l0, path=e.path) for l0, e in sorted(leaves, key=lambda le: le[0])])
             for width, leaves in sorted(tree[layer].items(), key=lambda kv: width_features(kv[0]))
         ])
         for layer in sorted(tree, key=lambda v: -1 if v is None else v)

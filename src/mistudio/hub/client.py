@@ -48,6 +48,29 @@ class HubConnection:
         return hf_hub_url(repo_id, filename, revision=revision, endpoint=self.endpoint)
 
 
+@dataclass(frozen=True)
+class RepoCommit:
+    """A repo resolved to one commit: its sha and the size in bytes of every file there."""
+
+    sha: str
+    sizes: dict[str, int]
+
+
+def resolve_commit(conn: HubConnection, repo_id: str, revision: str | None) -> RepoCommit:
+    """Resolve `revision` (default branch if None) of model repo `repo_id` to a commit and list its files.
+
+    Raises:
+        HubError: the repo or revision is not found, or the Hub names no commit for it.
+        HubAuthError: the repo is gated or private and the token does not give access.
+        HubUnreachableError: the Hub cannot be reached.
+    """
+    with hub_errors(conn, repo_id, revision):
+        info = conn.api.model_info(repo_id, revision=revision, files_metadata=True)
+    if info.sha is None:
+        raise HubError(f"the Hub at {conn.endpoint} named no commit for {repo_id!r} at revision {revision!r}")
+    return RepoCommit(sha=info.sha, sizes={s.rfilename: int(s.size or 0) for s in info.siblings or []})
+
+
 def connect(endpoint: str | None = None, token: str | None = None) -> HubConnection:
     """Resolve endpoint and token from the arguments, then settings (HF_ENDPOINT, HF_TOKEN); refuse offline mode."""
     settings = get_settings()

@@ -22,7 +22,7 @@ from huggingface_hub.utils import silent_tqdm
 from mistudio.errors import ConflictError, JobCancelled, NotFoundError
 from mistudio.fsutil import safe_join
 from mistudio.hub.browse import RepoListing
-from mistudio.hub.client import connect, hub_errors
+from mistudio.hub.client import connect, hub_errors, resolve_commit
 from mistudio.hub.layout import sae_files
 from mistudio.saes.formats import classify_paths
 from mistudio.saes.gemma_scope_paths import gemma_scope_path, parse_leaf, resolve_choice
@@ -107,10 +107,8 @@ def download_sae(repo_id: str, path_in_repo: str, dest_dir: Path, revision: str 
     if dest_dir.exists() and (not dest_dir.is_dir() or any(dest_dir.iterdir())):
         raise ConflictError(f"{dest_dir} already exists and is not empty; choose another destination")
     conn = connect(endpoint, token)
-    with hub_errors(conn, repo_id, revision):
-        info = conn.api.model_info(repo_id, revision=revision, files_metadata=True)
-    sha = info.sha
-    sizes = {s.rfilename: int(s.size or 0) for s in info.siblings or []}
+    commit = resolve_commit(conn, repo_id, revision)
+    sha, sizes = commit.sha, commit.sizes
     folder, fmt = _find_sae(repo_id, sha, path_in_repo, sorted(sizes))
     files = sae_files(folder, fmt, sorted(sizes))
     counter = _Counter(sum(sizes[f] for f in files), progress, should_cancel)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from huggingface_hub.errors import SafetensorsParsingError
 from huggingface_hub.utils import get_session, hf_raise_for_status
@@ -56,7 +57,7 @@ def fetch_file(conn: HubConnection, repo_id: str, filename: str, commit: str) ->
     return _get(conn, conn.file_url(repo_id, filename, commit))
 
 
-def fetch_json(conn: HubConnection, repo_id: str, filename: str, commit: str) -> dict:
+def fetch_json(conn: HubConnection, repo_id: str, filename: str, commit: str) -> dict[str, Any]:
     """A small JSON file, parsed; CorruptFileError if it is not a JSON object."""
     try:
         payload = json.loads(fetch_file(conn, repo_id, filename, commit))

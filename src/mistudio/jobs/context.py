@@ -4,34 +4,31 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from mistudio.db.models import Job, utcnow
-from mistudio.errors import JobCancelled
-
-if TYPE_CHECKING:
-    from mistudio.studio import Studio
-
-
-class JobPaused(Exception):
-    """Raised inside a job at a check point when the user asked to pause; the job can be resumed."""
-
+from mistudio.errors import JobCancelled, JobPaused
 
 ProgressListener = Callable[[dict[str, Any]], None]
 
+S = TypeVar("S")
 
-class JobContext:
-    """Handle passed to a job handler. Progress writes are throttled; flags are polled at most 4×/s."""
+
+class JobContext(Generic[S]):
+    """Handle passed to a job handler. Progress writes are throttled; flags are polled at most 4×/s.
+
+    `studio` is the runner's owner (the `Studio` that runs the job), handed to the handler as it is.
+    """
 
     def __init__(
         self,
         job_id: str,
         sessions: sessionmaker[Session],
+        studio: S,
         listener: ProgressListener | None = None,
         min_interval_s: float = 0.25,
-        studio: Studio | None = None,
     ) -> None:
         self.job_id = job_id
         self.studio = studio

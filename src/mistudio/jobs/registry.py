@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from mistudio.jobs.context import JobContext
 
-JobHandler = Callable[["JobContext", dict[str, Any]], dict[str, Any] | None]
+JobHandler = Callable[["JobContext[Any]", dict[str, Any]], dict[str, Any] | None]
 
 _HANDLERS: dict[str, JobHandler] = {}
 

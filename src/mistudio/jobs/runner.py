@@ -7,18 +7,18 @@ import logging
 import queue
 import threading
 import traceback
-from typing import TYPE_CHECKING, Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from mistudio.db.models import Job, utcnow
 from mistudio.db.session import session_factory
-from mistudio.errors import ConflictError, JobCancelled, MiStudioError, NotFoundError
-from mistudio.jobs.context import JobContext, JobPaused, ProgressListener
+from mistudio.errors import ConflictError, JobCancelled, JobPaused, MiStudioError, NotFoundError
+from mistudio.jobs.context import JobContext, ProgressListener
 from mistudio.jobs.registry import get_handler
 
-if TYPE_CHECKING:
-    from mistudio.studio import Studio
+S = TypeVar("S")
 
 log = logging.getLogger(__name__)
 
@@ -48,16 +48,19 @@ def _eta_seconds(job: Job) -> float | None:
     return round(elapsed * (1 - job.progress) / job.progress, 1)
 
 
-class JobRunner:
-    """Runs jobs in background worker threads (`start()`), or inline for the CLI (`run_inline`)."""
+class JobRunner(Generic[S]):
+    """Runs jobs in background worker threads (`start()`), or inline for the CLI (`run_inline`).
 
-    def __init__(self, database_url: str | None = None, workers: int = 1) -> None:
+    `studio` is the runner's owner, handed to every job handler as `ctx.studio`.
+    """
+
+    def __init__(self, studio: S, database_url: str | None = None, workers: int = 1) -> None:
+        self.studio = studio
         self._sessions = session_factory(database_url)
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._threads: list[threading.Thread] = []
         self._workers = workers
         self._listeners: dict[str, ProgressListener] = {}
-        self.studio: Studio | None = None  # set by Studio.open; handed to every JobContext
 
     # -- lifecycle ------------------------------------------------------------------------------
     def recover(self) -> list[str]:
@@ -163,7 +166,7 @@ class JobRunner:
         self._listeners[job_id] = listener
 
     @staticmethod
-    def _require(s, job_id: str) -> Job:  # noqa: ANN001
+    def _require(s: Session, job_id: str) -> Job:
         job = s.get(Job, job_id)
         if job is None:
             raise NotFoundError(f"job {job_id} not found")
@@ -188,7 +191,7 @@ class JobRunner:
                 return job_to_dict(job)
             job.status, job.started_at, job.progress = "running", utcnow(), job.progress or 0.0
             job_type, params = job.type, dict(job.params or {})
-        ctx = JobContext(job_id, self._sessions, listener or self._listeners.get(job_id), studio=self.studio)
+        ctx = JobContext(job_id, self._sessions, self.studio, listener or self._listeners.get(job_id))
         try:
             result = get_handler(job_type)(ctx, params) or {}
             ctx.finish_stages()

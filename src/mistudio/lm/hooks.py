@@ -65,7 +65,7 @@ _LAYOUTS: dict[str, _Layout] = {
 }
 
 # A hook function gets (module args, module kwargs, module output or None) and returns the activation.
-Extractor = Callable[[tuple, dict, Any], torch.Tensor]
+Extractor = Callable[[tuple[Any, ...], dict[str, Any], Any], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -102,11 +102,11 @@ def _first(value: Any) -> torch.Tensor:
     return value[0] if isinstance(value, tuple) else value
 
 
-def _hidden_in(args: tuple, kwargs: dict, _out: Any) -> torch.Tensor:
+def _hidden_in(args: tuple[Any, ...], kwargs: dict[str, Any], _out: Any) -> torch.Tensor:
     return args[0] if args else kwargs["hidden_states"]
 
 
-def _output(_args: tuple, _kwargs: dict, out: Any) -> torch.Tensor:
+def _output(_args: tuple[Any, ...], _kwargs: dict[str, Any], out: Any) -> torch.Tensor:
     return _first(out)
 
 
@@ -132,7 +132,10 @@ def _head_extractor(loaded: LoadedModel, kind: str) -> tuple[str, bool, Extracto
 
 def block_module(loaded: LoadedModel, layer: int) -> nn.Module:
     """The HF decoder layer `layer` of a loaded model."""
-    return loaded.model.get_submodule(_LAYOUTS[loaded.family].layers)[layer]
+    layers = loaded.model.get_submodule(_LAYOUTS[loaded.family].layers)
+    if not isinstance(layers, nn.ModuleList):
+        raise TypeError(f"{_LAYOUTS[loaded.family].layers} of a {loaded.family} model is not a ModuleList")
+    return layers[layer]
 
 
 def resolve_hook(loaded: LoadedModel, hook_name: str) -> HookPoint:
@@ -194,7 +197,7 @@ def capture_many(
     handles = []
 
     def make_hook(point: HookPoint) -> Callable[..., None]:
-        def hook(_module: nn.Module, args: tuple, kwargs: dict, output: Any = None) -> None:
+        def hook(_module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any = None) -> None:
             captured[point.name] = point.extract(args, kwargs, output)
             if len(captured) == len(points):
                 raise _StopForward

@@ -48,6 +48,20 @@ class LoadedModel:
     name: str
 
 
+def module_tensor(module: torch.nn.Module, name: str) -> torch.Tensor:
+    """The tensor `module.<name>` (a parameter or buffer such as `weight`); TypeError if it is not a tensor."""
+    value = getattr(module, name)
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{type(module).__name__}.{name} is not a tensor")
+    return value
+
+
+def optional_module_tensor(module: torch.nn.Module, name: str) -> torch.Tensor | None:
+    """`module.<name>` when it is a tensor; None when the module has no such attribute or it is None (no bias)."""
+    value = getattr(module, name, None)
+    return value if isinstance(value, torch.Tensor) else None
+
+
 def pick_device(device: str | torch.device | None = None) -> torch.device:
     """The device to run on: the argument, else MISTUDIO_DEVICE, else cuda > mps > cpu."""
     choice = device if device is not None else get_settings().device
@@ -145,7 +159,7 @@ def load_model(
     model = AutoModelForCausalLM.from_pretrained(
         source, dtype=torch_dtype, token=token, local_files_only=offline, **extra
     )
-    model.to(dev).eval().requires_grad_(False)
+    model.to(dev).eval().requires_grad_(False)  # type: ignore[arg-type]
     tokenizer = AutoTokenizer.from_pretrained(source, token=token, local_files_only=offline)
     n_heads = config.num_attention_heads if hasattr(config, "num_attention_heads") else config.n_head
     d_model = config.hidden_size

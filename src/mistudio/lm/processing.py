@@ -22,7 +22,7 @@ import torch
 
 from mistudio.errors import InvalidInputError
 from mistudio.lm.hooks import block_module, parse_hook_name, resolve_hook
-from mistudio.lm.loading import LoadedModel
+from mistudio.lm.loading import LoadedModel, module_tensor
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
 
@@ -56,7 +56,8 @@ def _value_bias(loaded: LoadedModel, layer: int, fold_ln: bool) -> torch.Tensor:
     norm_out = torch.zeros(1, 1, loaded.d_model, dtype=ref.dtype, device=ref.device)
     norm_path = _ATTN_LAYER_NORM.get(loaded.family)
     if fold_ln and norm_path is not None:
-        norm_out = norm_out + block_module(loaded, layer).get_submodule(norm_path).bias.to(ref.dtype)
+        norm = block_module(loaded, layer).get_submodule(norm_path)
+        norm_out = norm_out + module_tensor(norm, "bias").to(ref.dtype)
     with torch.inference_mode():
         out = point.module(norm_out)
     return point.extract((norm_out,), {}, out)[0, 0].float()

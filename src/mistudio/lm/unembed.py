@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from mistudio.lm.loading import LoadedModel
+from mistudio.lm.loading import LoadedModel, module_tensor, optional_module_tensor
 
 _FINAL_NORM = {
     "gpt2": "transformer.ln_f",
@@ -45,13 +45,15 @@ def unembedding(loaded: LoadedModel) -> Unembed:
     """W_U, b_U and the final norm of a loaded model, plus W_U with the final norm folded in."""
     model = loaded.model
     head = model.get_output_embeddings()
-    W_U = head.weight.detach().float().T.contiguous()
-    b_U = head.bias.detach().float() if getattr(head, "bias", None) is not None else None
+    W_U = module_tensor(head, "weight").detach().float().T.contiguous()
+    head_bias = optional_module_tensor(head, "bias")
+    b_U = head_bias.detach().float() if head_bias is not None else None
     norm = model.get_submodule(_FINAL_NORM[loaded.family])
-    weight = norm.weight.detach().float()
+    weight = module_tensor(norm, "weight").detach().float()
     if loaded.family in _OFFSET_RMS_FAMILIES:
         weight = 1.0 + weight
-    bias = norm.bias.detach().float() if getattr(norm, "bias", None) is not None else None
+    norm_bias = optional_module_tensor(norm, "bias")
+    bias = norm_bias.detach().float() if norm_bias is not None else None
     folded = weight[:, None] * W_U
     if loaded.family in _LAYER_NORM_FAMILIES:
         folded = folded - folded.mean(0, keepdim=True)

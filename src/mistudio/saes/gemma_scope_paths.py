@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TypedDict
 
 from mistudio.errors import NotFoundError
 
@@ -57,7 +57,28 @@ def width_features(label: str) -> int:
     return 2 ** round(math.log2(approx))
 
 
-def parse_repo(text: str | None) -> dict[str, Any] | None:
+class RepoNameParts(TypedDict):
+    """What a Gemma Scope repo or release name says: model size, `pt`/`it` variant, site and model name."""
+
+    size: str
+    variant: str
+    site: str
+    model_name: str
+
+
+class _FolderFlags(TypedDict):
+    embedding: bool
+
+
+class FolderParts(_FolderFlags, total=False):
+    """What a Gemma Scope folder path says; keys not found in the path are absent."""
+
+    layer: int
+    width: int
+    average_l0: int
+
+
+def parse_repo(text: str | None) -> RepoNameParts | None:
     """`{size, variant, site, model_name}` from a Gemma Scope repo or release name found in `text`, else None."""
     match = _REPO_RE.search(text or "")
     if not match:
@@ -67,10 +88,10 @@ def parse_repo(text: str | None) -> dict[str, Any] | None:
     return {"size": size, "variant": variant, "site": site, "model_name": model}
 
 
-def parse_folder(text: str) -> dict[str, Any]:
+def parse_folder(text: str) -> FolderParts:
     """Layer, width (features) and average L0 found anywhere in a `layer_{L}/width_{W}/average_l0_{K}` path
     (`embedding` counts as layer 0)."""
-    out: dict[str, Any] = {"embedding": "embedding" in text}
+    out: FolderParts = {"embedding": "embedding" in text}
     if m := _LAYER_RE.search(text):
         out["layer"] = int(m.group(1))
     elif out["embedding"]:

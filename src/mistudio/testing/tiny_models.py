@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypedDict
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
@@ -87,21 +87,47 @@ def build_tokenizer(
     return fast
 
 
-def _config_for(family: str, n_layers: int, d_model: int, vocab_size: int, special: dict[str, int]) -> PretrainedConfig:
+class _SpecialTokenIds(TypedDict):
+    bos_token_id: int | None
+    eos_token_id: int | None
+    pad_token_id: int | None
+
+
+class _CommonConfigArgs(_SpecialTokenIds):
+    vocab_size: int
+
+
+class _LlamaLikeConfigArgs(_CommonConfigArgs):
+    hidden_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    intermediate_size: int
+    max_position_embeddings: int
+    initializer_range: float
+
+
+# Keyword arguments every supported transformers version accepts, though 5.x no longer declares them.
+_GPT2_LEGACY_ARGS: dict[str, Any] = {"n_ctx": 128}
+_PYTHIA_LEGACY_ARGS: dict[str, Any] = {"rotary_pct": 0.25}
+
+
+def _config_for(family: str, n_layers: int, d_model: int, vocab_size: int,
+                special: _SpecialTokenIds) -> PretrainedConfig:
     n_heads = 4
     head_dim = d_model // n_heads
-    common = dict(vocab_size=vocab_size, **special)
+    common: _CommonConfigArgs = {"vocab_size": vocab_size, **special}
     if family == "gpt2":
-        return GPT2Config(n_layer=n_layers, n_embd=d_model, n_head=n_heads, n_positions=128, n_ctx=128,
+        return GPT2Config(n_layer=n_layers, n_embd=d_model, n_head=n_heads, n_positions=128, **_GPT2_LEGACY_ARGS,
                           initializer_range=0.1, **common)
     if family == "pythia":
         return GPTNeoXConfig(hidden_size=d_model, num_hidden_layers=n_layers, num_attention_heads=n_heads,
-                             intermediate_size=4 * d_model, max_position_embeddings=128, rotary_pct=0.25,
+                             intermediate_size=4 * d_model, max_position_embeddings=128, **_PYTHIA_LEGACY_ARGS,
                              use_parallel_residual=True, tie_word_embeddings=False, initializer_range=0.1,
                              **common)
-    llama_like = dict(hidden_size=d_model, num_hidden_layers=n_layers, num_attention_heads=n_heads,
-                      intermediate_size=2 * d_model, max_position_embeddings=128, initializer_range=0.1,
-                      **common)
+    llama_like: _LlamaLikeConfigArgs = {
+        "hidden_size": d_model, "num_hidden_layers": n_layers, "num_attention_heads": n_heads,
+        "intermediate_size": 2 * d_model, "max_position_embeddings": 128, "initializer_range": 0.1, **common,
+    }
     if family == "llama":
         return LlamaConfig(num_key_value_heads=2, tie_word_embeddings=False, **llama_like)
     if family == "mistral":
@@ -149,7 +175,7 @@ def build_tiny_model(
         corpus_texts=corpus_texts, vocab_size=vocab_size,
         style="llama" if family in _BOS_PREPENDING else "gpt2",
     )
-    special = {
+    special: _SpecialTokenIds = {
         "bos_token_id": tokenizer.bos_token_id,
         "eos_token_id": tokenizer.eos_token_id,
         "pad_token_id": tokenizer.pad_token_id,

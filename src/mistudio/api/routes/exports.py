@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Depends, File, Query, UploadFile
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from mistudio.api.deps import get_session, get_studio
+from mistudio.catalog.labels import import_labels, parse_labels
 from mistudio.errors import InvalidInputError, NotFoundError
 from mistudio.export import service
 from mistudio.export.config import ExportConfig
-from mistudio.export.labels import import_labels, parse_labels
-from mistudio.export.validate import validate_export
+from mistudio.export.schemas import (
+    ExportEstimate,
+    ExportPage,
+    ExportStarted,
+    ExportStatus,
+    LabelsImportResult,
+    ValidationReport,
+)
+from mistudio.export.validate.validator import validate_export
 from mistudio.fsutil import safe_join
 from mistudio.studio import Studio
 
@@ -33,15 +39,16 @@ class ValidateRequest(BaseModel):
     export_id: str | None = None
 
 
-@router.post("/saes/{sae_id}/export/estimate")
-def estimate_export(sae_id: str, body: ExportRequest, studio: Studio = Depends(get_studio)) -> dict[str, Any]:
+@router.post("/saes/{sae_id}/export/estimate", response_model=ExportEstimate, response_model_exclude_unset=True)
+def estimate_export(sae_id: str, body: ExportRequest, studio: Studio = Depends(get_studio)) -> ExportEstimate:
     """Archive size, time, feature count and missing data for a config."""
     inputs = service.gather_inputs(studio, sae_id, body.extraction_id, load_weights=False)
-    return service.estimate(inputs, body.config)
+    return ExportEstimate.model_validate(service.estimate(inputs, body.config))
 
 
-@router.post("/saes/{sae_id}/export/neuronpedia", status_code=202)
-def start_export(sae_id: str, body: ExportRequest, studio: Studio = Depends(get_studio)) -> dict[str, str]:
+@router.post("/saes/{sae_id}/export/neuronpedia", status_code=202, response_model=ExportStarted,
+             response_model_exclude_unset=True)
+def start_export(sae_id: str, body: ExportRequest, studio: Studio = Depends(get_studio)) -> ExportStarted:
     """Start an export job."""
     from mistudio.catalog.service import get_record
 
@@ -52,7 +59,7 @@ def start_export(sae_id: str, body: ExportRequest, studio: Studio = Depends(get_
                                 "GET /exports) for an incremental export")
     started = service.start_export(studio, sae_id, body.config, body.extraction_id, body.base_export_id)
     studio.runner.enqueue(started["job_id"])
-    return started
+    return ExportStarted.model_validate(started)
 
 
 def _job_export(session: Session, sae_id: str, job_id: str):  # noqa: ANN202
@@ -62,17 +69,23 @@ def _job_export(session: Session, sae_id: str, job_id: str):  # noqa: ANN202
     return rec
 
 
-@router.get("/saes/{sae_id}/export/status/{job_id}")
-@router.get("/saes/{sae_id}/export/neuronpedia/status/{job_id}", include_in_schema=False)
+@router.get("/saes/{sae_id}/export/status/{job_id}", response_model=ExportStatus, response_model_exclude_unset=True)
+@router.get("/saes/{sae_id}/export/neuronpedia/status/{job_id}", include_in_schema=False,
+            response_model=ExportStatus, response_model_exclude_unset=True)
 def export_status(sae_id: str, job_id: str, studio: Studio = Depends(get_studio),
-                  session: Session = Depends(get_session)) -> dict[str, Any]:
+                  session: Session = Depends(get_session)) -> ExportStatus:
     """The job (stages, progress, ETA) and its export record."""
     rec = _job_export(session, sae_id, job_id)
-    return {"job": studio.runner.get(job_id), "export": service.export_to_dict(rec)}
+    return ExportStatus.model_validate({"job": studio.runner.get(job_id), "export": service.export_to_dict(rec)})
 
 
-@router.get("/saes/{sae_id}/export/download/{job_id}")
-@router.get("/saes/{sae_id}/export/neuronpedia/download/{job_id}", include_in_schema=False)
+_ZIP = {200: {"description": "The export archive", "content": {"application/zip": {
+    "schema": {"type": "string", "format": "binary"}}}}}
+
+
+@router.get("/saes/{sae_id}/export/download/{job_id}", response_class=FileResponse, responses=_ZIP)
+@router.get("/saes/{sae_id}/export/neuronpedia/download/{job_id}", include_in_schema=False,
+            response_class=FileResponse)
 def download_export(sae_id: str, job_id: str, studio: Studio = Depends(get_studio),
                     session: Session = Depends(get_session)) -> FileResponse:
     """Stream the finished archive."""
@@ -81,9 +94,9 @@ def download_export(sae_id: str, job_id: str, studio: Studio = Depends(get_studi
     return FileResponse(path, media_type="application/zip", filename=f"mistudio-export-{sae_id}-{job_id}.zip")
 
 
-@router.post("/saes/{sae_id}/export/validate")
+@router.post("/saes/{sae_id}/export/validate", response_model=ValidationReport, response_model_exclude_unset=True)
 def validate(sae_id: str, body: ValidateRequest, studio: Studio = Depends(get_studio),
-             session: Session = Depends(get_session)) -> dict[str, Any]:
+             session: Session = Depends(get_session)) -> ValidationReport:
     """Validate an export archive (by path inside the store, export id, or the SAE's latest completed export)."""
     if body.path:
         path = safe_join(studio.settings.home, body.path)
@@ -94,19 +107,19 @@ def validate(sae_id: str, body: ValidateRequest, studio: Studio = Depends(get_st
             raise InvalidInputError(f"SAE {sae_id} has no completed export to validate")
         path = studio.settings.absolute(chosen[0]["output_path"])
     report = validate_export(path)
-    return {**report.to_dict(), "text": report.to_text()}
+    return ValidationReport.model_validate({**report.to_dict(), "text": report.to_text()})
 
 
-@router.post("/saes/{sae_id}/labels/import")
+@router.post("/saes/{sae_id}/labels/import", response_model=LabelsImportResult, response_model_exclude_unset=True)
 async def import_labels_route(sae_id: str, file: UploadFile = File(...),
-                              session: Session = Depends(get_session)) -> dict[str, Any]:
+                              session: Session = Depends(get_session)) -> LabelsImportResult:
     """Import explanations/labels from a CSV or JSON upload."""
     rows = parse_labels(await file.read(), file.filename or "labels.csv")
-    return import_labels(session, sae_id, rows)
+    return LabelsImportResult.model_validate(import_labels(session, sae_id, rows))
 
 
-@router.get("/exports")
+@router.get("/exports", response_model=ExportPage, response_model_exclude_unset=True)
 def list_exports(sae_id: str | None = None, page: int = Query(1, ge=1), page_size: int = Query(50, ge=1, le=500),
-                 session: Session = Depends(get_session)) -> dict[str, Any]:
+                 session: Session = Depends(get_session)) -> ExportPage:
     """Exports, newest first."""
-    return service.list_exports(session, sae_id, page, page_size)
+    return ExportPage.model_validate(service.list_exports(session, sae_id, page, page_size))

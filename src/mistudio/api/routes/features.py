@@ -11,8 +11,11 @@ from sqlalchemy.orm import Session
 
 from mistudio.api.deps import get_session, get_studio
 from mistudio.catalog.service import get_record
+from mistudio.dashboards.reader import feature_dashboard
+from mistudio.dashboards.schemas import FeatureDashboardView
 from mistudio.db.models import Explanation
-from mistudio.extraction import api as extraction_api
+from mistudio.extraction import service as extraction_service
+from mistudio.extraction.schemas import Extraction, ExtractionStarted, FeatureLabel, FeaturePage
 from mistudio.extraction.summaries import get_label, list_features, set_label
 from mistudio.studio import Studio
 
@@ -38,43 +41,47 @@ class LabelRequest(BaseModel):
     category: str | None = Field(None, max_length=255)
 
 
-@router.post("/saes/{sae_id}/extract", status_code=202)
-def start_extract(sae_id: str, body: ExtractRequest, studio: Studio = Depends(get_studio)) -> dict:
+@router.post("/saes/{sae_id}/extract", status_code=202, response_model=ExtractionStarted,
+             response_model_exclude_unset=True)
+def start_extract(sae_id: str, body: ExtractRequest, studio: Studio = Depends(get_studio)) -> ExtractionStarted:
     """Queue an extraction job (or reuse a finished identical one)."""
     settings = body.model_dump(exclude={"model", "dataset"}, exclude_none=True)
-    return extraction_api.start_extraction(studio, sae_id, body.model, body.dataset, **settings)
+    return ExtractionStarted.model_validate(
+        extraction_service.start_extraction(studio, sae_id, body.model, body.dataset, **settings))
 
 
-@router.get("/saes/{sae_id}/extractions")
-def extractions(sae_id: str, studio: Studio = Depends(get_studio)) -> list[dict]:
+@router.get("/saes/{sae_id}/extractions", response_model=list[Extraction], response_model_exclude_unset=True)
+def extractions(sae_id: str, studio: Studio = Depends(get_studio)) -> list[Extraction]:
     """The SAE's extractions, newest first."""
-    return extraction_api.list_extractions(studio, sae_id)
+    return [Extraction.model_validate(e) for e in extraction_service.list_extractions(studio, sae_id)]
 
 
-@router.get("/saes/{sae_id}/features")
+@router.get("/saes/{sae_id}/features", response_model=FeaturePage, response_model_exclude_unset=True)
 def features(sae_id: str, sort: Literal["index", "frequency", "max", "mean"] = "index",
              order: Literal["asc", "desc"] = "asc", dead: bool | None = None, labeled: bool | None = None,
              min_freq: float | None = None, max_freq: float | None = None, search: str | None = None,
              page: int = Query(1, ge=1), page_size: int = Query(50, ge=1, le=1000),
              extraction_id: str | None = None, studio: Studio = Depends(get_studio),
-             session: Session = Depends(get_session)) -> dict:
+             session: Session = Depends(get_session)) -> FeaturePage:
     """One page of the SAE's features (latest completed extraction unless `extraction_id` is given)."""
-    extraction_id = extraction_id or extraction_api.latest_extraction_id(studio, sae_id)
+    extraction_id = extraction_id or extraction_service.latest_extraction_id(studio, sae_id)
     result = list_features(session, extraction_id, sort=sort, order=order, dead=dead, labeled=labeled,
                            min_freq=min_freq, max_freq=max_freq, search=search, page=page, page_size=page_size)
-    return {**result, "extraction_id": extraction_id}
+    return FeaturePage.model_validate({**result, "extraction_id": extraction_id})
 
 
-@router.get("/saes/{sae_id}/features/{feature_id}/dashboard")
+@router.get("/saes/{sae_id}/features/{feature_id}/dashboard", response_model=FeatureDashboardView,
+            response_model_exclude_unset=True)
 def dashboard(sae_id: str, feature_id: int, n_examples: int | None = Query(None, ge=1),
               logit_k: int | None = Query(None, ge=1, le=50), n_bins: int | None = Query(None, ge=2, le=200),
               rank_tokens_by: Literal["sum", "count", "mean"] = "sum", extraction_id: str | None = None,
               include_intervals: bool = Query(True, description="add the interval (quantile-band) examples"),
-              studio: Studio = Depends(get_studio), session: Session = Depends(get_session)) -> dict:
+              studio: Studio = Depends(get_studio),
+              session: Session = Depends(get_session)) -> FeatureDashboardView:
     """The feature's dashboard data plus its label and explanations."""
-    extraction_id, store = extraction_api.get_store(studio, sae_id, extraction_id)
-    data = store.feature_dashboard(feature_id, n_examples=n_examples, logit_k=logit_k, n_bins=n_bins,
-                                   rank_tokens_by=rank_tokens_by, include_intervals=include_intervals)
+    extraction_id, store = extraction_service.get_store(studio, sae_id, extraction_id)
+    data = feature_dashboard(store, feature_id, n_examples=n_examples, logit_k=logit_k, n_bins=n_bins,
+                             rank_tokens_by=rank_tokens_by, include_intervals=include_intervals)
     label, category = get_label(session, extraction_id, feature_id)
     rows = session.scalars(select(Explanation).where(Explanation.sae_id == sae_id,
                                                      Explanation.feature_index == feature_id)
@@ -82,12 +89,13 @@ def dashboard(sae_id: str, feature_id: int, n_examples: int | None = Query(None,
     explanations = [{"id": e.id, "description": e.description, "method": e.method, "model": e.model,
                      "score": e.score, "created_at": e.created_at.isoformat() if e.created_at else None}
                     for e in rows]
-    return {**data, "sae_id": sae_id, "extraction_id": extraction_id, "label": label, "category": category,
-            "explanations": explanations}
+    return FeatureDashboardView.model_validate({**data, "sae_id": sae_id, "extraction_id": extraction_id,
+                                                "label": label, "category": category,
+                                                "explanations": explanations})
 
 
-@router.put("/saes/{sae_id}/features/{index}/label")
-def label(sae_id: str, index: int, body: LabelRequest, session: Session = Depends(get_session)) -> dict:
+@router.put("/saes/{sae_id}/features/{index}/label", response_model=FeatureLabel, response_model_exclude_unset=True)
+def label(sae_id: str, index: int, body: LabelRequest, session: Session = Depends(get_session)) -> FeatureLabel:
     """Set (or clear, with null) a feature's label."""
     get_record(session, sae_id)
-    return set_label(session, sae_id, index, body.label, body.category)
+    return FeatureLabel.model_validate(set_label(session, sae_id, index, body.label, body.category))

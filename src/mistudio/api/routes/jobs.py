@@ -11,44 +11,53 @@ from fastapi.responses import StreamingResponse
 
 from mistudio.api.deps import get_studio
 from mistudio.jobs.runner import FINISHED
+from mistudio.jobs.schemas import Job, JobPage
 from mistudio.studio import Studio
 
 router = APIRouter(tags=["jobs"])
 
 
-@router.get("/jobs")
+class EventStreamResponse(StreamingResponse):
+    """A Server-Sent Events stream."""
+
+    media_type = "text/event-stream"
+
+
+@router.get("/jobs", response_model=JobPage, response_model_exclude_unset=True)
 def list_jobs(limit: int = Query(100, ge=1, le=1000), status: str | None = None, sae_id: str | None = None,
-              studio: Studio = Depends(get_studio)) -> dict:
+              studio: Studio = Depends(get_studio)) -> JobPage:
     """Recent jobs, newest first."""
-    return {"items": studio.runner.list(limit=limit, status=status, sae_id=sae_id)}
+    return JobPage.model_validate({"items": studio.runner.list(limit=limit, status=status, sae_id=sae_id)})
 
 
-@router.get("/jobs/{job_id}")
-def get_job(job_id: str, studio: Studio = Depends(get_studio)) -> dict:
+@router.get("/jobs/{job_id}", response_model=Job, response_model_exclude_unset=True)
+def get_job(job_id: str, studio: Studio = Depends(get_studio)) -> Job:
     """A job's status, stage, stages with timings, progress and ETA."""
-    return studio.runner.get(job_id)
+    return Job.model_validate(studio.runner.get(job_id))
 
 
-@router.post("/jobs/{job_id}/cancel")
-def cancel_job(job_id: str, studio: Studio = Depends(get_studio)) -> dict:
+@router.post("/jobs/{job_id}/cancel", response_model=Job, response_model_exclude_unset=True)
+def cancel_job(job_id: str, studio: Studio = Depends(get_studio)) -> Job:
     """Cancel a job (it stops at its next check point)."""
-    return studio.runner.cancel(job_id)
+    return Job.model_validate(studio.runner.cancel(job_id))
 
 
-@router.post("/jobs/{job_id}/pause")
-def pause_job(job_id: str, studio: Studio = Depends(get_studio)) -> dict:
+@router.post("/jobs/{job_id}/pause", response_model=Job, response_model_exclude_unset=True)
+def pause_job(job_id: str, studio: Studio = Depends(get_studio)) -> Job:
     """Pause a job at its next check point; resume continues from its last checkpoint."""
-    return studio.runner.pause(job_id)
+    return Job.model_validate(studio.runner.pause(job_id))
 
 
-@router.post("/jobs/{job_id}/resume")
-def resume_job(job_id: str, studio: Studio = Depends(get_studio)) -> dict:
+@router.post("/jobs/{job_id}/resume", response_model=Job, response_model_exclude_unset=True)
+def resume_job(job_id: str, studio: Studio = Depends(get_studio)) -> Job:
     """Resume a paused or interrupted job."""
-    return studio.runner.resume(job_id)
+    return Job.model_validate(studio.runner.resume(job_id))
 
 
-@router.get("/jobs/{job_id}/events")
-async def job_events(job_id: str, studio: Studio = Depends(get_studio)) -> StreamingResponse:
+@router.get("/jobs/{job_id}/events", response_class=EventStreamResponse, responses={200: {
+    "description": "`data: <Job as JSON>` events, one per change of the job's state",
+    "content": {"text/event-stream": {"schema": {"type": "string"}}}}})
+async def job_events(job_id: str, studio: Studio = Depends(get_studio)) -> EventStreamResponse:
     """Server-Sent Events: the job's state whenever it changes, until it finishes."""
     studio.runner.get(job_id)
 
@@ -64,5 +73,4 @@ async def job_events(job_id: str, studio: Studio = Depends(get_studio)) -> Strea
                 return
             await asyncio.sleep(0.3)
 
-    return StreamingResponse(stream(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return EventStreamResponse(stream(), headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -14,9 +14,19 @@ from sqlalchemy.orm import Session
 
 from mistudio.api.deps import get_session, get_studio
 from mistudio.catalog import service
-from mistudio.catalog.query import SAEQuery, list_saes
-from mistudio.catalog.records import sae_to_dict
-from mistudio.errors import InvalidInputError
+from mistudio.catalog.query import SAEQuery, extraction_counts, list_saes
+from mistudio.catalog.schemas import (
+    SAE,
+    ConvertResult,
+    DownloadStarted,
+    SAEConfigView,
+    SAEPage,
+    SAEStatistics,
+    Training,
+    TrainingList,
+)
+from mistudio.db.models import Training as TrainingRecord
+from mistudio.errors import InvalidInputError, NotFoundError
 from mistudio.studio import Studio
 
 router = APIRouter(tags=["saes"])
@@ -61,18 +71,18 @@ class TrainingRequest(BaseModel):
     n_training_tokens: int | None = None
 
 
-@router.get("/saes")
+@router.get("/saes", response_model=SAEPage)
 def get_saes(model: str | None = None, layer: int | None = None, source: str | None = None,
              architecture: str | None = None, search: str | None = None, sort: str = "created_at",
              order: str = "desc", page: int = Query(1, ge=1), page_size: int = Query(50, ge=1, le=1000),
-             session: Session = Depends(get_session)) -> dict:
+             session: Session = Depends(get_session)) -> SAEPage:
     """List catalogued SAEs with filters, search, sorting and pagination."""
     return list_saes(session, SAEQuery(model=model, layer=layer, source=source, architecture=architecture,
                                        search=search, sort=sort, order=order, page=page, page_size=page_size))
 
 
-@router.post("/saes", status_code=201)
-async def create_sae(request: Request, studio: Studio = Depends(get_studio)) -> dict:
+@router.post("/saes", status_code=201, response_model=SAE)
+async def create_sae(request: Request, studio: Studio = Depends(get_studio)) -> SAE:
     """Import an SAE: JSON `{path, name}` for server-side files, or a multipart upload (`file`, `name`)."""
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
@@ -86,84 +96,84 @@ async def create_sae(request: Request, studio: Studio = Depends(get_studio)) -> 
             target = Path(tmp) / Path(upload.filename or "upload.zip").name
             with open(target, "wb") as out:
                 shutil.copyfileobj(upload.file, out)
-            return service.import_local(studio, target, name=name, original_name=upload.filename, **overrides)
+            return SAE.model_validate(service.import_local(studio, target, name=name,
+                                                           original_name=upload.filename, **overrides))
     try:
         body = ImportRequest.model_validate(await request.json())
     except ValueError as exc:
         raise InvalidInputError(f"send JSON {{path, name}} or a multipart file upload ({exc})") from None
-    return service.import_local(studio, body.path, name=body.name, source=body.source,
-                                training_id=body.training_id, model_name=body.model_name, hook_name=body.hook_name)
+    return SAE.model_validate(service.import_local(studio, body.path, name=body.name, source=body.source,
+                                                   training_id=body.training_id, model_name=body.model_name,
+                                                   hook_name=body.hook_name))
 
 
-@router.get("/saes/{sae_id}")
-def get_sae(sae_id: str, session: Session = Depends(get_session)) -> dict:
+@router.get("/saes/{sae_id}", response_model=SAE)
+def get_sae(sae_id: str, session: Session = Depends(get_session)) -> SAE:
     """One SAE's catalog record."""
-    from mistudio.catalog.query import _extraction_counts
-
     record = service.get_record(session, sae_id)
-    return sae_to_dict(record, *_extraction_counts(session, [sae_id]).get(sae_id, (0, None)))
+    return SAE.from_record(record, *extraction_counts(session, [sae_id]).get(sae_id, (0, None)))
 
 
-@router.get("/saes/{sae_id}/statistics")
-def get_sae_statistics(sae_id: str, studio: Studio = Depends(get_studio)) -> dict:
+@router.get("/saes/{sae_id}/statistics", response_model=SAEStatistics, response_model_exclude_unset=True)
+def get_sae_statistics(sae_id: str, studio: Studio = Depends(get_studio)) -> SAEStatistics:
     """Weight statistics (decoder norms, dead decoder rows), size, L0 / explained variance when known."""
-    return service.sae_statistics(studio, sae_id)
+    return SAEStatistics.model_validate(service.sae_statistics(studio, sae_id))
 
 
-@router.delete("/saes/{sae_id}", status_code=204)
+@router.delete("/saes/{sae_id}", status_code=204, response_class=Response)
 def delete_sae(sae_id: str, studio: Studio = Depends(get_studio)) -> Response:
     """Delete an SAE's files and rows."""
     service.delete_sae(studio, sae_id)
     return Response(status_code=204)
 
 
-@router.post("/saes/download-hf", status_code=202)
-def download_hf(body: DownloadRequest, studio: Studio = Depends(get_studio)) -> dict:
+@router.post("/saes/download-hf", status_code=202, response_model=DownloadStarted)
+def download_hf(body: DownloadRequest, studio: Studio = Depends(get_studio)) -> DownloadStarted:
     """Start downloading an SAE from the HuggingFace Hub; returns the job and SAE ids."""
     ids = service.start_hf_download(studio, body.repo_id, body.path_in_repo, layer=body.layer, width=body.width,
                                     l0=body.l0, revision=body.revision, token=body.token, name=body.name)
     studio.runner.enqueue(ids["job_id"])
-    return ids
+    return DownloadStarted.model_validate(ids)
 
 
-@router.post("/saes/{sae_id}/convert")
-def convert_sae(sae_id: str, body: ConvertRequest, studio: Studio = Depends(get_studio)) -> dict:
+@router.post("/saes/{sae_id}/convert", response_model=ConvertResult)
+def convert_sae(sae_id: str, body: ConvertRequest, studio: Studio = Depends(get_studio)) -> ConvertResult:
     """Write the SAE in SAELens or miStudio-native format."""
-    return service.convert_catalogued(studio, sae_id, body.to, body.out_dir)
+    return ConvertResult.model_validate(service.convert_catalogued(studio, sae_id, body.to, body.out_dir))
 
 
-@router.get("/saes/{sae_id}/config")
-def get_config(sae_id: str, studio: Studio = Depends(get_studio)) -> dict:
+@router.get("/saes/{sae_id}/config", response_model=SAEConfigView)
+def get_config(sae_id: str, studio: Studio = Depends(get_studio)) -> SAEConfigView:
     """The SAE's configuration as read from its files."""
-    return service.sae_config(studio, sae_id)
+    return SAEConfigView.model_validate(service.sae_config(studio, sae_id))
 
 
-@router.post("/saes/{sae_id}/link")
-def link(sae_id: str, body: LinkRequest, session: Session = Depends(get_session)) -> dict:
+@router.post("/saes/{sae_id}/link", response_model=SAE)
+def link(sae_id: str, body: LinkRequest, session: Session = Depends(get_session)) -> SAE:
     """Link the SAE to a training record."""
-    return service.link_training(session, sae_id, body.training_id)
+    return SAE.model_validate(service.link_training(session, sae_id, body.training_id))
 
 
-@router.post("/trainings", status_code=201, tags=["trainings"])
-def create_training(body: TrainingRequest, session: Session = Depends(get_session)) -> dict:
+@router.post("/trainings", status_code=201, tags=["trainings"], response_model=Training)
+def create_training(body: TrainingRequest, session: Session = Depends(get_session)) -> Training:
     """Record a training run."""
-    return service.create_training(session, **body.model_dump())
+    return Training.model_validate(service.create_training(session, **body.model_dump()))
 
 
-@router.get("/trainings", tags=["trainings"])
-def get_trainings(session: Session = Depends(get_session)) -> dict:
+@router.get("/trainings", tags=["trainings"], response_model=TrainingList)
+def get_trainings(session: Session = Depends(get_session)) -> TrainingList:
     """All training records."""
-    return {"items": service.list_trainings(session)}
+    return TrainingList.model_validate({"items": service.list_trainings(session)})
 
 
-@router.get("/trainings/{training_id}", tags=["trainings"])
-def get_training(training_id: str, session: Session = Depends(get_session)) -> dict:
-    """One training record."""
-    from mistudio.catalog.records import training_to_dict
-    from mistudio.db.models import Training
-    from mistudio.errors import NotFoundError
+@router.get("/trainings/{training_id}", tags=["trainings"], response_model=Training)
+def get_training(training_id: str, session: Session = Depends(get_session)) -> Training:
+    """One training record.
 
-    training = session.get(Training, training_id)
+    Raises:
+        NotFoundError: no training record `training_id`.
+    """
+    training = session.get(TrainingRecord, training_id)
     if training is None:
         raise NotFoundError(f"training {training_id} not found")
-    return training_to_dict(training)
+    return Training.from_record(training)

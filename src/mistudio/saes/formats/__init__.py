@@ -17,9 +17,9 @@ from typing import Any
 
 import torch
 
-from mistudio.errors import NotFoundError, UnknownFormatError
+from mistudio.errors import AmbiguousSAEError, NotFoundError, UnknownFormatError
 from mistudio.saes.formats import dictionary_learning, gemma_scope, native, saelens, sparsify
-from mistudio.saes.formats.base import AmbiguousSAEError, DetectedSAE, list_files
+from mistudio.saes.formats.base import DetectedSAE, list_files
 from mistudio.saes.model import SAE, dtype_from_str
 
 # checked in this order; the first whose files match and whose config parses wins

@@ -7,18 +7,28 @@ import struct
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 from safetensors import safe_open
 
-from mistudio.errors import CorruptFileError, InvalidInputError
+from mistudio.errors import CorruptFileError
 from mistudio.saes.model import SAEConfig
 
 # safetensors dtype codes → our dtype names
 _ST_DTYPES = {"F32": "float32", "F16": "float16", "BF16": "bfloat16", "F64": "float64"}
 _MAX_HEADER = 100 * 1024 * 1024
+
+
+class SeekableByteReader(Protocol):
+    """A readable, seekable binary file (what `zipfile` needs to read an archive)."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
+
+    def seek(self, offset: int, whence: int = 0, /) -> int: ...
+
+    def tell(self) -> int: ...
 
 
 @dataclass
@@ -91,18 +101,6 @@ class DetectedSAE:
         }
 
 
-class AmbiguousSAEError(InvalidInputError):
-    """A folder holds several SAEs; `details["candidates"]` lists their sub-folders."""
-
-    def __init__(self, root: Path, candidates: list[DetectedSAE]) -> None:
-        names = [str(c.root.relative_to(root)) if c.root != root else "." for c in candidates]
-        super().__init__(
-            f"{root} holds {len(candidates)} SAEs; pick one of its sub-folders: {', '.join(names)}",
-            details={"candidates": names},
-        )
-        self.candidates = candidates
-
-
 def list_files(folder: Path) -> list[str]:
     """Plain file names directly inside `folder`, sorted."""
     return sorted(p.name for p in folder.iterdir() if p.is_file())
@@ -164,7 +162,8 @@ def load_safetensors(path: Path) -> dict[str, torch.Tensor]:
         raise CorruptFileError(f"{path} could not be read ({exc}); re-download it") from exc
 
 
-def npz_arrays(source: Path | BinaryIO, label: str | None = None) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+def npz_arrays(source: Path | SeekableByteReader,
+               label: str | None = None) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     """Array name → (shape, dtype) of an `.npz` archive (a path or a seekable file), reading only each member's
     `.npy` header — the hub browser passes a range-reading remote file."""
     out: dict[str, tuple[tuple[int, ...], np.dtype]] = {}

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mistudio.saes.formats.base import DetectedSAE, load_npz, npz_header, require
-from mistudio.saes.gemma_scope_paths import hook_for, parse_folder, parse_repo
+from mistudio.saes.gemma_scope_paths import FolderParts, hook_for, parse_folder, parse_repo
 from mistudio.saes.model import SAE, SAEConfig
 
 NAME = "gemma_scope"
@@ -46,8 +46,7 @@ def inspect(folder: Path, files: list[str], hints: dict[str, Any] | None = None)
         apply_b_dec_to_input=False,
         dataset_path="monology/pile-uncopyrighted",
         dtype="float32",
-        extra={k: where[k] for k in ("average_l0", "width") if k in where}
-        | {"embedding": where["embedding"]},
+        extra=_folder_extra(where),
     )
     preview = {
         "repo": repo,
@@ -56,6 +55,17 @@ def inspect(folder: Path, files: list[str], hints: dict[str, Any] | None = None)
         "hook_known": config.hook_name is not None,
     }
     return DetectedSAE(NAME, folder, files, config, preview)
+
+
+def _folder_extra(where: FolderParts) -> dict[str, Any]:
+    """The `SAEConfig.extra` entries a folder path gives: average L0 and width when known, the embedding flag."""
+    extra: dict[str, Any] = {}
+    if "average_l0" in where:
+        extra["average_l0"] = where["average_l0"]
+    if "width" in where:
+        extra["width"] = where["width"]
+    extra["embedding"] = where["embedding"]
+    return extra
 
 
 def read(detected: DetectedSAE) -> SAE:

@@ -1,18 +1,21 @@
-"""Assemble one feature's dashboard dict from a feature store (lazily, from the stored arrays)."""
+"""Read one feature's dashboard dict out of a feature store (lazily, from the stored arrays).
+
+`feature_dashboard(store, index)` assembles one dashboard, `iter_dashboards(store, indices)` yields them one at a
+time (bounded memory), and `StoreDashboards(store)` offers both as methods next to the store's manifest and
+summary arrays, for readers (export) that take any source of dashboards.
+"""
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
-from mistudio.dashboards.logit_lens import logit_entries
 from mistudio.dashboards.top_tokens import aggregate_tokens
-from mistudio.extraction.histogram import linear_histogram, log_histogram
-
-if TYPE_CHECKING:
-    from mistudio.extraction.store import FeatureStore
+from mistudio.store.feature_store import FeatureStore
+from mistudio.store.fine_grid import linear_histogram, log_histogram
 
 DEFAULT_BINS = 50
 
@@ -24,9 +27,7 @@ def _finite(value: float) -> float:
 def _window_example(store: FeatureStore, w: int, p: int, vals: np.ndarray, max_value: float,
                     context: tuple[int, int] | None, bins: tuple[float, float, float]) -> dict[str, Any]:
     """One example dict: window `w`, qualifying position `p`, activation row `vals`, (bin_min, bin_max, contains)."""
-    if "windows" not in store._cache:
-        store._cache["windows"] = store.read_part("windows")
-    win = store._cache["windows"]
+    win = store.windows()
     vocab = store.vocab
     ids = win["tokens"][w].numpy().astype(np.int64)
     lo, hi = 0, len(ids)
@@ -46,10 +47,10 @@ def _window_example(store: FeatureStore, w: int, p: int, vals: np.ndarray, max_v
 def _examples(store: FeatureStore, index: int, n_examples: int | None,
               context: tuple[int, int] | None) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray]:
     """Top examples (best first) plus the token ids and values of their windows for top-token aggregation."""
-    values = store._row("top_examples", "values", index).numpy()
-    windows = store._row("top_examples", "windows", index).numpy()
-    positions = store._row("top_examples", "positions", index).numpy()
-    rows = store._row("top_examples", "rows", index).numpy()
+    values = store.row("top_examples", "values", index).numpy()
+    windows = store.row("top_examples", "windows", index).numpy()
+    positions = store.row("top_examples", "positions", index).numpy()
+    rows = store.row("top_examples", "rows", index).numpy()
     keep = np.flatnonzero((values > 0) & (windows >= 0))
     if n_examples is not None:
         keep = keep[:n_examples]
@@ -57,7 +58,7 @@ def _examples(store: FeatureStore, index: int, n_examples: int | None,
                                 (-1, -1, -1)) for k in keep]
     if not examples:
         return examples, np.zeros(0, np.int64), np.zeros(0, np.float32)
-    tokens = store._cache["windows"]["tokens"]
+    tokens = store.windows()["tokens"]
     return (examples, np.concatenate([tokens[int(windows[k])].numpy().astype(np.int64) for k in keep]),
             np.concatenate([rows[k] for k in keep]))
 
@@ -71,12 +72,12 @@ def _interval_examples(store: FeatureStore, index: int, counts: np.ndarray, vmax
     n_intervals, per_interval = int(settings.get("n_intervals", 0)), int(settings.get("interval_examples", 0))
     if not store.has("interval_examples") or n_intervals <= 0 or per_interval <= 0 or counts.sum() == 0:
         return []
-    keys = store._row("interval_examples", "keys", index).numpy()
-    windows = store._row("interval_examples", "windows", index).numpy()
-    values = store._row("interval_examples", "values", index).numpy()
-    positions = store._row("interval_examples", "positions", index).numpy()
+    keys = store.row("interval_examples", "keys", index).numpy()
+    windows = store.row("interval_examples", "windows", index).numpy()
+    values = store.row("interval_examples", "values", index).numpy()
+    positions = store.row("interval_examples", "positions", index).numpy()
     # float16 rows: cap at the exact window max and put the exact max back at the qualifying position
-    rows = np.minimum(store._row("interval_examples", "rows", index).numpy().astype(np.float32), values[:, None])
+    rows = np.minimum(store.row("interval_examples", "rows", index).numpy().astype(np.float32), values[:, None])
     rows[np.arange(len(rows)), positions] = values
     edges, interval_counts = linear_histogram(counts, 0.0, vmax, n_intervals)
     total = sum(interval_counts)
@@ -92,30 +93,41 @@ def _interval_examples(store: FeatureStore, index: int, counts: np.ndarray, vmax
     return examples
 
 
+def logit_entries(ids: list[int], values: list[float], strings: list[str]) -> list[dict[str, Any]]:
+    """Dashboard rows `{token, token_id, value, rank}` (rank 1 = strongest)."""
+    return [{"token": strings[i] if 0 <= i < len(strings) else "", "token_id": int(i), "value": float(v),
+             "rank": r + 1} for r, (i, v) in enumerate(zip(ids, values, strict=True))]
+
+
 def _logits(store: FeatureStore, index: int, logit_k: int | None) -> dict[str, Any]:
     if not store.has("logit_lens"):
         return {"top_positive": [], "top_negative": [], "histogram": {"bin_edges": [], "counts": []}}
     vocab = store.vocab
     k = logit_k
-    pos_ids = store._row("logit_lens", "pos_ids", index).tolist()[:k]
-    pos_vals = store._row("logit_lens", "pos_vals", index).tolist()[:k]
-    neg_ids = store._row("logit_lens", "neg_ids", index).tolist()[:k]
-    neg_vals = store._row("logit_lens", "neg_vals", index).tolist()[:k]
-    counts = store._row("logit_lens", "hist_counts", index).tolist()
-    lmin = float(store._row("logit_lens", "hist_min", index))
-    lmax = float(store._row("logit_lens", "hist_max", index))
+    pos_ids = store.row("logit_lens", "pos_ids", index).tolist()[:k]
+    pos_vals = store.row("logit_lens", "pos_vals", index).tolist()[:k]
+    neg_ids = store.row("logit_lens", "neg_ids", index).tolist()[:k]
+    neg_vals = store.row("logit_lens", "neg_vals", index).tolist()[:k]
+    counts = store.row("logit_lens", "hist_counts", index).tolist()
+    lmin = float(store.row("logit_lens", "hist_min", index))
+    lmax = float(store.row("logit_lens", "hist_max", index))
     edges = np.linspace(lmin, lmax, len(counts) + 1).tolist()
     return {"top_positive": logit_entries(pos_ids, pos_vals, vocab),
             "top_negative": logit_entries(neg_ids, neg_vals, vocab),
             "histogram": {"bin_edges": [_finite(e) for e in edges], "counts": [int(c) for c in counts]}}
 
 
-def build_dashboard(store: FeatureStore, index: int, *, n_examples: int | None = None,
-                    logit_k: int | None = None, n_bins: int | None = None,
-                    context: tuple[int, int] | None = None, rank_tokens_by: str = "sum",
-                    include_intervals: bool = True) -> dict[str, Any]:
-    """The dashboard dict of feature `index` (contract in docs/ARCHITECTURE.md): `n_examples` top examples
-    (all stored when None), then, with `include_intervals`, the interval (quantile-band) examples."""
+def feature_dashboard(store: FeatureStore, index: int, *, n_examples: int | None = None,
+                      logit_k: int | None = None, n_bins: int | None = None,
+                      context: tuple[int, int] | None = None, rank_tokens_by: str = "sum",
+                      include_intervals: bool = True) -> dict[str, Any]:
+    """The JSON-ready dashboard dict of feature `index` (contract in docs/ARCHITECTURE.md): `n_examples` top
+    examples (all stored when None), then, with `include_intervals`, the interval (quantile-band) examples.
+
+    Raises:
+        NotFoundError: no such feature, or the store lacks a part the dashboard needs.
+    """
+    store.check_index(index)
     stats = store.statistics(index)
     n_bins = n_bins or DEFAULT_BINS
     counts = store.fine_counts(index)
@@ -135,3 +147,55 @@ def build_dashboard(store: FeatureStore, index: int, *, n_examples: int | None =
         "logits": _logits(store, index, logit_k),
         "top_tokens": aggregate_tokens(ids, vals, store.vocab, rank_by=rank_tokens_by),
     }
+
+
+def iter_dashboards(store: FeatureStore, indices: Iterable[int], **options: Any) -> Iterator[dict[str, Any]]:
+    """Dashboards of `indices`, one at a time (bounded memory); `options` as for `feature_dashboard`.
+
+    Raises:
+        NotFoundError: no such feature, or the store lacks a part the dashboard needs.
+    """
+    for index in indices:
+        yield feature_dashboard(store, int(index), **options)
+
+
+class StoreDashboards:
+    """The dashboards of one feature store, next to its manifest and summary arrays (a dashboard source for
+    export)."""
+
+    def __init__(self, store: FeatureStore) -> None:
+        self.store = store
+
+    @property
+    def n_features(self) -> int:
+        """Number of SAE features."""
+        return self.store.n_features
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """The extraction manifest."""
+        return self.store.manifest
+
+    def has(self, part: str) -> bool:
+        """Whether the store's `part` is complete."""
+        return self.store.has(part)
+
+    def summary_arrays(self) -> dict[str, np.ndarray]:
+        """Per-feature frequency, max, mean, dead flag and top token id."""
+        return self.store.summary_arrays()
+
+    def feature_dashboard(self, index: int, **options: Any) -> dict[str, Any]:
+        """The dashboard of feature `index` (see `feature_dashboard`).
+
+        Raises:
+            NotFoundError: no such feature, or the store lacks a part the dashboard needs.
+        """
+        return feature_dashboard(self.store, index, **options)
+
+    def iter_dashboards(self, indices: Iterable[int], **options: Any) -> Iterator[dict[str, Any]]:
+        """Dashboards of `indices`, one at a time (see `iter_dashboards`).
+
+        Raises:
+            NotFoundError: no such feature, or the store lacks a part the dashboard needs.
+        """
+        return iter_dashboards(self.store, indices, **options)

@@ -14,18 +14,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mistudio.db.models import UploadBatch
-from mistudio.errors import HubAuthError, HubUnreachableError, InvalidInputError, MiStudioError
-from mistudio.export.package import SUMS_FILE
-from mistudio.export.validate import ExportFiles, load_json_bytes
+from mistudio.errors import HubAuthError, HubUnreachableError, InvalidInputError, NeuronpediaUploadError
+from mistudio.export.layout import EXPLANATIONS, METADATA, SHA256SUMS, feature_index_of
+from mistudio.export.validate.files import ExportFiles, load_json_bytes
 
 DEFAULT_HOST = "https://www.neuronpedia.org"
 MAX_FEATURES, MAX_TOKENS, MAX_LOGITS, MAX_EXPLANATION = 128, 1024, 20, 512
-
-
-class NeuronpediaUploadError(MiStudioError):
-    """Neuronpedia refused a request; the message says which and why."""
-
-    http_status = 502
 
 
 def feature_payload(doc: dict[str, Any], explanations: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -81,16 +75,15 @@ def _check(status: int, payload: dict, what: str, ok_conflict: bool = False) -> 
 def _export_contents(path: Path) -> tuple[dict[str, Any], str, Iterator[dict[str, Any]], dict[int, list]]:
     files = ExportFiles(path)
     names = files.names()
-    if "metadata.json" not in names:
-        raise InvalidInputError(f"{path} is not a miStudio export (no metadata.json)")
-    meta = json.loads(files.read("metadata.json"))
-    key = files.read(SUMS_FILE).decode() if SUMS_FILE in names else str(path)
+    if METADATA not in names:
+        raise InvalidInputError(f"{path} is not a miStudio export (no {METADATA})")
+    meta = json.loads(files.read(METADATA))
+    key = files.read(SHA256SUMS).decode() if SHA256SUMS in names else str(path)
     explanations: dict[int, list] = {}
-    if "explanations/explanations.json" in names:
-        doc = json.loads(files.read("explanations/explanations.json"))
+    if EXPLANATIONS in names:
+        doc = json.loads(files.read(EXPLANATIONS))
         explanations = {e["feature_index"]: e["explanations"] for e in doc["explanations"]}
-    feature_names = sorted((n for n in names if n.startswith("features/")),
-                           key=lambda n: int(n.split("/")[1].split(".")[0]))
+    feature_names = sorted((n for n in names if feature_index_of(n) is not None), key=feature_index_of)
 
     def docs() -> Iterator[dict[str, Any]]:
         for name in feature_names:

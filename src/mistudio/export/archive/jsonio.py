@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 import orjson
 
-from mistudio.dashboards.tokens import byte_decoder
+from mistudio.lm.tokens import byte_decoder
 
 NP_DECIMALS = 5  # SAEDashboard's round_list
-_BYTE_LEVEL_MARKERS = ("\u0120", "\u010a", "\u0109")  # Ġ Ċ ĉ
+BYTE_LEVEL_MARKERS = ("\u0120", "\u010a", "\u0109")  # Ġ Ċ ĉ
 
 
 def round_list(values: Sequence[float], decimals: int = NP_DECIMALS) -> list[float]:
@@ -61,7 +61,7 @@ def gzip_bytes(data: bytes, level: int = GZIP_LEVEL) -> bytes:
 def render_token(piece: str) -> str:
     """A token as Neuronpedia shows it: byte-level BPE pieces decoded (`Ġ`→space, `Ċ`→newline), incomplete
     UTF-8 shown as U+FFFD, lone surrogates replaced; other strings returned unchanged."""
-    if any(m in piece for m in _BYTE_LEVEL_MARKERS):
+    if any(m in piece for m in BYTE_LEVEL_MARKERS):
         table = byte_decoder()
         if all(ch in table for ch in piece):
             piece = bytes(table[ch] for ch in piece).decode("utf-8", errors="replace")
@@ -81,7 +81,7 @@ def clean_text(text: str) -> str:
 def render_tokens(tokens: Sequence[str]) -> list[str]:
     """`render_token` over a sequence, with a fast path when nothing needs changing."""
     joined = "\x01".join(tokens)
-    if "\x00" not in joined and not any(m in joined for m in _BYTE_LEVEL_MARKERS):
+    if "\x00" not in joined and not any(m in joined for m in BYTE_LEVEL_MARKERS):
         try:
             joined.encode("utf-8")
             return list(tokens)

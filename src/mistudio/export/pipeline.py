@@ -16,23 +16,20 @@ import numpy as np
 
 from mistudio import __version__
 from mistudio.errors import InvalidInputError
-from mistudio.export import (
-    activation_shards,
-    feature_json,
-    neuronpedia_batch,
-    neuronpedia_exports,
-    saelens_export,
-)
-from mistudio.export.batch_writer import BatchItem, BatchWriter, default_workers, run_batches
+from mistudio.export import feature_json, layout, saelens
+from mistudio.export.archive.checksums import write_sha256sums
+from mistudio.export.archive.deterministic_zip import zip_folder
+from mistudio.export.archive.jsonio import dumps, jsonl
+from mistudio.export.archive.packs import PackedEntry
+from mistudio.export.batches import BatchItem, BatchWriter, run_batches
 from mistudio.export.config import EXPORT_VERSION, ExportConfig
-from mistudio.export.ids import NeuronpediaIds, resolve_ids
 from mistudio.export.incremental import BaseExport, prepared_from_document, unchanged_features
-from mistudio.export.jsonio import dumps, jsonl
-from mistudio.export.package import write_sha256sums, zip_folder
-from mistudio.export.packs import PackedEntry
+from mistudio.export.neuronpedia import activation_shards, bulk_rows, saedashboard_batches
+from mistudio.export.neuronpedia.ids import NeuronpediaIds, resolve_ids
 from mistudio.export.readme import readme_text
 from mistudio.export.selection import select_features
 from mistudio.export.source import DashboardSource, dataset_name, manifest_value
+from mistudio.export.workers import default_workers
 from mistudio.fsutil import atomic_write_bytes
 from mistudio.saes.model import SAE
 
@@ -83,16 +80,21 @@ class ExportInputs:
     explanations: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     labels: dict[int, tuple[str | None, str | None]] = field(default_factory=dict)
     extraction_id: str | None = None
-    compute_part: Callable[[str], None] | None = None  # fills a missing feature-store part (FR-3.3)
+    compute_part: Callable[[str], None] | None = None  # fills a missing feature-store part
 
 
 @dataclass
-class ExportHooks:
+class ExportCallbacks:
     """How the pipeline reports: stage starts, progress, cancellation checks (no-ops by default)."""
 
     stage: Callable[[str], None] = lambda name: None
     progress: Callable[[float, str | None], None] = lambda fraction, message: None
     check_cancelled: Callable[[], None] = lambda: None
+
+
+def _batch_marker(state: Path, k: int) -> Path:
+    """The work folder's record of finished batch `k` (its result), read back when a crashed export resumes."""
+    return state / f"batch-{k}.json"
 
 
 def _fingerprint(inputs: ExportInputs, cfg: ExportConfig) -> str:
@@ -107,10 +109,10 @@ def _created_at(inputs: ExportInputs, cfg: ExportConfig) -> str:
 
 
 def build_export(inputs: ExportInputs, cfg: ExportConfig, out_zip: Path, work_dir: Path,
-                 hooks: ExportHooks | None = None) -> dict[str, Any]:
+                 callbacks: ExportCallbacks | None = None) -> dict[str, Any]:
     """Run the whole export into `out_zip` (atomically). `work_dir` keeps finished batches, so calling again after
     a crash resumes from the last finished batch and produces the same bytes."""
-    hooks = hooks or ExportHooks()
+    callbacks = callbacks or ExportCallbacks()
     started = time.monotonic()
     timings: dict[str, float] = {}
     t_stage = [started]
@@ -120,7 +122,7 @@ def build_export(inputs: ExportInputs, cfg: ExportConfig, out_zip: Path, work_di
         if timings or name != STAGES[0]:
             timings[_current[0]] = round(now - t_stage[0], 3)
         _current[0], t_stage[0] = name, now
-        hooks.stage(name)
+        callbacks.stage(name)
 
     _current = [STAGES[0]]
     stage(STAGES[0])
@@ -148,52 +150,52 @@ def build_export(inputs: ExportInputs, cfg: ExportConfig, out_zip: Path, work_di
     atomic_write_bytes(state / "fingerprint", fingerprint.encode())
 
     for name, part in STAGE_PARTS.items():
-        hooks.check_cancelled()
+        callbacks.check_cancelled()
         stage(name)
         _ensure_part(inputs, part)
 
     stage("Writing JSON files")
     manifest = source.manifest
     n_prompts = int(manifest_value(manifest, "n_windows", "n_prompts", default=0))
-    ctx_size = int(manifest_value(manifest, "context_size", default=0))
+    context_size = int(manifest_value(manifest, "context_size", default=0))
     created_at = _created_at(inputs, cfg)
-    rows = neuronpedia_exports.RowContext(ids=ids, creator_id=cfg.creator_id, created_at=created_at,
-                                          dataset=dataset_name(manifest))
-    writer = BatchWriter(stage_dir, cfg, ids, rows, n_prompts, ctx_size, work_dir / "scratch",
+    rows = bulk_rows.SharedRowValues(ids=ids, creator_id=cfg.creator_id, created_at=created_at,
+                                     dataset=dataset_name(manifest))
+    writer = BatchWriter(stage_dir, cfg, ids, rows, n_prompts, context_size, work_dir / "scratch",
                          n_shards=max(1, len(batches)))
     merge_share = 0.15 if cfg.wants_neuronpedia else 0.0  # of the stage's progress: ordering activation rows
     results: dict[int, dict[str, Any]] = {}
     todo = []
     for k, batch in enumerate(batches):
-        marker = state / f"batch-{k}.json"
+        marker = _batch_marker(state, k)
         if marker.exists():
             results[k] = json.loads(marker.read_text())
         else:
             todo.append((k, functools.partial(_batch_items, inputs, cfg, batch, reuse, base)))
 
     def done(k: int, result: dict[str, Any]) -> None:
-        atomic_write_bytes(state / f"batch-{k}.json", dumps(result))
+        atomic_write_bytes(_batch_marker(state, k), dumps(result))
         results[k] = result
         n_done = sum(len(batches[j]) for j in results)
-        hooks.progress((1 - merge_share) * len(results) / len(batches), f"features: {n_done} / {len(indices)}")
+        callbacks.progress((1 - merge_share) * len(results) / len(batches), f"features: {n_done} / {len(indices)}")
 
     workers = default_workers(len(indices), cfg.workers)
     # a base export is a zip read through one shared file offset, so only this process may read it
-    run_batches(writer, todo, workers, done, hooks.check_cancelled, load_in_workers=base is None)
+    run_batches(writer, todo, workers, done, callbacks.check_cancelled, load_in_workers=base is None)
     results_list = [results[k] for k in range(len(batches))]
     if cfg.wants_neuronpedia:
-        _merge_activations(writer, results_list, workers, hooks, merge_share)
+        _merge_activations(writer, results_list, workers, callbacks, merge_share)
 
     stage("Creating archive")
-    hooks.check_cancelled()
+    callbacks.check_cancelled()
     skipped = sorted(i for r in results_list for i in r["skipped"])
-    meta = _metadata(inputs, cfg, ids, created_at, n_prompts, ctx_size, len(indices))
+    meta = _metadata(inputs, cfg, ids, created_at, n_prompts, context_size, len(indices))
     _finish_stage(stage_dir, inputs, cfg, ids, rows, meta, indices, skipped, summary, base)
     if base is not None:
         base.close()
     packed = [PackedEntry.from_list(item) for r in results_list for item in r["packed"]]
     write_sha256sums(stage_dir, packed)
-    zip_folder(stage_dir, Path(out_zip), workers=workers, progress=lambda f: hooks.progress(f, "creating archive"),
+    zip_folder(stage_dir, Path(out_zip), workers=workers, progress=lambda f: callbacks.progress(f, "creating archive"),
                packed=packed)
     timings[_current[0]] = round(time.monotonic() - t_stage[0], 3)
     size = Path(out_zip).stat().st_size
@@ -205,21 +207,21 @@ def build_export(inputs: ExportInputs, cfg: ExportConfig, out_zip: Path, work_di
             "timings": timings, "seconds": round(time.monotonic() - started, 3)}
 
 
-def _merge_activations(writer: BatchWriter, results: list[dict[str, Any]], workers: int, hooks: ExportHooks,
-                       share: float) -> None:
+def _merge_activations(writer: BatchWriter, results: list[dict[str, Any]], workers: int,
+                       callbacks: ExportCallbacks, share: float) -> None:
     """Write the bulk-import activation files, rows grouped by prompt window (activation_shards)."""
     spills = {k: (writer.spill_path(k), [tuple(s) for s in r["activation_segments"]]) for k, r in enumerate(results)}
-    folder = writer.stage / "neuronpedia" / "exports" / writer.rows.folder() / "activations"
+    folder = writer.stage / writer.rows.folder / "activations"
 
     def on_shard(done: int, total: int) -> None:
-        hooks.progress(1 - share + share * done / total, f"ordering activation rows by prompt: {done} / {total} files")
+        callbacks.progress(1 - share + share * done / total, f"ordering activation rows by prompt: {done} / {total} files")
 
     activation_shards.merge_all(folder, spills, workers=workers, on_shard=on_shard,
-                                check_cancelled=hooks.check_cancelled)
+                                check_cancelled=callbacks.check_cancelled)
 
 
 def _ensure_part(inputs: ExportInputs, part: str) -> None:
-    """Compute a dashboard part the store lacks (FR-3.3), or fail saying what is missing."""
+    """Compute a dashboard part the store lacks, or fail saying what is missing."""
     has = getattr(inputs.source, "has", None)
     if has is None or has(part):
         return
@@ -248,7 +250,7 @@ def _batch_items(inputs: ExportInputs, cfg: ExportConfig, batch: list[int], reus
 
 
 def _metadata(inputs: ExportInputs, cfg: ExportConfig, ids: NeuronpediaIds, created_at: str, n_prompts: int,
-              ctx_size: int, n_features: int) -> dict[str, Any]:
+              context_size: int, n_features: int) -> dict[str, Any]:
     info, manifest = inputs.info, inputs.source.manifest
     return {
         "model_id": ids.model_id, "model_name": info.model_name, "sae_id": info.sae_id,
@@ -258,7 +260,7 @@ def _metadata(inputs: ExportInputs, cfg: ExportConfig, ids: NeuronpediaIds, crea
         "created_at": created_at, "miStudio_version": __version__, "export_version": EXPORT_VERSION,
         "feature_count": n_features,
         "extraction": {"extraction_id": inputs.extraction_id, "dataset": dataset_name(manifest),
-                       "n_prompts": n_prompts, "context_size": ctx_size,
+                       "n_prompts": n_prompts, "context_size": context_size,
                        "n_tokens": manifest_value(manifest, "n_tokens"),
                        "prepend_bos": manifest_value(manifest, "prepend_bos")},
         "neuronpedia": ids.to_dict(),
@@ -267,46 +269,45 @@ def _metadata(inputs: ExportInputs, cfg: ExportConfig, ids: NeuronpediaIds, crea
 
 
 def _finish_stage(stage: Path, inputs: ExportInputs, cfg: ExportConfig, ids: NeuronpediaIds,
-                  rows: neuronpedia_exports.RowContext, meta: dict[str, Any], indices: list[int],
+                  rows: bulk_rows.SharedRowValues, meta: dict[str, Any], indices: list[int],
                   skipped: list[int], summary: dict[str, np.ndarray], base: BaseExport | None) -> None:
     """Write the non-batch files: metadata, explanations, Neuronpedia metadata rows, SAELens folder, README."""
-    atomic_write_bytes(stage / "metadata.json", dumps(meta, indent=True) + b"\n")
+    atomic_write_bytes(stage / layout.METADATA, dumps(meta, indent=True) + b"\n")
     explanations = inputs.explanations if cfg.include_explanations else {}
     if base is not None and cfg.include_explanations:
         explanations = {**base.explanations, **explanations}
     chosen = set(indices)
     doc = feature_json.explanations_document((i, explanations[i]) for i in sorted(explanations) if i in chosen)
-    (stage / "explanations").mkdir(exist_ok=True)
-    atomic_write_bytes(stage / "explanations" / "explanations.json", dumps(doc, indent=True) + b"\n")
-    release = saelens_export.release_name(ids, cfg.release_name)
-    sae_folder = saelens_export.sae_folder_id(inputs.sae, ids) if inputs.sae is not None else ids.source_id
+    (stage / layout.EXPLANATIONS).parent.mkdir(exist_ok=True)
+    atomic_write_bytes(stage / layout.EXPLANATIONS, dumps(doc, indent=True) + b"\n")
+    release = saelens.release_name(ids, cfg.release_name)
+    sae_folder = saelens.sae_folder_id(inputs.sae, ids) if inputs.sae is not None else ids.source_id
     if cfg.wants_neuronpedia:
-        np_dir = stage / "neuronpedia"
-        np_dir.mkdir(exist_ok=True)
-        atomic_write_bytes(np_dir / "skipped_indexes.json",
-                           dumps(neuronpedia_batch.skipped_document(ids, skipped), sort_keys=False))
-        meta_rows = neuronpedia_exports.metadata_rows(
+        (stage / layout.SKIPPED_INDEXES).parent.mkdir(exist_ok=True)
+        atomic_write_bytes(stage / layout.SKIPPED_INDEXES,
+                           dumps(saedashboard_batches.skipped_document(ids, skipped), sort_keys=False))
+        meta_rows = bulk_rows.metadata_rows(
             rows, release_name=release, release_title=cfg.release_title or f"miStudio SAEs for {ids.model_id}",
             release_url=cfg.release_url, creator_name=cfg.creator_name,
             description=f"{inputs.info.architecture} SAE, {inputs.info.d_sae} features, {inputs.info.hook_name}",
             n_prompts=meta["extraction"]["n_prompts"], n_tokens_in_prompt=meta["extraction"]["context_size"],
             hf_repo_id=cfg.hf_repo_id, hf_folder_id=sae_folder, saelens_release=release, saelens_sae_id=sae_folder)
-        folder = np_dir / "exports" / rows.folder()
+        folder = stage / rows.folder
         folder.mkdir(parents=True, exist_ok=True)
         for name, row in meta_rows.items():
             atomic_write_bytes(folder / name, jsonl([row]))
     if cfg.wants_saelens and inputs.sae is not None:
-        target = stage / "saelens"
+        target = stage / layout.SAELENS_DIR
         if target.exists():
             shutil.rmtree(target)
-        saelens_export.write_saelens_folder(inputs.sae, target / "sae", ids, summary["frequency"])
+        saelens.write_saelens_folder(inputs.sae, target / "sae", ids, summary["frequency"])
         for item in sorted((target / "sae").iterdir()):
             item.rename(target / item.name)
         (target / "sae").rmdir()
-        entry = saelens_export.pretrained_entry(inputs.sae, ids, release=release, hf_repo_id=cfg.hf_repo_id,
-                                                l0=inputs.info.l0, variance_explained=inputs.info.explained_variance)
-        atomic_write_bytes(target / "pretrained_saes.yaml", saelens_export.pretrained_yaml(entry).encode())
+        entry = saelens.pretrained_entry(inputs.sae, ids, release=release, hf_repo_id=cfg.hf_repo_id,
+                                         l0=inputs.info.l0, variance_explained=inputs.info.explained_variance)
+        atomic_write_bytes(stage / layout.SAELENS_PRETRAINED, saelens.pretrained_yaml(entry).encode())
     readme = readme_text(meta, n_features=len(indices), n_skipped=len(skipped), has_neuronpedia=cfg.wants_neuronpedia,
                          has_saelens=cfg.wants_saelens, release=release, saelens_sae_id=sae_folder,
                          hf_repo_id=cfg.hf_repo_id, compression=cfg.compression)
-    atomic_write_bytes(stage / "README.md", readme.encode())
+    atomic_write_bytes(stage / layout.README, readme.encode())

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import math
 import shutil
-from collections.abc import Iterable, Iterator
 from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from safetensors.torch import load, save
 
 from mistudio.errors import InvalidInputError, NotFoundError
 from mistudio.fsutil import atomic_write_bytes, atomic_write_text
+from mistudio.store.fine_grid import FINE_BINS, QUANTILE_REL_ERROR, quantiles
 
 MANIFEST = "manifest.json"
 PARTS = ("windows", "statistics", "histograms", "top_examples", "interval_examples", "logit_lens", "summary",
@@ -38,7 +38,8 @@ PARTS = ("windows", "statistics", "histograms", "top_examples", "interval_exampl
 
 
 class FeatureStore:
-    """Read/write access to one extraction's arrays and its per-feature dashboards."""
+    """Read/write access to one extraction's arrays (the dashboards are assembled from them by
+    `mistudio.dashboards.reader`)."""
 
     def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
         self.path = Path(path)
@@ -97,7 +98,11 @@ class FeatureStore:
         self.save_manifest()
 
     def read_part(self, part: str) -> dict[str, torch.Tensor]:
-        """All arrays of `part` (loaded into memory)."""
+        """All arrays of `part` (loaded into memory).
+
+        Raises:
+            NotFoundError: the part is not complete yet.
+        """
         self._require(part)
         return load((self.path / f"{part}.safetensors").read_bytes())
 
@@ -106,11 +111,25 @@ class FeatureStore:
             raise NotFoundError(f"the feature store at {self.path} has no {part} yet (status "
                                 f"{self.manifest.get('status')}); run or resume the extraction")
 
-    def _row(self, part: str, key: str, index: int) -> torch.Tensor:
-        """Row `index` of array `key` in `part`, read through a memory map."""
+    def row(self, part: str, key: str, index: int) -> torch.Tensor:
+        """Row `index` of array `key` in `part`, read through a memory map.
+
+        Raises:
+            NotFoundError: the part is not complete yet.
+        """
         self._require(part)
         with safe_open(str(self.path / f"{part}.safetensors"), framework="pt") as fh:
             return fh.get_slice(key)[index]
+
+    def windows(self) -> dict[str, torch.Tensor]:
+        """The `windows` part (`tokens`, `document`, `offset`), loaded once and kept in memory.
+
+        Raises:
+            NotFoundError: the part is not complete yet.
+        """
+        if "windows" not in self._cache:
+            self._cache["windows"] = self.read_part("windows")
+        return self._cache["windows"]
 
     @cached_property
     def _cache(self) -> dict[str, Any]:
@@ -149,14 +168,17 @@ class FeatureStore:
         shutil.rmtree(self.path / "checkpoint", ignore_errors=True)
 
     # ----- per-feature reads -------------------------------------------------------------------------------
-    def _check_index(self, index: int) -> None:
+    def check_index(self, index: int) -> None:
+        """Raise NotFoundError unless `index` is a feature of this store.
+
+        Raises:
+            NotFoundError: `index` is outside `0 .. n_features - 1`.
+        """
         if not 0 <= index < self.n_features:
             raise NotFoundError(f"feature {index} does not exist (this SAE has {self.n_features} features)")
 
     def fine_counts(self, index: int) -> np.ndarray:
         """Fine-grid histogram counts of feature `index`."""
-        from mistudio.extraction.histogram import FINE_BINS
-
         if "hist" not in self._cache:
             self._cache["hist"] = self.read_part("histograms")
         h = self._cache["hist"]
@@ -166,10 +188,12 @@ class FeatureStore:
         return counts
 
     def statistics(self, index: int) -> dict[str, Any]:
-        """Exact statistics of feature `index` (and quantiles from the fine histogram)."""
-        from mistudio.extraction.histogram import QUANTILE_REL_ERROR, quantiles
+        """Exact statistics of feature `index` (and quantiles from the fine histogram).
 
-        self._check_index(index)
+        Raises:
+            NotFoundError: no such feature, or the statistics are not written yet.
+        """
+        self.check_index(index)
         if "stats" not in self._cache:
             self._cache["stats"] = self.read_part("statistics")
         s = self._cache["stats"]
@@ -195,33 +219,6 @@ class FeatureStore:
         out["top_token"] = self.read_part("summary")["top_token"].numpy() if self.has("summary") else np.full(
             len(count), -1)
         return out
-
-    def feature_dashboard(self, index: int, *, n_examples: int | None = None, logit_k: int | None = None,
-                          n_bins: int | None = None, context: tuple[int, int] | None = None,
-                          rank_tokens_by: str = "sum", include_intervals: bool = True) -> dict[str, Any]:
-        """The JSON-ready dashboard dict of feature `index` (see docs/ARCHITECTURE.md)."""
-        from mistudio.dashboards.assemble import build_dashboard
-
-        self._check_index(index)
-        return build_dashboard(self, index, n_examples=n_examples, logit_k=logit_k, n_bins=n_bins,
-                               context=context, rank_tokens_by=rank_tokens_by,
-                               include_intervals=include_intervals)
-
-    def iter_dashboards(self, indices: Iterable[int], **options: Any) -> Iterator[dict[str, Any]]:
-        """Dashboards of `indices`, one at a time (bounded memory)."""
-        for index in indices:
-            yield self.feature_dashboard(int(index), **options)
-
-    def ensure_parts(self, loaded_model: Any = None, sae: Any = None) -> list[str]:
-        """Compute the derivable parts that are missing (the logit lens needs the model and the SAE)."""
-        from mistudio.extraction.finalize import write_logit_lens
-
-        if self.has("logit_lens"):
-            return []
-        if loaded_model is None or sae is None:
-            raise InvalidInputError("computing the logit lens needs the model and the SAE")
-        write_logit_lens(self, loaded_model, sae)
-        return ["logit_lens"]
 
 
 @lru_cache(maxsize=8)

@@ -10,10 +10,14 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from mistudio.export.jsonio import dumps, gzip_bytes, render_token, round_list
-from mistudio.export.neuronpedia_batch import FEATURE_KEYS, bin_centres
-from mistudio.export.package import write_sha256sums, zip_folder
-from mistudio.export.validate import ValidationReport, _kind, load_json_bytes, validate_export
+from mistudio.export.archive.checksums import write_sha256sums
+from mistudio.export.archive.deterministic_zip import zip_folder
+from mistudio.export.archive.jsonio import dumps, gzip_bytes, jsonl, render_token, round_list
+from mistudio.export.layout import BULK_ROW_KINDS, SHA256SUMS, member_kind
+from mistudio.export.neuronpedia.saedashboard_batches import FEATURE_KEYS, bin_centres
+from mistudio.export.validate.files import load_json_bytes
+from mistudio.export.validate.report import ValidationReport
+from mistudio.export.validate.validator import validate_export
 
 _EXAMPLE_KEYS = {"feature": ("tokens", "values", "max_value", "max_token_index"),
                  "batch": ("tokens", "values", None, None),
@@ -86,8 +90,8 @@ def fix_document(kind: str, doc: Any) -> Any:
 
 
 def _encode(kind: str, name: str, doc: Any) -> bytes:
-    if kind in ("features", "activations", "explanations"):
-        data = b"".join(dumps(row, sort_keys=False) + b"\n" for row in doc)
+    if kind in BULK_ROW_KINDS:
+        data = jsonl(doc)
     else:
         data = dumps(doc, sort_keys=kind == "feature", indent=kind == "metadata")
     return gzip_bytes(data) if name.endswith(".gz") else data
@@ -100,7 +104,7 @@ def fix_folder(root: Path, report: ValidationReport) -> list[str]:
     changed = []
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         name = path.relative_to(root).as_posix()
-        kind = _kind(name)
+        kind = member_kind(name)
         stem = name.split(".", 1)[0]
         if kind is None or kind == "metadata" or stem not in fixable_files:
             continue
@@ -109,7 +113,7 @@ def fix_folder(root: Path, report: ValidationReport) -> list[str]:
         changed.append(name)
     if any(i.code.startswith("checksum") for i in report.issues) or changed:
         write_sha256sums(root)
-        changed.append("SHA256SUMS")
+        changed.append(SHA256SUMS)
     return changed
 
 

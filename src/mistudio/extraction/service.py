@@ -1,4 +1,4 @@
-"""Python API for extractions (notebooks, CLI, REST): start or reuse an extraction, find it, open its store."""
+"""Extractions as a service (notebooks, CLI, REST): start or reuse an extraction, find it, open its store."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from mistudio.catalog.service import get_record
 from mistudio.db.models import Extraction
 from mistudio.errors import ConflictError, InvalidInputError, NotFoundError
 from mistudio.extraction.engine import settings_key
-from mistudio.extraction.store import FeatureStore, open_store
+from mistudio.store.feature_store import FeatureStore, open_store
 from mistudio.studio import Studio
 
 DEFAULTS: dict[str, Any] = {"n_tokens": 262_144, "n_prompts": None, "context_size": None, "top_k": 20,

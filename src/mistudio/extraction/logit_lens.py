@@ -43,9 +43,3 @@ def compute_logit_lens(W_dec: torch.Tensor, W_U: torch.Tensor, k: int = 50, n_bi
                            ("hist_max", lmax)):
             parts[key].append(value.cpu())
     return {key: torch.cat(value) for key, value in parts.items()}
-
-
-def logit_entries(ids: list[int], values: list[float], strings: list[str]) -> list[dict]:
-    """Dashboard rows `{token, token_id, value, rank}` (rank 1 = strongest)."""
-    return [{"token": strings[i] if 0 <= i < len(strings) else "", "token_id": int(i), "value": float(v),
-             "rank": r + 1} for r, (i, v) in enumerate(zip(ids, values, strict=True))]

@@ -3,7 +3,8 @@
 An export has one `features/{i}.json[.gz]` per feature; creating tens of thousands of small files costs about a
 millisecond each on common file systems (more than compressing them). A batch's entries are therefore written
 into one pack file, already in their final zip form (gzip files stored, plain JSON as a raw deflate stream),
-with their CRC-32 and SHA-256, and `package.zip_folder` copies them into the archive next to the staged files.
+with their CRC-32 and SHA-256, and `deterministic_zip.zip_folder` copies them into the archive next to the
+staged files.
 """
 
 from __future__ import annotations

@@ -22,8 +22,9 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from mistudio.export.jsonio import GZIP_LEVEL, dumps
-from mistudio.export.package import pool_context
+from mistudio.export.archive.jsonio import GZIP_LEVEL, dumps
+from mistudio.export.layout import bulk_batch_file
+from mistudio.export.workers import pool_context
 from mistudio.fsutil import atomic_write_bytes
 
 _UNKNOWN_WINDOW = 10**18 - 1
@@ -117,18 +118,18 @@ def merge_all(folder: Path, spills: dict[int, tuple[Path, list[Segment]]], *, wo
         path, segments = spills[k]
         for shard, offset, length in segments:
             parts.setdefault(shard, []).append((path, offset, length))
-    todo = [p for p in sorted(parts) if not (folder / f"batch-{p}.jsonl.gz").exists()]
+    todo = [p for p in sorted(parts) if not (folder / bulk_batch_file(p)).exists()]
     if todo:
         folder.mkdir(parents=True, exist_ok=True)
     report = on_shard or (lambda done, total: None)
     if workers <= 1 or len(todo) < 2:
         for n, p in enumerate(todo, 1):
             check_cancelled()
-            merge_shard(folder / f"batch-{p}.jsonl.gz", parts[p])
+            merge_shard(folder / bulk_batch_file(p), parts[p])
             report(n, len(todo))
         return
     with ProcessPoolExecutor(workers, mp_context=pool_context()) as pool:
-        futures = [(p, pool.submit(merge_shard, folder / f"batch-{p}.jsonl.gz", parts[p])) for p in todo]
+        futures = [(p, pool.submit(merge_shard, folder / bulk_batch_file(p), parts[p])) for p in todo]
         try:
             for n, (_, fut) in enumerate(futures, 1):
                 check_cancelled()

@@ -4,32 +4,26 @@ bytes do not depend on the order batches finish in)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mistudio.errors import InvalidInputError
-from mistudio.export import feature_json, neuronpedia_batch, neuronpedia_exports
-from mistudio.export.activation_shards import Segment, spill_rows
+from mistudio.errors import ExportValidationError
+from mistudio.export import feature_json, layout
+from mistudio.export.archive.jsonio import GZIP_LEVEL, dumps, gzip_bytes, jsonl
+from mistudio.export.archive.packs import PackWriter
 from mistudio.export.config import ExportConfig
-from mistudio.export.ids import NeuronpediaIds
-from mistudio.export.jsonio import GZIP_LEVEL, dumps, gzip_bytes, jsonl
-from mistudio.export.package import pool_context
-from mistudio.export.packs import PackWriter
+from mistudio.export.neuronpedia import bulk_rows, saedashboard_batches
+from mistudio.export.neuronpedia.activation_shards import Segment, spill_rows
+from mistudio.export.neuronpedia.ids import NeuronpediaIds
 from mistudio.export.prepare import PreparedFeature, prepare_feature
-from mistudio.export.validate import MIN_EXAMPLES, top_example_count
+from mistudio.export.validate.values import MIN_EXAMPLES, top_example_count
+from mistudio.export.workers import pool_context
 
-# below this many features, starting worker processes costs more than it saves
-PARALLEL_MIN_FEATURES = 2048
 # one item of a batch: a raw dashboard dict with its explanations, or a feature reused from a base export
 BatchItem = tuple[dict[str, Any], list[dict[str, Any]]] | PreparedFeature
-
-
-class ExportValidationError(InvalidInputError):
-    """The staged export failed its checks; `details["issues"]` lists them."""
 
 
 @dataclass(frozen=True)
@@ -39,9 +33,9 @@ class BatchWriter:
     stage: Path
     cfg: ExportConfig
     ids: NeuronpediaIds
-    rows: neuronpedia_exports.RowContext
+    rows: bulk_rows.SharedRowValues
     n_prompts: int
-    ctx_size: int
+    context_size: int  # tokens per prompt window
     scratch_dir: Path  # packed feature files and spilled activation rows wait here for packaging
     n_shards: int = 1  # bulk-import activation files
 
@@ -52,31 +46,31 @@ class BatchWriter:
 
     def write(self, k: int, items: list[BatchItem]) -> dict[str, Any]:
         """Write batch `k`; returns `{skipped, warnings, n_warnings, packed, activation_segments}` (`packed`: the
-        batch's `features/` members, see packs). The data is produced by our own
+        batch's `features/` members, see archive.packs). The data is produced by our own
         preparation step (rounded, finite, rendered tokens), so only its structural invariants are checked here;
         the full validator runs on finished exports (`mistudio export validate`)."""
         feats = self.prepare(items)
         _check_invariants(feats)
         gz = self.cfg.compression == "gzip"
-        ext = ".json.gz" if gz else ".json"
         pack = PackWriter(self.scratch_dir / f"features-{k}.pack", GZIP_LEVEL)
         for feat in feats:
             data = dumps(feature_json.feature_document(feat, include_top_tokens=self.cfg.top_tokens > 0,
                                                        include_token_ids=self.cfg.token_ids))
-            pack.add(f"features/{feat.index}{ext}", gzip_bytes(data) if gz else data, deflate=not gz)
+            pack.add(layout.feature_member(feat.index, gz), gzip_bytes(data) if gz else data, deflate=not gz)
         packed = [entry.to_list() for entry in pack.close()]
         if self.cfg.wants_neuronpedia:
             live = [f for f in feats if f.live]
-            batch = [neuronpedia_batch.batch_feature(f, n_prompts=self.n_prompts, n_tokens_in_prompt=self.ctx_size,
-                                                     dataset=self.rows.dataset) for f in live]
+            batch = [saedashboard_batches.batch_feature(f, n_prompts=self.n_prompts,
+                                                        n_tokens_in_prompt=self.context_size,
+                                                        dataset=self.rows.dataset) for f in live]
             if self.cfg.saedashboard_batches:
-                (self.stage / "neuronpedia").mkdir(parents=True, exist_ok=True)
-                (self.stage / "neuronpedia" / f"batch-{k}.json").write_bytes(
-                    dumps(neuronpedia_batch.batch_document(self.ids, batch), sort_keys=False))
+                batch_file = self.stage / layout.saedashboard_batch(k)
+                batch_file.parent.mkdir(parents=True, exist_ok=True)
+                batch_file.write_bytes(dumps(saedashboard_batches.batch_document(self.ids, batch), sort_keys=False))
             segments = self._write_rows(k, live, batch)
         else:
             segments = []
-        warnings = [{"code": "too_few_examples", "location": f"features/{f.index}{ext}: activations",
+        warnings = [{"code": "too_few_examples", "location": f"{layout.feature_member(f.index, gz)}: activations",
                      "message": f"{top_example_count(f.examples)} top examples; Neuronpedia expects at least "
                                 f"{MIN_EXAMPLES} for a live feature", "fix": "extract over more tokens, or accept a sparse dashboard",
                      "fixable": False, "severity": "warning"}
@@ -90,17 +84,17 @@ class BatchWriter:
 
     def _write_rows(self, k: int, live: list[PreparedFeature], batch: list[dict[str, Any]]) -> list[Segment]:
         """Feature and explanation rows go straight to `batch-{k}.jsonl.gz`; activation rows are spilled for
-        the merge by window (activation_shards) and their segments returned."""
-        folder = self.stage / "neuronpedia" / "exports" / self.rows.folder()
+        the merge by window (neuronpedia.activation_shards) and their segments returned."""
+        folder = self.stage / self.rows.folder
         parts = {
-            "features": [neuronpedia_exports.feature_row(bf, f, self.rows) for bf, f in zip(batch, live, strict=True)],
-            "explanations": [r for f in live for r in neuronpedia_exports.explanation_rows(f, self.rows)],
+            "features": [bulk_rows.feature_row(bf, f, self.rows) for bf, f in zip(batch, live, strict=True)],
+            "explanations": [r for f in live for r in bulk_rows.explanation_rows(f, self.rows)],
         }
         for name, rows in parts.items():
             if rows:
                 (folder / name).mkdir(parents=True, exist_ok=True)
-                (folder / name / f"batch-{k}.jsonl.gz").write_bytes(gzip_bytes(jsonl(rows)))
-        activations = [(n, r) for f in live for n, r in enumerate(neuronpedia_exports.activation_rows(f, self.rows))]
+                (folder / name / layout.bulk_batch_file(k)).write_bytes(gzip_bytes(jsonl(rows)))
+        activations = [(n, r) for f in live for n, r in enumerate(bulk_rows.activation_rows(f, self.rows))]
         if not activations:
             return []
         return spill_rows(self.spill_path(k), activations, batch=k, n_shards=self.n_shards, n_windows=self.n_prompts)
@@ -122,14 +116,6 @@ def _check_invariants(feats: list[PreparedFeature]) -> None:
         first = problems[0]
         raise ExportValidationError(f"export failed validation: {len(problems)} problem(s), first: "
                                     f"{first['location']}: {first['message']}", details={"issues": problems[:100]})
-
-
-def default_workers(n_features: int, requested: int | None) -> int:
-    """Worker processes for an export of `n_features`: `requested`, else one per core for large exports."""
-    if requested is not None:
-        return requested
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return cores if n_features >= PARALLEL_MIN_FEATURES else 1
 
 
 # batch loaders forked worker processes inherit (set before the pool forks), so dashboards are read in the

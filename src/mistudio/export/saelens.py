@@ -1,5 +1,5 @@
 """`saelens/`: the SAE converted to SAELens 6 (`cfg.json`, `sae_weights.safetensors`, `sparsity.safetensors`)
-plus the `pretrained_saes.yaml` entry a SAELens release needs (FR-2.4)."""
+plus the `pretrained_saes.yaml` entry a SAELens release needs."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import yaml
 
-from mistudio.export.ids import NeuronpediaIds
+from mistudio.export.neuronpedia.ids import NeuronpediaIds
 from mistudio.saes.formats import write_saelens
 from mistudio.saes.model import SAE
 

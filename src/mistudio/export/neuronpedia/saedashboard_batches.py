@@ -1,12 +1,13 @@
-"""`neuronpedia/batch-{n}.json` exactly as SAEDashboard's `NeuronpediaDashboardBatch.to_dict` writes it."""
+"""SAEDashboard's batch files `neuronpedia/batch-{k}.json`, exactly as its `NeuronpediaDashboardBatch.to_dict` writes
+them, and `neuronpedia/skipped_indexes.json`."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from mistudio.export.ids import NeuronpediaIds
-from mistudio.export.jsonio import round_list, sig_float
+from mistudio.export.archive.jsonio import round_list, sig_float
+from mistudio.export.neuronpedia.ids import NeuronpediaIds
 from mistudio.export.prepare import PreparedFeature
 
 # Every key NeuronpediaDashboardFeature.to_dict writes, in its order, with the JSON type of its value.

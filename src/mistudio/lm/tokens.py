@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -34,7 +35,7 @@ def byte_decoder() -> dict[str, int]:
     return {chr(c): b for b, c in zip(printable, chars, strict=True)}
 
 
-def _is_byte_level(pieces: list[str | None]) -> bool:
+def _is_byte_level(pieces: Sequence[str | None]) -> bool:
     sample = [p for p in pieces[:5000] if p]
     return any(p.startswith("Ġ") for p in sample) and not any("▁" in p for p in sample)
 
@@ -55,7 +56,8 @@ def _render_sentencepiece(piece: str) -> str:
 def vocab_strings(tokenizer: PreTrainedTokenizerBase) -> list[str]:
     """The display string of every token id `0 .. len(tokenizer) - 1`."""
     size = len(tokenizer)
-    pieces = tokenizer.convert_ids_to_tokens(list(range(size)))
+    converted = tokenizer.convert_ids_to_tokens(list(range(size)))
+    pieces: list[str | None] = [converted] if isinstance(converted, str) else list(converted)
     special = set(tokenizer.all_special_ids) | {
         i for i, tok in getattr(tokenizer, "added_tokens_decoder", {}).items() if getattr(tok, "special", False)
     }

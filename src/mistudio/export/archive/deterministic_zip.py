@@ -1,74 +1,24 @@
-"""Packaging: SHA256SUMS over a staged folder and a byte-for-byte deterministic zip of it."""
+"""A byte-for-byte deterministic zip of a staged folder plus pre-packed members."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_all_start_methods, get_context
-from multiprocessing.context import BaseContext
 from pathlib import Path
 
-from mistudio.export.jsonio import GZIP_LEVEL
-from mistudio.export.packs import PackedEntry
-from mistudio.fsutil import atomic_write_text
+from mistudio.export.archive.checksums import staged_files
+from mistudio.export.archive.jsonio import GZIP_LEVEL
+from mistudio.export.archive.packs import PackedEntry
+from mistudio.export.workers import pool_context
 
-SUMS_FILE = "SHA256SUMS"
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 _STORED_SUFFIXES = (".gz", ".safetensors", ".zip")
 _CHUNK = 1 << 20
 ZIP_LEVEL = GZIP_LEVEL
-
-
-def staged_files(root: Path) -> list[str]:
-    """Relative POSIX paths of every file under `root` (hidden entries skipped), sorted."""
-    out = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in filenames:
-            if not name.startswith("."):
-                out.append((Path(dirpath) / name).relative_to(root).as_posix())
-    return sorted(out)
-
-
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def write_sha256sums(root: Path, packed: Sequence[PackedEntry] = ()) -> Path:
-    """Write `SHA256SUMS` (`sha256sum -c` format) for every file under `root` except itself, and for the
-    `packed` archive members."""
-    digests = {rel: sha256_file(root / rel) for rel in staged_files(root) if rel != SUMS_FILE}
-    digests.update((entry.name, entry.sha256) for entry in packed)
-    lines = [f"{digests[rel]}  {rel}\n" for rel in sorted(digests)]
-    path = root / SUMS_FILE
-    atomic_write_text(path, "".join(lines))
-    return path
-
-
-def parse_sha256sums(text: str) -> dict[str, str]:
-    """`SHA256SUMS` text → {relative path: hex digest}."""
-    out = {}
-    for line in text.splitlines():
-        if line.strip():
-            digest, _, rel = line.partition("  ")
-            out[rel.strip()] = digest.strip()
-    return out
-
-
-def pool_context() -> BaseContext:
-    """Worker processes are forked where the OS can (no re-import of the caller's modules — spawning re-runs the
-    main module, seconds per worker); they run only numpy, zlib and orjson code and touch no locks or database."""
-    return get_context("fork" if "fork" in get_all_start_methods() else "spawn")
 
 
 def _deflate_file(path: Path, level: int) -> tuple[int, int, bytes]:

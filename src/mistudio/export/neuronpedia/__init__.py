@@ -1,0 +1,1 @@
+"""Neuronpedia's formats: bulk-import rows, window-ordered activation files, SAEDashboard batches, ids, upload."""

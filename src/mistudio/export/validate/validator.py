@@ -1,0 +1,79 @@
+"""Validating an export folder or zip: checksums, JSON Schema and the real Neuronpedia batch and row formats.
+Each problem has a location, a message and a suggested fix."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+from mistudio.export.archive.checksums import parse_sha256sums
+from mistudio.export.config import MODEL_ID_RE, SOURCE_SET_RE
+from mistudio.export.layout import METADATA, SHA256SUMS, member_kind
+from mistudio.export.validate.feature_checks import check_feature_document, feature_document_conforms
+from mistudio.export.validate.files import ExportFiles, load_json_bytes
+from mistudio.export.validate.neuronpedia_checks import check_batch_document, check_row
+from mistudio.export.validate.report import Issue, ValidationReport
+from mistudio.export.validate.schema import schema_issues
+
+
+def _iter_checks(files: ExportFiles, full_schema: bool, report: ValidationReport) -> Iterator[Issue]:
+    names = files.names()
+    report.n_files = len(names)
+    if METADATA not in names:
+        yield Issue("missing_file", METADATA, f"the export has no {METADATA}", "re-export")
+    yield from _check_sums(files, names)
+    for name in names:
+        kind = member_kind(name)
+        if kind is None:
+            continue
+        doc, issues = load_json_bytes(files.read(name), name)
+        yield from issues
+        if kind == "metadata":
+            yield from schema_issues("metadata", doc, name)
+            ids = doc.get("neuronpedia") or {}
+            if ids.get("model_id") and not MODEL_ID_RE.match(ids["model_id"]):
+                yield Issue("bad_model_id", name, f"model id {ids['model_id']!r} breaks Neuronpedia's naming rule",
+                            "use lower-case letters, digits, '.', '-'")
+            if ids.get("source_set") and not SOURCE_SET_RE.match(ids["source_set"]):
+                yield Issue("bad_source_set", name, f"source set {ids['source_set']!r} breaks Neuronpedia's rule",
+                            "use lower-case letters, digits and '-'")
+        elif kind == "feature":
+            report.n_features += 1
+            if full_schema and not feature_document_conforms(doc):
+                yield from schema_issues("feature", doc, name)
+            yield from check_feature_document(doc, name)
+        elif kind == "batch":
+            yield from check_batch_document(doc, name)
+        else:
+            for n, row in enumerate(doc):
+                yield from check_row(kind, row, f"{name}:{n + 1}")
+
+
+def _check_sums(files: ExportFiles, names: list[str]) -> Iterator[Issue]:
+    if SHA256SUMS not in names:
+        yield Issue("checksum_missing", SHA256SUMS, f"no {SHA256SUMS} file", f"write {SHA256SUMS}", fixable=True)
+        return
+    sums = parse_sha256sums(files.read(SHA256SUMS).decode("utf-8", errors="replace"))
+    for name in names:
+        if name == SHA256SUMS:
+            continue
+        if name not in sums:
+            yield Issue("checksum_missing", name, "file is not listed in SHA256SUMS", "rewrite SHA256SUMS",
+                        fixable=True)
+        elif hashlib.sha256(files.read(name)).hexdigest() != sums[name]:
+            yield Issue("checksum_mismatch", name, "SHA-256 does not match SHA256SUMS (file changed or corrupted)",
+                        "re-export, or rewrite SHA256SUMS if the change is intended", fixable=True)
+    for name in sorted(set(sums) - set(names)):
+        yield Issue("checksum_missing", name, "listed in SHA256SUMS but absent", "rewrite SHA256SUMS", fixable=True)
+
+
+def validate_export(path: str | Path, *, full_schema: bool = True) -> ValidationReport:
+    """Validate an export folder or zip and return the report."""
+    files = ExportFiles(Path(path))
+    report = ValidationReport(path=str(path))
+    try:
+        report.issues = list(_iter_checks(files, full_schema, report))
+    finally:
+        files.close()
+    return report

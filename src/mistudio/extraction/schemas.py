@@ -1,0 +1,75 @@
+"""Response models of extractions, feature lists and feature labels."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ExtractionStatus = Literal["pending", "running", "completed", "failed"]
+
+
+class Extraction(BaseModel):
+    """A dashboard-data extraction of one SAE over one dataset."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    sae_id: str
+    status: ExtractionStatus
+    model: str | None = Field(description="HF model id or local folder the activations came from")
+    dataset: str | None
+    settings: dict[str, Any] = Field(description="Extraction settings (n_tokens, context_size, top_k, ...)")
+    n_tokens: int | None
+    n_features: int | None
+    job_id: str | None
+    statistics: dict[str, Any]
+    created_at: str | None = Field(description="ISO 8601 timestamp")
+    finished_at: str | None = Field(description="ISO 8601 timestamp")
+
+
+class ExtractionStarted(BaseModel):
+    """A queued (or reused) extraction."""
+
+    model_config = ConfigDict(extra="allow")
+
+    job_id: str | None
+    extraction_id: str
+    reused: bool = Field(description="True when a finished identical extraction was reused and nothing was queued")
+
+
+class FeatureSummary(BaseModel):
+    """One feature's summary row, for lists and filters."""
+
+    model_config = ConfigDict(extra="allow")
+
+    feature_index: int
+    activation_frequency: float
+    max_activation: float
+    mean_activation: float
+    dead: bool
+    label: str | None
+    category: str | None
+    top_token: str | None = Field(description="The token with the most activation in the top examples")
+
+
+class FeaturePage(BaseModel):
+    """One page of an extraction's features."""
+
+    model_config = ConfigDict(extra="allow")
+
+    items: list[FeatureSummary]
+    total: int = Field(description="Features matching the filters, over all pages")
+    page: int
+    page_size: int
+    extraction_id: str
+
+
+class FeatureLabel(BaseModel):
+    """A feature's label after setting it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    feature_index: int
+    label: str | None
+    category: str | None
