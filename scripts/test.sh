@@ -22,6 +22,7 @@ if command -v pg_ctlcluster >/dev/null 2>&1 && [ -z "${MISTUDIO_TEST_POSTGRES_UR
 fi
 scripts/setup.sh --dev
 .venv/bin/ruff check src tests benchmarks
+.venv/bin/lint-imports  # layering contracts: [tool.importlinter] in pyproject.toml
 if [ -f frontend/package.json ] && command -v npm >/dev/null 2>&1; then
   (cd frontend && npm test --silent)
 fi
