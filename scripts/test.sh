@@ -23,6 +23,7 @@ fi
 scripts/setup.sh --dev
 .venv/bin/ruff check src tests benchmarks
 .venv/bin/lint-imports  # layering contracts: [tool.importlinter] in pyproject.toml
+.venv/bin/mypy  # types: [tool.mypy] in pyproject.toml
 if [ -f frontend/package.json ] && command -v npm >/dev/null 2>&1; then
   (cd frontend && npm test --silent)
 fi

@@ -34,7 +34,7 @@ def extracted(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
     sae = random_sae(64, 48, "blocks.1.hook_resid_pre", model_name=str(model), context_size=32)
     studio = Studio.open(home=root / "home")
     sae_id = catalog.register_sae_from_path(studio, write_saelens(sae, root / "sae"), name="tiny",
-                                            source="trained")["id"]
+                                            source="trained").id
     with TestClient(create_app(studio, start_worker=False)) as client:
         res = client.post(f"/api/v1/saes/{sae_id}/extract", json={
             "model": str(model), "dataset": "builtin:corpus", "n_tokens": 2048, "context_size": 32, "top_k": 4})
@@ -49,11 +49,12 @@ def test_catalog_routes(extracted) -> None:  # noqa: ANN001
     with studio.sessions() as s:
         _same_json(client.get("/api/v1/saes").json(), list_saes(s, SAEQuery()).model_dump())
         _same_json(client.get(f"/api/v1/saes/{sae_id}").json(), list_saes(s, SAEQuery()).items[0].model_dump())
-    _same_json(client.get(f"/api/v1/saes/{sae_id}/statistics").json(), catalog.sae_statistics(studio, sae_id))
-    _same_json(client.get(f"/api/v1/saes/{sae_id}/config").json(), catalog.sae_config(studio, sae_id))
+    _same_json(client.get(f"/api/v1/saes/{sae_id}/statistics").json(),
+               catalog.sae_statistics(studio, sae_id).model_dump(exclude_unset=True))
+    _same_json(client.get(f"/api/v1/saes/{sae_id}/config").json(), catalog.sae_config(studio, sae_id).model_dump())
     training = client.post("/api/v1/trainings", json={"name": "run", "metrics": {"l0": 3}}).json()
     with studio.sessions() as s:
-        stored = catalog.list_trainings(s)
+        stored = [t.model_dump() for t in catalog.list_trainings(s)]
     _same_json(client.get("/api/v1/trainings").json(), {"items": stored})
     _same_json(client.get(f"/api/v1/trainings/{training['id']}").json(), stored[0])
 
@@ -61,9 +62,10 @@ def test_catalog_routes(extracted) -> None:  # noqa: ANN001
 def test_job_and_extraction_routes(extracted) -> None:  # noqa: ANN001
     client, studio, sae_id, started = extracted
     job_id = started["job_id"]
-    _same_json(client.get(f"/api/v1/jobs/{job_id}").json(), studio.runner.get(job_id))
-    _same_json(client.get("/api/v1/jobs").json(), {"items": studio.runner.list()})
-    _same_json(client.get(f"/api/v1/saes/{sae_id}/extractions").json(), extraction.list_extractions(studio, sae_id))
+    _same_json(client.get(f"/api/v1/jobs/{job_id}").json(), studio.runner.get(job_id).json_view())
+    _same_json(client.get("/api/v1/jobs").json(), {"items": [j.json_view() for j in studio.runner.list()]})
+    _same_json(client.get(f"/api/v1/saes/{sae_id}/extractions").json(),
+               [e.model_dump() for e in extraction.list_extractions(studio, sae_id)])
 
 
 def test_feature_routes(extracted) -> None:  # noqa: ANN001
@@ -71,7 +73,7 @@ def test_feature_routes(extracted) -> None:  # noqa: ANN001
     ext_id = started["extraction_id"]
     with studio.sessions() as s:
         _same_json(client.get(f"/api/v1/saes/{sae_id}/features").json(),
-                   {**list_features(s, ext_id), "extraction_id": ext_id})
+                   list_features(s, ext_id).model_dump())
     _, store = extraction.get_store(studio, sae_id, ext_id)
     for index in range(3):
         served = client.get(f"/api/v1/saes/{sae_id}/features/{index}/dashboard").json()
@@ -84,7 +86,7 @@ def test_export_routes(extracted) -> None:  # noqa: ANN001
     client, studio, sae_id, _ = extracted
     inputs = export_service.gather_inputs(studio, sae_id, None, load_weights=False)
     _same_json(client.post(f"/api/v1/saes/{sae_id}/export/estimate", json={}).json(),
-               export_service.estimate(inputs, ExportConfig()))
+               export_service.estimate(inputs, ExportConfig()).model_dump())
     with studio.sessions() as s:
         _same_json(client.get("/api/v1/exports", params={"sae_id": sae_id}).json(),
-                   export_service.list_exports(s, sae_id))
+                   export_service.list_exports(s, sae_id).model_dump())

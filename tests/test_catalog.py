@@ -35,24 +35,24 @@ def test_import_each_format_detects_and_copies(studio, tmp_path: Path, fmt: str)
     sae = make_sae(arch, d_in=16, d_sae=40)
     folder = write_in_format(sae, fmt, tmp_path / "src")
     data = service.import_local(studio, folder, name=f"my-{fmt}")
-    assert data["format"] == fmt and data["source"] == "upload" and data["status"] == "ready"
-    assert (data["d_in"], data["d_sae"], data["architecture"]) == (16, 40, arch)
-    assert not Path(data["local_path"]).is_absolute()
-    stored = studio.settings.home / data["local_path"]
-    loaded = service.load_sae_for(studio, data["id"])
+    assert data.format == fmt and data.source == "upload" and data.status == "ready"
+    assert (data.d_in, data.d_sae, data.architecture) == (16, 40, arch)
+    assert not Path(data.local_path).is_absolute()
+    stored = studio.settings.home / data.local_path
+    loaded = service.load_sae_for(studio, data.id)
     x = torch.randn(8, 16)
     torch.testing.assert_close(loaded.encode(x), read_sae(folder).encode(x), atol=1e-5, rtol=0)
-    assert stored.is_dir() and data["size_bytes"] == sum(p.stat().st_size for p in stored.iterdir())
+    assert stored.is_dir() and data.size_bytes == sum(p.stat().st_size for p in stored.iterdir())
 
 
 def test_import_zip_and_tar(studio, tmp_path: Path) -> None:
     folder = write_in_format(make_sae("topk"), "saelens", tmp_path / "sae")
     z = service.import_local(studio, _zip_folder(folder, tmp_path / "sae.zip", prefix="inner/"))
-    assert z["name"] == "sae" and z["architecture"] == "topk"
+    assert z.name == "sae" and z.architecture == "topk"
     tar_path = tmp_path / "sae2.tar.gz"
     with tarfile.open(tar_path, "w:gz") as tf:
         tf.add(folder, arcname="x")
-    assert service.import_local(studio, tar_path)["format"] == "saelens"
+    assert service.import_local(studio, tar_path).format == "saelens"
 
 
 def _assert_nothing_left(studio) -> None:
@@ -101,7 +101,7 @@ def test_nested_folder_with_several_saes_asks_for_one(studio, tmp_path: Path) ->
     with pytest.raises(InvalidInputError, match="holds 2 SAEs"):
         service.import_local(studio, root)
     data = service.import_local(studio, root / "blocks.1.hook_resid_pre")
-    assert data["name"] == "blocks.1.hook_resid_pre"
+    assert data.name == "blocks.1.hook_resid_pre"
 
 
 def test_list_filter_search_sort_paginate_delete(any_db_studio, tmp_path: Path) -> None:
@@ -111,7 +111,7 @@ def test_list_filter_search_sort_paginate_delete(any_db_studio, tmp_path: Path) 
                                       ("jumprelu", "blocks.3.hook_resid_post")]):
         folder = write_in_format(make_sae(arch, hook_name=hook, model_name=f"model-{i % 2}"), "saelens",
                                  tmp_path / f"s{i}")
-        ids.append(service.import_local(studio, folder, name=f"sae-{i}")["id"])
+        ids.append(service.import_local(studio, folder, name=f"sae-{i}").id)
     with studio.sessions() as s:
         everything = list_saes(s, SAEQuery())
         assert everything.total == 3
@@ -124,8 +124,7 @@ def test_list_filter_search_sort_paginate_delete(any_db_studio, tmp_path: Path) 
         assert [it.name for it in page.items] == ["sae-0"] and page.total == 3
         with pytest.raises(InvalidInputError):
             list_saes(s, SAEQuery(sort="password"))
-    folder = studio.settings.home / service.sae_to_dict(studio.sessions().get(SAERecord, ids[0]))["local_path"] \
-        if hasattr(service, "sae_to_dict") else None
+    folder = studio.settings.home / studio.sessions().get(SAERecord, ids[0]).local_path
     service.delete_sae(studio, ids[0])
     if folder is not None:
         assert not folder.exists()
@@ -142,23 +141,23 @@ def test_training_link_and_statistics(any_db_studio, tmp_path: Path) -> None:
     with studio.sessions() as s, s.begin():
         training = service.create_training(s, name="run-1", model_name="tiny-gpt2", dataset="tiny/dataset",
                                            hyperparameters={"lr": 1e-3}, metrics={"l0": 12.5})
-        linked = service.link_training(s, data["id"], training["id"])
-        assert linked["training_id"] == training["id"]
+        linked = service.link_training(s, data.id, training.id)
+        assert linked.training_id == training.id
         with pytest.raises(NotFoundError):
-            service.link_training(s, data["id"], "missing")
-    stats = service.sae_statistics(studio, data["id"])
-    assert stats["size_bytes"] == data["size_bytes"]
-    assert stats["decoder"]["dead_rows"] == 1 if "decoder" in stats else True
+            service.link_training(s, data.id, "missing")
+    stats = service.sae_statistics(studio, data.id)
+    assert stats.size_bytes == data.size_bytes
+    assert stats.model_dump()["decoder"]["dead_rows"] == 1 if "decoder" in stats.model_dump() else True
 
 
 def test_convert_catalogued_sae(studio, tmp_path: Path) -> None:
     sae = make_sae("gated")
     data = service.import_local(studio, write_in_format(sae, "saelens", tmp_path / "g"))
-    out = service.convert_catalogued(studio, data["id"], "mistudio", tmp_path / "native")
+    out = service.convert_catalogued(studio, data.id, "mistudio", tmp_path / "native")
     x = torch.randn(5, 16)
-    torch.testing.assert_close(read_sae(out["path"]).encode(x), sae.encode(x), atol=1e-5, rtol=0)
+    torch.testing.assert_close(read_sae(out.path).encode(x), sae.encode(x), atol=1e-5, rtol=0)
     with pytest.raises(InvalidInputError, match="already exists"):
-        service.convert_catalogued(studio, data["id"], "mistudio", tmp_path / "native")
+        service.convert_catalogued(studio, data.id, "mistudio", tmp_path / "native")
 
 
 def test_listing_ten_thousand_saes_is_fast(any_db_studio) -> None:
@@ -196,6 +195,6 @@ def test_zip_in_memory_helper_is_valid() -> None:
 def test_gemma_scope_folder_outside_its_repo_takes_model_and_hook(studio, tmp_path: Path) -> None:
     folder = write_in_format(make_sae("jumprelu"), "gemma_scope", tmp_path / "gs")
     data = service.import_local(studio, folder, model_name="gemma-2-2b", hook_name="blocks.3.hook_resid_post")
-    assert (data["model_name"], data["hook_name"], data["layer"]) == ("gemma-2-2b", "blocks.3.hook_resid_post", 3)
-    sae = service.load_sae_for(studio, data["id"])  # the copied npz alone no longer says which hook it reads
+    assert (data.model_name, data.hook_name, data.layer) == ("gemma-2-2b", "blocks.3.hook_resid_post", 3)
+    sae = service.load_sae_for(studio, data.id)  # the copied npz alone no longer says which hook it reads
     assert (sae.cfg.model_name, sae.cfg.hook_name, sae.cfg.hook_layer) == ("gemma-2-2b", "blocks.3.hook_resid_post", 3)

@@ -35,16 +35,16 @@ def test_extraction_export_validate_and_load_in_sae_lens(studio: Studio, model: 
     from sae_lens import SAE as LensSAE
 
     original = make_sae(arch, d_in=D_MODEL, d_sae=D_SAE, seed=11, model_name=str(model))
-    sae_id = import_local(studio, write_in_format(original, fmt, tmp_path / "src"))["id"]
+    sae_id = import_local(studio, write_in_format(original, fmt, tmp_path / "src")).id
     extraction_id = extract(studio, sae_id, str(model), "builtin:corpus", n_tokens=2048, context_size=32, top_k=20)
 
     intervals = arch == "jumprelu"  # one run also exports the interval (quantile-band) groups
     cfg = make_config("full", model_id="tiny-gpt2", batch_size=8, workers=2,  # forked workers read the store
                       interval_examples=intervals)
-    job_id = start_export(studio, sae_id, cfg)["job_id"]
+    job_id = start_export(studio, sae_id, cfg).job_id
     state = studio.runner.run_inline(job_id)
-    assert state["status"] == "completed", state
-    archive = studio.settings.absolute(state["result"]["output_path"])
+    assert state.status == "completed", state
+    archive = studio.settings.absolute(state.result["output_path"])
     report = validate_export(archive)
     assert report.ok, report.to_text()
     assert report.n_features == D_SAE

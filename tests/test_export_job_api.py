@@ -45,14 +45,14 @@ def assets(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def _ready(studio: Studio, assets: tuple[Path, Path]) -> str:
     model, sae_path = assets
-    sae_id = register_sae_from_path(studio, sae_path, name="tiny", source="trained")["id"]
+    sae_id = register_sae_from_path(studio, sae_path, name="tiny", source="trained").id
     extract(studio, sae_id, str(model), "builtin:corpus", **EXTRACT)
     return sae_id
 
 
 def _run(studio: Studio, sae_id: str, **cfg: object) -> tuple[str, dict]:
     started = start_export(studio, sae_id, make_config(**{**CFG, **cfg}))
-    return started["job_id"], studio.runner.run_inline(started["job_id"])
+    return started.job_id, studio.runner.run_inline(started.job_id)
 
 
 def test_export_job_fills_its_record(any_db_studio: Studio, assets: tuple[Path, Path]) -> None:
@@ -60,22 +60,22 @@ def test_export_job_fills_its_record(any_db_studio: Studio, assets: tuple[Path, 
     sae_id = _ready(studio, assets)
     events: list[str] = []
     started = start_export(studio, sae_id, make_config(**CFG))
-    state = studio.runner.run_inline(started["job_id"], listener=lambda e: events.append(e["stage"]))
-    assert state["status"] == "completed", state
-    assert [s["name"] for s in state["stages"]] == STAGES
-    assert all(s["status"] == "completed" for s in state["stages"])
+    state = studio.runner.run_inline(started.job_id, listener=lambda e: events.append(e["stage"]))
+    assert state.status == "completed", state
+    assert [s.name for s in state.stages] == STAGES
+    assert all(s.status == "completed" for s in state.stages)
     seen = [s for n, s in enumerate(events) if s and (n == 0 or events[n - 1] != s)]
     assert seen == STAGES  # every stage, in order, each once
     with studio.sessions() as s:
-        rec = s.get(ExportRecord, started["export_id"])
-        assert rec.status == "completed" and rec.job_id == started["job_id"] and rec.finished_at is not None
-        assert rec.output_path == f"exports/{started['job_id']}.zip"  # relative to MISTUDIO_HOME
+        rec = s.get(ExportRecord, started.export_id)
+        assert rec.status == "completed" and rec.job_id == started.job_id and rec.finished_at is not None
+        assert rec.output_path == f"exports/{started.job_id}.zip"  # relative to MISTUDIO_HOME
         path = studio.settings.absolute(rec.output_path)
         assert rec.file_size_bytes == path.stat().st_size and rec.feature_count == D_SAE
         assert set(rec.timings) == set(STAGES) and all(v >= 0 for v in rec.timings.values())
     report = validate_export(path)
     assert report.ok, report.to_text()
-    assert state["result"]["n_skipped"] >= 1  # the dead feature is not in a Neuronpedia batch
+    assert state.result["n_skipped"] >= 1  # the dead feature is not in a Neuronpedia batch
 
 
 def _interrupt_after_first_batch(monkeypatch: pytest.MonkeyPatch, studio: Studio, action: str) -> None:
@@ -102,25 +102,25 @@ def test_cancel_leaves_no_archive_and_pause_resumes_to_same_bytes(studio: Studio
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     sae_id = _ready(studio, assets)
     _, ref = _run(studio, sae_id)
-    reference = studio.settings.absolute(ref["result"]["output_path"]).read_bytes()
+    reference = studio.settings.absolute(ref.result["output_path"]).read_bytes()
 
     with monkeypatch.context() as m:
         _interrupt_after_first_batch(m, studio, "cancel")
         job_id, state = _run(studio, sae_id)
-    assert state["status"] == "cancelled"
+    assert state.status == "cancelled"
     assert not list(studio.settings.exports_dir.glob(f"*{job_id}*"))  # nothing that looks finished
     with studio.sessions() as s:
-        assert s.get(ExportRecord, state["params"]["export_id"]).status == "cancelled"
+        assert s.get(ExportRecord, state.params["export_id"]).status == "cancelled"
 
     with monkeypatch.context() as m:
         _interrupt_after_first_batch(m, studio, "pause")
         job_id, state = _run(studio, sae_id)
-    assert state["status"] == "paused"
+    assert state.status == "paused"
     assert not (studio.settings.exports_dir / f"{job_id}.zip").exists()
     studio.runner.resume(job_id)
     state = studio.runner.run_inline(job_id)
-    assert state["status"] == "completed", state
-    assert studio.settings.absolute(state["result"]["output_path"]).read_bytes() == reference
+    assert state.status == "completed", state
+    assert studio.settings.absolute(state.result["output_path"]).read_bytes() == reference
 
 
 @pytest.fixture()
@@ -177,8 +177,8 @@ def test_rest_labels_import_reaches_the_export(client) -> None:  # noqa: ANN001
     job_id = c.post(f"/api/v1/saes/{sae_id}/export/neuronpedia",
                     json={"config": {**CFG, "selection": {"mode": "labeled"}}}).json()["job_id"]
     state = studio.runner.run_inline(job_id)
-    assert state["result"]["feature_count"] == 1
-    with zipfile.ZipFile(studio.settings.absolute(state["result"]["output_path"])) as zf:
+    assert state.result["feature_count"] == 1
+    with zipfile.ZipFile(studio.settings.absolute(state.result["output_path"])) as zf:
         doc = json.loads(zf.read("explanations/explanations.json"))
     assert [e["description"] for e in doc["explanations"][0]["explanations"]] == ["dates and times", "clock words"]
 
@@ -233,8 +233,8 @@ def test_rest_incremental_export_builds_on_a_finished_one(client) -> None:  # no
     res = c.post(f"{base}/export/neuronpedia", json={"config": rest, "base_export_id": first["export_id"]})
     assert res.status_code == 202, res.text
     state = studio.runner.run_inline(res.json()["job_id"])
-    assert state["status"] == "completed", state
-    assert state["result"]["feature_count"] == D_SAE and state["result"]["n_reused"] == D_SAE // 2
+    assert state.status == "completed", state
+    assert state.result["feature_count"] == D_SAE and state.result["n_reused"] == D_SAE // 2
     status = c.get(f"{base}/export/status/{res.json()['job_id']}").json()
     assert status["export"]["base_export_id"] == first["export_id"]
     assert validate_export(studio.settings.absolute(status["export"]["output_path"])).ok

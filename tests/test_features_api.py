@@ -33,7 +33,7 @@ def assets(tmp_path_factory):
 def client_and_sae(assets, tmp_path):
     model, sae_path = assets
     studio = Studio.open(home=tmp_path / "home")
-    sae_id = register_sae_from_path(studio, sae_path, name="tiny", source="trained")["id"]
+    sae_id = register_sae_from_path(studio, sae_path, name="tiny", source="trained").id
     with TestClient(create_app(studio, start_worker=False)) as client:
         yield client, studio, sae_id, str(model)
 
@@ -45,7 +45,7 @@ def _extract(client, studio, sae_id, model, **extra) -> dict:
     started = res.json()
     if not started["reused"]:
         state = studio.runner.run_inline(started["job_id"])
-        assert state["status"] == "completed", state
+        assert state.status == "completed", state
     return started
 
 
@@ -104,7 +104,7 @@ def test_errors(client_and_sae):
     assert client.get(f"/api/v1/saes/{sae_id}/features", params={"sort": "bogus"}).status_code == 422
     res = client.post(f"/api/v1/saes/{sae_id}/extract", json={"model": model, "dataset": "/no/such/file.txt"})
     job = studio.runner.run_inline(res.json()["job_id"])
-    assert job["status"] == "failed" and "not found" in job["error_message"]
+    assert job.status == "failed" and "not found" in job.error_message
 
 
 def test_cli_demo_features_feature(tmp_path, monkeypatch):
@@ -136,7 +136,7 @@ def test_job_pause_then_resume_continues_from_checkpoint(client_and_sae):
     _, studio, sae_id, model = client_and_sae
     started = start_extraction(studio, sae_id, model, "builtin:corpus", submit=False, n_tokens=16384,
                                context_size=16, top_k=3, batch_size=2)
-    job_id = started["job_id"]
+    job_id = started.job_id
     batches: list[str] = []
 
     def pause_early(event: dict) -> None:
@@ -145,14 +145,14 @@ def test_job_pause_then_resume_continues_from_checkpoint(client_and_sae):
             if len(batches) == 3:
                 studio.runner.pause(job_id)
 
-    assert studio.runner.run_inline(job_id, listener=pause_early)["status"] == "paused"
-    assert [e["status"] for e in list_extractions(studio, sae_id)] == ["paused"]
-    store_dir = studio.settings.features_dir / sae_id / started["extraction_id"]
+    assert studio.runner.run_inline(job_id, listener=pause_early).status == "paused"
+    assert [e.status for e in list_extractions(studio, sae_id)] == ["paused"]
+    store_dir = studio.settings.features_dir / sae_id / started.extraction_id
     _, done = FeatureStore.open(store_dir).load_checkpoint()
     assert 0 < done < 1024
     studio.runner.resume(job_id)
     resumed: list[str] = []
     state = studio.runner.run_inline(job_id, listener=lambda e: resumed.append(e.get("message") or ""))
-    assert state["status"] == "completed", state
+    assert state.status == "completed", state
     first = next(m for m in resumed if "windows" in m)
     assert int(first.split("/")[0]) > done  # finished batches were not redone

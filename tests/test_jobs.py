@@ -43,7 +43,7 @@ def _wait_for(runner, job_id, statuses, timeout=10.0):  # noqa: ANN001, ANN202
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         state = runner.get(job_id)
-        if state["status"] in statuses:
+        if state.status in statuses:
             return state
         time.sleep(0.05)
     raise AssertionError(f"job {job_id} never reached {statuses}: {runner.get(job_id)}")
@@ -54,11 +54,11 @@ def test_inline_job_completes_with_stage_timings(any_db_studio) -> None:
     job_id = runner.create("test_counting", {"n": 5})
     events = []
     state = runner.run_inline(job_id, listener=events.append)
-    assert state["status"] == "completed"
-    assert state["result"] == {"units": 5}
-    assert state["progress"] == 1.0
-    assert [st["name"] for st in state["stages"]] == ["first", "second"]
-    assert all(st["status"] == "completed" and st["elapsed_s"] >= 0 for st in state["stages"])
+    assert state.status == "completed"
+    assert state.result == {"units": 5}
+    assert state.progress == 1.0
+    assert [st.name for st in state.stages] == ["first", "second"]
+    assert all(st.status == "completed" and st.elapsed_s >= 0 for st in state.stages)
     assert events and events[-1]["stage"] == "second"
 
 
@@ -75,16 +75,16 @@ def test_handlers_get_the_runner_owner(studio) -> None:
 
     runner = JobRunner(Owner("notebook"), studio.settings.resolved_database_url)
     state = runner.run_inline(runner.create("test_owner", {}))
-    assert state["status"] == "completed"
-    assert state["result"] == {"owner": "notebook"}
+    assert state.status == "completed"
+    assert state.result == {"owner": "notebook"}
 
 
 def test_failure_records_message_and_is_resumable(any_db_studio) -> None:
     runner = any_db_studio.runner
     state = runner.run_inline(runner.create("test_failing", {}))
-    assert state["status"] == "failed"
-    assert state["error_message"] == "the input was bad; fix it"
-    assert state["stages"][0]["status"] == "failed"
+    assert state.status == "failed"
+    assert state.error_message == "the input was bad; fix it"
+    assert state.stages[0].status == "failed"
 
 
 def test_background_cancel_and_pause_resume(any_db_studio) -> None:
@@ -97,7 +97,7 @@ def test_background_cancel_and_pause_resume(any_db_studio) -> None:
         runner.cancel(job_id)
         GATE.set()
         state = _wait_for(runner, job_id, {"cancelled"})
-        assert state["error_message"] == "cancelled by the user"
+        assert state.error_message == "cancelled by the user"
         with pytest.raises(ConflictError):
             runner.cancel(job_id)
 
@@ -109,7 +109,7 @@ def test_background_cancel_and_pause_resume(any_db_studio) -> None:
         _wait_for(runner, job2, {"paused"})
         runner.resume(job2)
         state = _wait_for(runner, job2, {"completed"})
-        assert state["result"] == {"units": 3}
+        assert state.result == {"units": 3}
     finally:
         GATE.set()
         runner.stop()
@@ -123,10 +123,10 @@ def test_restart_marks_running_jobs_failed_resumable(any_db_studio) -> None:
     pending = runner.create("test_counting", {"n": 1})
     assert runner.recover() == [pending]
     state = runner.get(job_id)
-    assert state["status"] == "failed" and state["resumable"]
-    assert "interrupted" in state["error_message"]
+    assert state.status == "failed" and state.resumable
+    assert "interrupted" in state.error_message
     runner.resume(job_id)
-    assert runner.run_inline(job_id)["status"] == "completed"
+    assert runner.run_inline(job_id).status == "completed"
 
 
 def test_unknown_job_is_not_found(any_db_studio) -> None:

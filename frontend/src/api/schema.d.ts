@@ -744,7 +744,7 @@ export interface components {
              * Start
              * @description First window position shown (when the context is cut)
              */
-            start?: number | null;
+            start: number;
             /** Window Index */
             window_index: number;
         } & {
@@ -1117,7 +1117,7 @@ export interface components {
              * Status
              * @enum {string}
              */
-            status: "pending" | "running" | "completed" | "failed";
+            status: "pending" | "running" | "paused" | "completed" | "failed" | "cancelled";
         } & {
             [key: string]: unknown;
         };
@@ -1347,17 +1347,17 @@ export interface components {
              * Log Scale
              * @description Whether the bins are log-spaced
              */
-            log_scale?: boolean | null;
+            log_scale?: boolean;
             /**
              * Nonzero Count
              * @description Active tokens (activation histogram only)
              */
-            nonzero_count?: number | null;
+            nonzero_count?: number;
             /**
              * Total Count
              * @description All tokens (activation histogram only)
              */
-            total_count?: number | null;
+            total_count?: number;
         } & {
             [key: string]: unknown;
         };
@@ -1935,7 +1935,7 @@ export interface components {
              * Mean Activation
              * @description Mean over the active tokens
              */
-            mean_activation?: number | null;
+            mean_activation: number;
             /**
              * Min Activation
              * @description Smallest non-zero activation
@@ -1961,7 +1961,7 @@ export interface components {
              * Std Activation
              * @description Standard deviation over the active tokens
              */
-            std_activation?: number | null;
+            std_activation: number;
         } & {
             [key: string]: unknown;
         };
@@ -2093,6 +2093,7 @@ export interface components {
             /**
              * Fixable
              * @description Whether `mistudio export validate --fix` can fix it
+             * @default false
              */
             fixable: boolean;
             /**
@@ -2104,6 +2105,7 @@ export interface components {
             message: string;
             /**
              * Severity
+             * @default error
              * @enum {string}
              */
             severity: "error" | "warning";
@@ -2117,28 +2119,43 @@ export interface components {
         ValidationReport: {
             /** Issues */
             issues: components["schemas"]["ValidationIssue"][];
-            /** N Errors */
-            n_errors: number;
-            /** N Features */
+            /**
+             * N Errors
+             * @description Issues with severity error.
+             */
+            readonly n_errors: number;
+            /**
+             * N Features
+             * @default 0
+             */
             n_features: number;
-            /** N Files */
+            /**
+             * N Files
+             * @default 0
+             */
             n_files: number;
-            /** N Fixable */
-            n_fixable: number;
-            /** N Warnings */
-            n_warnings: number;
+            /**
+             * N Fixable
+             * @description Issues `--fix` can repair.
+             */
+            readonly n_fixable: number;
+            /**
+             * N Warnings
+             * @description Issues with severity warning.
+             */
+            readonly n_warnings: number;
             /**
              * Ok
              * @description No errors (warnings allowed)
              */
-            ok: boolean;
+            readonly ok: boolean;
             /** Path */
             path: string;
             /**
              * Text
              * @description The report as readable text
              */
-            text: string;
+            readonly text: string;
         } & {
             [key: string]: unknown;
         };

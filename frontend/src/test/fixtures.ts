@@ -38,7 +38,7 @@ export function makeDashboard(): FeatureDashboardView {
       quantiles: { p25: 0.6, p50: 1.2, p75: 2, p95: 3.5, p99: 3.9 }, quantile_error_bound: 0.01 },
     activations: [{ tokens: ["The", " cat", " sat"], token_ids: [1, 2, 3], values: [0, 4, 1], max_value: 4, max_token_index: 1,
       qualifying_token_index: 1, bin_min: -1, bin_max: -1, bin_contains: -1,
-      source: { dataset: "builtin:corpus", document: 0, offset: 0, window_index: 0 } }],
+      source: { dataset: "builtin:corpus", document: 0, offset: 0, window_index: 0, start: 0 } }],
     histogram: { bin_edges: [0, 1, 2, 3], counts: [5, 2, 1], log_scale: true },
     frequency_histogram: { bin_edges: [0, 2, 4], counts: [7, 1] },
     logits: { top_positive: [{ token: " dog", token_id: 9, value: 1.2, rank: 1 }],

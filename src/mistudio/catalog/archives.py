@@ -74,7 +74,9 @@ def unpack_archive(archive: Path, dest: Path, max_bytes: int) -> None:
                 target.mkdir(parents=True, exist_ok=True)
             elif member.isfile():
                 target.parent.mkdir(parents=True, exist_ok=True)
-                src = tf.extractfile(member)
-                with src, open(target, "wb") as out:
-                    while chunk := src.read(1 << 20):
+                content = tf.extractfile(member)
+                if content is None:  # only links and special members have no content; refused above
+                    continue
+                with content, open(target, "wb") as out:
+                    while chunk := content.read(1 << 20):
                         out.write(chunk)

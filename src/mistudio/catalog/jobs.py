@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from mistudio.catalog.service import apply_detected, source_for
+from mistudio.catalog.service import apply_detected, get_record, source_for
 from mistudio.db.models import SAERecord, utcnow
 from mistudio.errors import JobPaused, MiStudioError
 from mistudio.fsutil import dir_size
@@ -66,7 +66,7 @@ def download_job(ctx: JobContext[Studio], params: dict[str, Any]) -> dict[str, A
             shutil.copy2(detected.root / name, tmp_target / name)
         tmp_target.rename(target)
         with ctx.session() as s, s.begin():
-            record = s.get(SAERecord, sae_id)
+            record = get_record(s, sae_id)
             apply_detected(record, detected)
             record.source = source_for(repo_id, detected.format)
             record.status, record.revision = "ready", result.commit_sha

@@ -6,19 +6,31 @@ import csv
 import io
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import update
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import CursorResult, update
 from sqlalchemy.orm import Session
 
 from mistudio.db.models import Explanation, FeatureSummary, SAERecord
 from mistudio.errors import InvalidInputError, NotFoundError
 
 
+class LabelsImportResult(BaseModel):
+    """What a labels import changed."""
+
+    model_config = ConfigDict(extra="allow")
+
+    imported: int = Field(description="Rows read from the file")
+    features: int = Field(description="Distinct features the rows name")
+    labels_updated: int = Field(description="Feature summary rows whose label was set")
+
+
 def parse_labels(data: bytes, filename: str) -> list[dict[str, Any]]:
     """Rows `{feature_index, description, method?, model?, score?, category?}` from CSV (header row) or JSON
     (a list of rows, or `{"explanations": [{feature_index, explanations: [...]}]}` as exports write it)."""
     text = data.decode("utf-8-sig")
+    rows: list[dict[str, Any]]
     if filename.lower().endswith(".json"):
         doc = json.loads(text)
         if isinstance(doc, dict) and "explanations" in doc:
@@ -33,7 +45,7 @@ def parse_labels(data: bytes, filename: str) -> list[dict[str, Any]]:
         raise InvalidInputError(f"{filename}: labels must be a .csv or .json file")
     out = []
     for n, row in enumerate(rows, start=1):
-        index = row.get("feature_index", row.get("index"))
+        index: Any = row.get("feature_index", row.get("index"))
         desc = row.get("description") or row.get("label") or row.get("explanation")
         try:
             index = int(index)
@@ -48,8 +60,13 @@ def parse_labels(data: bytes, filename: str) -> list[dict[str, Any]]:
     return out
 
 
-def import_labels(session: Session, sae_id: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Add each row as an explanation and set it as the feature's label (last row per feature wins)."""
+def import_labels(session: Session, sae_id: str, rows: list[dict[str, Any]]) -> LabelsImportResult:
+    """Add each row as an explanation and set it as the feature's label (last row per feature wins).
+
+    Raises:
+        NotFoundError: no such SAE.
+        InvalidInputError: a row names a feature index the SAE does not have.
+    """
     record = session.get(SAERecord, sae_id)
     if record is None:
         raise NotFoundError(f"SAE {sae_id} not found")
@@ -63,16 +80,21 @@ def import_labels(session: Session, sae_id: str, rows: list[dict[str, Any]]) -> 
     labelled = 0
     latest = {r["feature_index"]: r for r in rows}
     for index, r in latest.items():
-        result = session.execute(update(FeatureSummary).where(FeatureSummary.sae_id == sae_id,
-                                                              FeatureSummary.feature_index == index)
-                                 .values(label=r["description"][:512], category=r["category"]))
+        result = cast(CursorResult[Any], session.execute(
+            update(FeatureSummary).where(FeatureSummary.sae_id == sae_id, FeatureSummary.feature_index == index)
+            .values(label=r["description"][:512], category=r["category"])))
         labelled += result.rowcount or 0
     session.flush()
-    return {"imported": len(rows), "features": len(latest), "labels_updated": labelled}
+    return LabelsImportResult(imported=len(rows), features=len(latest), labels_updated=labelled)
 
 
-def import_labels_file(session: Session, sae_id: str, path: str | Path) -> dict[str, Any]:
-    """`import_labels` from a file on disk."""
+def import_labels_file(session: Session, sae_id: str, path: str | Path) -> LabelsImportResult:
+    """`import_labels` from a file on disk.
+
+    Raises:
+        InvalidInputError: the file does not exist or holds an invalid row.
+        NotFoundError: no such SAE.
+    """
     path = Path(path)
     if not path.is_file():
         raise InvalidInputError(f"{path} does not exist")

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from mistudio.catalog.schemas import SAE, Facets, SAEPage
 from mistudio.db.models import Extraction, SAERecord
@@ -30,7 +31,7 @@ class SAEQuery:
     page_size: int = 50
 
 
-def _filtered(q: SAEQuery):  # noqa: ANN202
+def _filtered(q: SAEQuery) -> Select[SAERecord]:
     stmt = select(SAERecord)
     if q.model:
         stmt = stmt.where(SAERecord.model_name == q.model)
@@ -86,7 +87,7 @@ def extraction_counts(session: Session, sae_ids: list[str]) -> dict[str, tuple[i
 
 def facets(session: Session) -> Facets:
     """Distinct values to offer in the filter menus."""
-    def distinct(col) -> list:  # noqa: ANN001
+    def distinct(col: InstrumentedAttribute[Any]) -> list[Any]:
         return [v for v in session.scalars(select(col).distinct().order_by(col)) if v is not None]
 
     return Facets(models=distinct(SAERecord.model_name), layers=distinct(SAERecord.layer),

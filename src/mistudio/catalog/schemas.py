@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -54,7 +54,8 @@ class SAE(BaseModel):
                     latest_extraction_id: str | None = None) -> SAE:
         """The view of a catalog row, with the counts of its newest completed extraction."""
         return cls(
-            id=record.id, name=record.name, source=record.source, status=record.status,
+            id=record.id, name=record.name, source=cast(SAESource, record.source),
+            status=cast(SAEStatus, record.status),
             model_name=record.model_name, layer=record.layer, hook_name=record.hook_name,
             head_index=record.head_index, d_in=record.d_in, d_sae=record.d_sae, architecture=record.architecture,
             format=record.format, dtype=record.dtype, repo_id=record.repo_id, path_in_repo=record.path_in_repo,
@@ -115,10 +116,10 @@ class SAEStatistics(BaseModel):
     dtype: str
     size_bytes: int | None = Field(description="Bytes of the SAE's files on disk")
     threshold: NormSummary | None = Field(None, description="JumpReLU thresholds (JumpReLU SAEs only)")
-    l0: float | None = None
-    average_l0: float | None = None
-    variance_explained: float | None = None
-    explained_variance: float | None = None
+    l0: float | int | None = None
+    average_l0: float | int | None = None
+    variance_explained: float | int | None = None
+    explained_variance: float | int | None = None
 
 
 class Training(BaseModel):

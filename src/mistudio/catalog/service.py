@@ -11,8 +11,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from mistudio.catalog import schemas
 from mistudio.catalog.archives import is_archive, unpack_archive
-from mistudio.catalog.records import sae_to_dict, training_to_dict
 from mistudio.db.models import SAERecord, Training, utcnow
 from mistudio.errors import ConflictError, InvalidInputError, NotFoundError, UnknownFormatError
 from mistudio.fsutil import atomic_dir, dir_size, safe_join
@@ -77,7 +77,7 @@ def _copy_detected(detected: DetectedSAE, dest: Path) -> None:
 def register_detected(studio: Studio, detected: DetectedSAE, *, name: str, source: str,
                       repo_id: str | None = None, path_in_repo: str | None = None, revision: str | None = None,
                       training_id: str | None = None, move: bool = False,
-                      model_name: str | None = None, hook_name: str | None = None) -> dict[str, Any]:
+                      model_name: str | None = None, hook_name: str | None = None) -> schemas.SAE:
     """Copy (or move) a detected SAE into the store and catalogue it; nothing is left behind on failure.
     `model_name` / `hook_name` supply what the files do not say (e.g. a Gemma Scope folder outside its repo)."""
     override_config(detected.config, model_name, hook_name)
@@ -103,12 +103,12 @@ def register_detected(studio: Studio, detected: DetectedSAE, *, name: str, sourc
         except BaseException:
             shutil.rmtree(target, ignore_errors=True)
             raise
-        return sae_to_dict(record)
+        return schemas.SAE.from_record(record)
 
 
 def register_sae_from_path(studio: Studio, path: str | Path, name: str | None = None, source: str = "upload",
-                           training_id: str | None = None, hints: dict | None = None,
-                           model_name: str | None = None, hook_name: str | None = None) -> dict[str, Any]:
+                           training_id: str | None = None, hints: dict[str, Any] | None = None,
+                           model_name: str | None = None, hook_name: str | None = None) -> schemas.SAE:
     """Detect the single SAE at `path` (a folder) and catalogue a copy of it."""
     path = Path(path)
     found = find_saes(path, hints)
@@ -122,7 +122,7 @@ def register_sae_from_path(studio: Studio, path: str | Path, name: str | None = 
                              model_name=model_name, hook_name=hook_name)
 
 
-def _unknown_reason(path: Path, hints: dict | None) -> str:
+def _unknown_reason(path: Path, hints: dict[str, Any] | None) -> str:
     try:
         inspect_sae(path, hints)
     except UnknownFormatError as exc:
@@ -133,7 +133,7 @@ def _unknown_reason(path: Path, hints: dict | None) -> str:
 def import_local(studio: Studio, path: str | Path, name: str | None = None,
                  original_name: str | None = None, source: str = "upload",
                  training_id: str | None = None, model_name: str | None = None,
-                 hook_name: str | None = None) -> dict[str, Any]:
+                 hook_name: str | None = None) -> schemas.SAE:
     """Import a folder or a .zip/.tar archive of SAE files into the store (uploads land here too).
     `source="trained"` with a `training_id` registers an SAE trained elsewhere with its training record."""
     if source not in ("upload", "trained"):
@@ -166,7 +166,7 @@ def import_local(studio: Studio, path: str | Path, name: str | None = None,
 def start_hf_download(studio: Studio, repo_id: str, path_in_repo: str | None = None, *,
                       layer: int | None = None, width: str | int | None = None, l0: int | None = None,
                       revision: str | None = None, token: str | None = None,
-                      name: str | None = None) -> dict[str, str]:
+                      name: str | None = None) -> schemas.DownloadStarted:
     """Create a `downloading` catalog row and a `sae_download` job; return their ids."""
     if not repo_id or repo_id.count("/") != 1:
         raise InvalidInputError(f"repo id {repo_id!r} should look like 'owner/name'")
@@ -188,13 +188,14 @@ def start_hf_download(studio: Studio, repo_id: str, path_in_repo: str | None = N
         s.add(record)
         s.flush()
         sae_id = record.id
-    params = {"sae_id": sae_id, "repo_id": repo_id, "path_in_repo": path_in_repo, "revision": revision}
+    params: dict[str, Any] = {"sae_id": sae_id, "repo_id": repo_id, "path_in_repo": path_in_repo,
+                              "revision": revision}
     if token:
         params["token"] = token
     job_id = studio.runner.create("sae_download", params, sae_id=sae_id)
     with studio.sessions() as s, s.begin():
-        s.get(SAERecord, sae_id).job_id = job_id
-    return {"job_id": job_id, "sae_id": sae_id}
+        get_record(s, sae_id).job_id = job_id
+    return schemas.DownloadStarted(job_id=job_id, sae_id=sae_id)
 
 
 def delete_sae(studio: Studio, sae_id: str) -> None:
@@ -227,18 +228,18 @@ def load_sae_for(studio: Studio, sae_id: str, device: str = "cpu", dtype: Any = 
     return sae
 
 
-def sae_config(studio: Studio, sae_id: str) -> dict[str, Any]:
+def sae_config(studio: Studio, sae_id: str) -> schemas.SAEConfigView:
     """The SAE's configuration as read from its files (no weights loaded)."""
     with studio.sessions() as s:
         record = get_record(s, sae_id)
         folder = sae_dir(studio, record)
         hints = {"repo_id": record.repo_id, "path_in_repo": record.path_in_repo} if record.repo_id else None
     detected = inspect_sae(folder, hints)
-    return {"format": detected.format, "config": detected.config.to_dict(), "source_config": detected.config_preview,
-            "files": detected.files}
+    return schemas.SAEConfigView(format=detected.format, config=detected.config.to_dict(),
+                                 source_config=detected.config_preview, files=detected.files)
 
 
-def sae_statistics(studio: Studio, sae_id: str) -> dict[str, Any]:
+def sae_statistics(studio: Studio, sae_id: str) -> schemas.SAEStatistics:
     """Size, decoder-norm summary, dead decoder rows, and L0 / explained variance when the source gives them."""
     from mistudio.saes.stats import weight_statistics
 
@@ -251,10 +252,11 @@ def sae_statistics(studio: Studio, sae_id: str) -> dict[str, Any]:
     for key in ("l0", "average_l0", "variance_explained", "explained_variance"):
         if key in extra:
             stats[key] = extra[key]
-    return stats
+    return schemas.SAEStatistics.model_validate(stats)
 
 
-def convert_catalogued(studio: Studio, sae_id: str, to: str, out_dir: str | Path | None = None) -> dict[str, Any]:
+def convert_catalogued(studio: Studio, sae_id: str, to: str,
+                       out_dir: str | Path | None = None) -> schemas.ConvertResult:
     """Write a catalogued SAE as SAELens or miStudio native into `out_dir` (default: under the store)."""
     if to not in ("saelens", "mistudio"):
         raise InvalidInputError("convert target must be 'saelens' or 'mistudio'")
@@ -266,26 +268,27 @@ def convert_catalogued(studio: Studio, sae_id: str, to: str, out_dir: str | Path
         written = write_saelens(sae, target)
     else:
         written = write_native(sae, target)
-    return {"path": str(written), "format": to}
+    return schemas.ConvertResult.model_validate({"path": str(written), "format": to})
 
 
 # -- training records -----------------------------------------------------------------------------------
-def create_training(session: Session, **fields: Any) -> dict[str, Any]:
+def create_training(session: Session, **fields: Any) -> schemas.Training:
     """Record a training run (model, hook, dataset, hyper-parameters, metrics)."""
     if not fields.get("name"):
         raise InvalidInputError("a training record needs a name")
     training = Training(**fields)
     session.add(training)
     session.flush()
-    return training_to_dict(training)
+    return schemas.Training.from_record(training)
 
 
-def list_trainings(session: Session) -> list[dict[str, Any]]:
+def list_trainings(session: Session) -> list[schemas.Training]:
     """All training records, newest first."""
-    return [training_to_dict(t) for t in session.scalars(select(Training).order_by(Training.created_at.desc()))]
+    trainings = session.scalars(select(Training).order_by(Training.created_at.desc()))
+    return [schemas.Training.from_record(t) for t in trainings]
 
 
-def link_training(session: Session, sae_id: str, training_id: str) -> dict[str, Any]:
+def link_training(session: Session, sae_id: str, training_id: str) -> schemas.SAE:
     """Link an SAE to its training record."""
     record = get_record(session, sae_id)
     if session.get(Training, training_id) is None:
@@ -293,4 +296,4 @@ def link_training(session: Session, sae_id: str, training_id: str) -> dict[str, 
     record.training_id = training_id
     record.updated_at = utcnow()
     session.flush()
-    return sae_to_dict(record)
+    return schemas.SAE.from_record(record)

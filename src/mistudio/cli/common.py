@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from mistudio.errors import MiStudioError
+from mistudio.jobs.schemas import Job
 from mistudio.studio import Studio
 
 console = Console()
@@ -47,8 +48,12 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
-def run_job_with_progress(studio: Studio, job_id: str, quiet: bool = False) -> dict[str, Any]:
-    """Run a created job inline with a Rich progress bar; raise MiStudioError if it does not complete."""
+def run_job_with_progress(studio: Studio, job_id: str, quiet: bool = False) -> Job:
+    """Run a created job inline with a Rich progress bar and return its final state.
+
+    Raises:
+        MiStudioError: the job did not complete.
+    """
     if quiet:
         state = studio.runner.run_inline(job_id)
     else:
@@ -62,6 +67,6 @@ def run_job_with_progress(studio: Studio, job_id: str, quiet: bool = False) -> d
                                 message=event.get("message") or "")
 
             state = studio.runner.run_inline(job_id, listener=listener)
-    if state["status"] != "completed":
-        raise MiStudioError(f"job {job_id} {state['status']}: {state.get('error_message') or ''}".strip())
+    if state.status != "completed":
+        raise MiStudioError(f"job {job_id} {state.status}: {state.error_message or ''}".strip())
     return state

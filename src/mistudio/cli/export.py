@@ -4,17 +4,26 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from mistudio.cli.common import cli_errors, err_console, open_studio, print_json, run_job_with_progress
 from mistudio.fsutil import link_or_copy
 
+if TYPE_CHECKING:
+    from mistudio.export.config import ExportConfig
+
 export_app = typer.Typer(help="Export SAEs and feature dashboards to Neuronpedia and SAELens.", no_args_is_help=True)
 labels_app = typer.Typer(help="Import feature explanations / labels.", no_args_is_help=True)
 
 
-def _config(preset: str | None, config_file: Path | None, **options):  # noqa: ANN003, ANN202
+def _config(preset: str | None, config_file: Path | None, **options: Any) -> ExportConfig:
+    """The export config of a preset, overridden by a JSON config file, overridden by the options given.
+
+    Raises:
+        InvalidInputError: an unknown preset or an invalid setting.
+    """
     from mistudio.export.config import make_config
 
     data = json.loads(config_file.read_text()) if config_file else {}
@@ -22,8 +31,8 @@ def _config(preset: str | None, config_file: Path | None, **options):  # noqa: A
 
 
 def _selection(features: str | None, labeled: bool, label_text: str | None, min_freq: float | None,
-               max_freq: float | None, min_max: float | None) -> dict | None:
-    sel: dict = {}
+               max_freq: float | None, min_max: float | None) -> dict[str, Any] | None:
+    sel: dict[str, Any] = {}
     if features:
         if "-" in features and "," not in features:
             start, stop = features.split("-", 1)
@@ -80,10 +89,10 @@ def neuronpedia(
                   selection=_selection(features, labeled, label_text, min_freq, max_freq, min_max_activation))
     studio = open_studio()
     started = start_export(studio, sae_id, cfg)
-    state = run_job_with_progress(studio, started["job_id"], quiet=as_json)
-    result = state["result"]
+    state = run_job_with_progress(studio, started.job_id, quiet=as_json)
+    result = state.result or {}
     link_or_copy(studio.settings.absolute(result["output_path"]), out)  # a hard link: no second copy on disk
-    result = {**result, "archive": str(out), "job_id": started["job_id"]}
+    result = {**result, "archive": str(out), "job_id": started.job_id}
     if as_json:
         print_json(result)
     else:
@@ -103,10 +112,10 @@ def estimate(sae_id: str, preset: str = typer.Option(None), config_file: Path = 
     cfg = _config(preset, config_file)
     result = do_estimate(gather_inputs(open_studio(), sae_id, load_weights=False), cfg)
     if as_json:
-        print_json(result)
+        print_json(result.model_dump())
     else:
-        typer.echo(f"{result['n_features']} features, ~{result['size_bytes'] / 1e6:.1f} MB, ~{result['seconds']} s; "
-                   f"missing: {', '.join(result['missing']) or 'nothing'}")
+        typer.echo(f"{result.n_features} features, ~{result.size_bytes / 1e6:.1f} MB, ~{result.seconds} s; "
+                   f"missing: {', '.join(result.missing) or 'nothing'}")
 
 
 @export_app.command("validate")
@@ -167,9 +176,9 @@ def labels_import(sae_id: str, file: Path = typer.Argument(..., help="CSV or JSO
     with studio.sessions() as s, s.begin():
         result = import_labels_file(s, sae_id, file)
     if as_json:
-        print_json(result)
+        print_json(result.model_dump())
     else:
-        typer.echo(f"imported {result['imported']} explanation(s) for {result['features']} feature(s)")
+        typer.echo(f"imported {result.imported} explanation(s) for {result.features} feature(s)")
 
 
 def register(app: typer.Typer) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 from rich.table import Table
 
@@ -25,15 +27,15 @@ def _extract(sae_id: str = typer.Argument(..., help="SAE id (see `mistudio sae l
     studio = open_studio()
     started = start_extraction(studio, sae_id, model, dataset, submit=False, n_tokens=n_tokens,
                                context_size=context_size, top_k=top_k, batch_size=batch_size, device=device)
-    result: dict = {**started}
-    if not started["reused"]:
-        state = run_job_with_progress(studio, started["job_id"], quiet=as_json)
-        result.update(state.get("result") or {})
+    result: dict[str, Any] = started.model_dump()
+    if not started.reused and started.job_id is not None:
+        state = run_job_with_progress(studio, started.job_id, quiet=as_json)
+        result.update(state.result or {})
     if as_json:
         print_json(result)
     else:
-        note = " (reused an identical finished extraction)" if started["reused"] else ""
-        console.print(f"extraction [bold]{started['extraction_id']}[/bold] ready{note}; "
+        note = " (reused an identical finished extraction)" if started.reused else ""
+        console.print(f"extraction [bold]{started.extraction_id}[/bold] ready{note}; "
                       f"`mistudio features {sae_id}` lists the features")
 
 
@@ -53,15 +55,15 @@ def _features(sae_id: str = typer.Argument(...),
         result = list_features(s, extraction_id, sort=sort, order=order, dead=dead, page=page,
                                page_size=page_size)
     if as_json:
-        print_json({**result, "extraction_id": extraction_id})
+        print_json(result.model_dump())
         return
-    table = Table(title=f"features of {sae_id} ({result['total']})")
+    table = Table(title=f"features of {sae_id} ({result.total})")
     for col in ("index", "frequency", "max", "mean", "dead", "top token", "label"):
         table.add_column(col)
-    for it in result["items"]:
-        table.add_row(str(it["feature_index"]), f"{it['activation_frequency']:.4%}", f"{it['max_activation']:.3f}",
-                      f"{it['mean_activation']:.3f}", "yes" if it["dead"] else "", repr(it["top_token"] or ""),
-                      it["label"] or "")
+    for it in result.items:
+        table.add_row(str(it.feature_index), f"{it.activation_frequency:.4%}", f"{it.max_activation:.3f}",
+                      f"{it.mean_activation:.3f}", "yes" if it.dead else "", repr(it.top_token or ""),
+                      it.label or "")
     console.print(table)
 
 

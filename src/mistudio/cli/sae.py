@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
 
 from mistudio.catalog import service
 from mistudio.catalog.query import SAEQuery, list_saes
-from mistudio.catalog.records import sae_to_dict
+from mistudio.catalog.schemas import SAE
 from mistudio.cli.common import cli_errors, console, open_studio, print_json, run_job_with_progress
+from mistudio.studio import Studio
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -27,7 +29,7 @@ def _human_bytes(n: int | None) -> str:
     return ""
 
 
-def _dims(item: dict) -> str:
+def _dims(item: dict[str, Any]) -> str:
     return f"{item.get('d_in') or '?'} → {item.get('d_sae') or '?'}"
 
 
@@ -57,8 +59,13 @@ def list_cmd(model: str = typer.Option(None, help="Only SAEs of this model."),
     console.print(table)
 
 
-def _resolve_id(studio, sae_id: str) -> str:  # noqa: ANN001
-    """Accept a full id or a unique prefix (as `sae list` prints)."""
+def _resolve_id(studio: Studio, sae_id: str) -> str:
+    """Accept a full id or a unique prefix (as `sae list` prints).
+
+    Raises:
+        NotFoundError: no SAE id starts with `sae_id`.
+        InvalidInputError: several SAE ids start with `sae_id`.
+    """
     from sqlalchemy import select
 
     from mistudio.db.models import SAERecord
@@ -82,9 +89,9 @@ def show_cmd(sae_id: str, as_json: bool = typer.Option(False, "--json")) -> None
     studio = open_studio()
     sae_id = _resolve_id(studio, sae_id)
     with studio.sessions() as s:
-        data = sae_to_dict(service.get_record(s, sae_id))
+        data: dict[str, Any] = SAE.from_record(service.get_record(s, sae_id)).model_dump()
     if data["status"] == "ready":
-        data["config"] = service.sae_config(studio, sae_id)
+        data["config"] = service.sae_config(studio, sae_id).model_dump()
     if as_json:
         print_json(data)
         return
@@ -129,9 +136,9 @@ def download_cmd(repo_id: str, path: str = typer.Option(None, "--path", help="Fo
     studio = open_studio()
     ids = service.start_hf_download(studio, repo_id, path, layer=layer, width=width, l0=l0, revision=revision,
                                     token=token, name=name)
-    run_job_with_progress(studio, ids["job_id"], quiet=as_json)
+    run_job_with_progress(studio, ids.job_id, quiet=as_json)
     with studio.sessions() as s:
-        data = sae_to_dict(service.get_record(s, ids["sae_id"]))
+        data = SAE.from_record(service.get_record(s, ids.sae_id)).model_dump()
     if as_json:
         print_json(data)
     else:
@@ -149,7 +156,7 @@ def import_cmd(path: Path, name: str = typer.Option(None),
     """Import a local SAE folder or .zip/.tar archive."""
     studio = open_studio()
     data = service.import_local(studio, path, name=name, source="trained" if training else "upload",
-                                training_id=training, model_name=model, hook_name=hook)
+                                training_id=training, model_name=model, hook_name=hook).model_dump()
     if as_json:
         print_json(data)
     else:
@@ -164,7 +171,7 @@ def convert_cmd(sae_id: str, to: str = typer.Option(..., "--to", help="saelens |
     """Write an SAE in SAELens or miStudio-native format."""
     studio = open_studio()
     result = service.convert_catalogued(studio, _resolve_id(studio, sae_id), to, out)
-    console.print(f"wrote {result['format']} SAE to {result['path']}", highlight=False)
+    console.print(f"wrote {result.format} SAE to {result.path}", highlight=False)
 
 
 @app.command("delete")
@@ -194,7 +201,7 @@ def link_cmd(sae_id: str, training_id: str) -> None:
 def stats_cmd(sae_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
     """Weight statistics of an SAE."""
     studio = open_studio()
-    stats = service.sae_statistics(studio, _resolve_id(studio, sae_id))
+    stats = service.sae_statistics(studio, _resolve_id(studio, sae_id)).model_dump(exclude_unset=True)
     if as_json:
         print_json(stats)
     else:
@@ -223,12 +230,12 @@ def training_add(name: str = typer.Option(...), model: str = typer.Option(None),
         raise InvalidInputError(f"--hyperparameters/--metrics must be JSON objects ({exc})") from None
     studio = open_studio()
     with studio.sessions() as s, s.begin():
-        data = service.create_training(s, name=name, model_name=model, hook_name=hook, dataset=dataset,
-                                       hyperparameters=hp, metrics=mt, n_training_tokens=tokens)
+        training = service.create_training(s, name=name, model_name=model, hook_name=hook, dataset=dataset,
+                                           hyperparameters=hp, metrics=mt, n_training_tokens=tokens)
     if as_json:
-        print_json(data)
+        print_json(training.model_dump())
     else:
-        console.print(f"training record {data['id']}", highlight=False)
+        console.print(f"training record {training.id}", highlight=False)
 
 
 @training_app.command("list")
@@ -239,7 +246,7 @@ def training_list(as_json: bool = typer.Option(False, "--json")) -> None:
     with studio.sessions() as s:
         items = service.list_trainings(s)
     if as_json:
-        print_json({"items": items})
+        print_json({"items": [t.model_dump() for t in items]})
         return
     for t in items:
-        console.print(f"{t['id']}  {t['name']}  {t['model_name'] or ''}  {t['hook_name'] or ''}", highlight=False)
+        console.print(f"{t.id}  {t.name}  {t.model_name or ''}  {t.hook_name or ''}", highlight=False)

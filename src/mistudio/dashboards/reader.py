@@ -1,4 +1,5 @@
-"""Read one feature's dashboard dict out of a feature store (lazily, from the stored arrays).
+"""Read one feature's dashboard (`dashboards.schemas.FeatureDashboard`) out of a feature store, lazily, from the
+stored arrays.
 
 `feature_dashboard(store, index)` assembles one dashboard, `iter_dashboards(store, indices)` yields them one at a
 time (bounded memory), and `StoreDashboards(store)` offers both as methods next to the store's manifest and
@@ -13,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from mistudio.dashboards.schemas import ActivationExample, FeatureDashboard, LogitEntry, Logits, Statistics
 from mistudio.dashboards.top_tokens import aggregate_tokens
 from mistudio.store.feature_store import FeatureStore
 from mistudio.store.fine_grid import linear_histogram, log_histogram
@@ -24,9 +26,18 @@ def _finite(value: float) -> float:
     return float(value) if math.isfinite(value) else 0.0
 
 
+def _finite_statistics(stats: Statistics) -> Statistics:
+    """The statistics with every non-finite float replaced by 0.0 (JSON has no inf/nan)."""
+    return {**stats, "activation_frequency": _finite(stats["activation_frequency"]),
+            "max_activation": _finite(stats["max_activation"]), "min_activation": _finite(stats["min_activation"]),
+            "mean_activation": _finite(stats["mean_activation"]), "std_activation": _finite(stats["std_activation"]),
+            "l0_contribution": _finite(stats["l0_contribution"]),
+            "quantile_error_bound": _finite(stats["quantile_error_bound"])}
+
+
 def _window_example(store: FeatureStore, w: int, p: int, vals: np.ndarray, max_value: float,
-                    context: tuple[int, int] | None, bins: tuple[float, float, float]) -> dict[str, Any]:
-    """One example dict: window `w`, qualifying position `p`, activation row `vals`, (bin_min, bin_max, contains)."""
+                    context: tuple[int, int] | None, bins: tuple[float, float, float]) -> ActivationExample:
+    """One example: window `w`, qualifying position `p`, activation row `vals`, (bin_min, bin_max, contains)."""
     win = store.windows()
     vocab = store.vocab
     ids = win["tokens"][w].numpy().astype(np.int64)
@@ -45,7 +56,7 @@ def _window_example(store: FeatureStore, w: int, p: int, vals: np.ndarray, max_v
 
 
 def _examples(store: FeatureStore, index: int, n_examples: int | None,
-              context: tuple[int, int] | None) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray]:
+              context: tuple[int, int] | None) -> tuple[list[ActivationExample], np.ndarray, np.ndarray]:
     """Top examples (best first) plus the token ids and values of their windows for top-token aggregation."""
     values = store.row("top_examples", "values", index).numpy()
     windows = store.row("top_examples", "windows", index).numpy()
@@ -64,7 +75,7 @@ def _examples(store: FeatureStore, index: int, n_examples: int | None,
 
 
 def _interval_examples(store: FeatureStore, index: int, counts: np.ndarray, vmax: float,
-                       context: tuple[int, int] | None) -> list[dict[str, Any]]:
+                       context: tuple[int, int] | None) -> list[ActivationExample]:
     """Neuronpedia-style interval examples, highest interval first: the feature's sampled windows bucketed by
     their max into `n_intervals` equal-width intervals of [0, max] (inner edges snapped up to the fine grid, so
     `bin_contains` is exact), the first `interval_examples` of each by sampling key."""
@@ -85,7 +96,7 @@ def _interval_examples(store: FeatureStore, index: int, counts: np.ndarray, vmax
     valid = valid[np.argsort(-keys[valid], kind="stable")]  # slots are unordered: highest sampling key first
     bucket = np.searchsorted(np.asarray(edges[1:-1], dtype=np.float64), values[valid].astype(np.float64),
                              side="right")
-    examples = []
+    examples: list[ActivationExample] = []
     for b in range(len(interval_counts) - 1, -1, -1):
         bins = (float(edges[b]), float(edges[b + 1]), interval_counts[b] / total)
         examples += [_window_example(store, int(windows[k]), int(positions[k]), rows[k], values[k], context, bins)
@@ -93,13 +104,13 @@ def _interval_examples(store: FeatureStore, index: int, counts: np.ndarray, vmax
     return examples
 
 
-def logit_entries(ids: list[int], values: list[float], strings: list[str]) -> list[dict[str, Any]]:
+def logit_entries(ids: list[int], values: list[float], strings: list[str]) -> list[LogitEntry]:
     """Dashboard rows `{token, token_id, value, rank}` (rank 1 = strongest)."""
     return [{"token": strings[i] if 0 <= i < len(strings) else "", "token_id": int(i), "value": float(v),
              "rank": r + 1} for r, (i, v) in enumerate(zip(ids, values, strict=True))]
 
 
-def _logits(store: FeatureStore, index: int, logit_k: int | None) -> dict[str, Any]:
+def _logits(store: FeatureStore, index: int, logit_k: int | None) -> Logits:
     if not store.has("logit_lens"):
         return {"top_positive": [], "top_negative": [], "histogram": {"bin_edges": [], "counts": []}}
     vocab = store.vocab
@@ -120,9 +131,9 @@ def _logits(store: FeatureStore, index: int, logit_k: int | None) -> dict[str, A
 def feature_dashboard(store: FeatureStore, index: int, *, n_examples: int | None = None,
                       logit_k: int | None = None, n_bins: int | None = None,
                       context: tuple[int, int] | None = None, rank_tokens_by: str = "sum",
-                      include_intervals: bool = True) -> dict[str, Any]:
-    """The JSON-ready dashboard dict of feature `index` (contract in docs/ARCHITECTURE.md): `n_examples` top
-    examples (all stored when None), then, with `include_intervals`, the interval (quantile-band) examples.
+                      include_intervals: bool = True) -> FeatureDashboard:
+    """The JSON-ready dashboard of feature `index`: `n_examples` top examples (all stored when None), then,
+    with `include_intervals`, the interval (quantile-band) examples.
 
     Raises:
         NotFoundError: no such feature, or the store lacks a part the dashboard needs.
@@ -139,7 +150,7 @@ def feature_dashboard(store: FeatureStore, index: int, *, n_examples: int | None
         examples += _interval_examples(store, index, counts, vmax, context)
     return {
         "feature_index": index,
-        "statistics": {k: (_finite(v) if isinstance(v, float) else v) for k, v in stats.items()},
+        "statistics": _finite_statistics(stats),
         "activations": examples,
         "histogram": {"bin_edges": h_edges, "counts": h_counts, "total_count": stats["n_tokens"],
                       "nonzero_count": stats["n_active"], "log_scale": True},
@@ -149,7 +160,7 @@ def feature_dashboard(store: FeatureStore, index: int, *, n_examples: int | None
     }
 
 
-def iter_dashboards(store: FeatureStore, indices: Iterable[int], **options: Any) -> Iterator[dict[str, Any]]:
+def iter_dashboards(store: FeatureStore, indices: Iterable[int], **options: Any) -> Iterator[FeatureDashboard]:
     """Dashboards of `indices`, one at a time (bounded memory); `options` as for `feature_dashboard`.
 
     Raises:
@@ -184,7 +195,7 @@ class StoreDashboards:
         """Per-feature frequency, max, mean, dead flag and top token id."""
         return self.store.summary_arrays()
 
-    def feature_dashboard(self, index: int, **options: Any) -> dict[str, Any]:
+    def feature_dashboard(self, index: int, **options: Any) -> FeatureDashboard:
         """The dashboard of feature `index` (see `feature_dashboard`).
 
         Raises:
@@ -192,7 +203,7 @@ class StoreDashboards:
         """
         return feature_dashboard(self.store, index, **options)
 
-    def iter_dashboards(self, indices: Iterable[int], **options: Any) -> Iterator[dict[str, Any]]:
+    def iter_dashboards(self, indices: Iterable[int], **options: Any) -> Iterator[FeatureDashboard]:
         """Dashboards of `indices`, one at a time (see `iter_dashboards`).
 
         Raises:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from mistudio.dashboards.schemas import TopToken
+
 RANKINGS = ("sum", "count", "mean")
 
 
 def aggregate_tokens(token_ids: np.ndarray, values: np.ndarray, strings: list[str], *, rank_by: str = "sum",
-                     limit: int = 20) -> list[dict]:
+                     limit: int = 20) -> list[TopToken]:
     """Aggregate `values` over `token_ids` (same shape) where values > 0 and return the ranked rows."""
     if rank_by not in RANKINGS:
         raise ValueError(f"rank_by must be one of {RANKINGS}")

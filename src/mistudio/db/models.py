@@ -128,7 +128,7 @@ class Extraction(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     sae_id: Mapped[str] = mapped_column(ForeignKey("saes.id", ondelete="CASCADE"))
-    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending|running|completed|failed
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending|running|paused|completed|failed|cancelled
     model_name: Mapped[str | None] = mapped_column(String(500))
     dataset: Mapped[str | None] = mapped_column(String(500))
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -4,12 +4,13 @@ bytes do not depend on the order batches finish in)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mistudio.dashboards.schemas import FeatureDashboard
 from mistudio.errors import ExportValidationError
 from mistudio.export import feature_json, layout
 from mistudio.export.archive.jsonio import GZIP_LEVEL, dumps, gzip_bytes, jsonl
@@ -18,12 +19,12 @@ from mistudio.export.config import ExportConfig
 from mistudio.export.neuronpedia import bulk_rows, saedashboard_batches
 from mistudio.export.neuronpedia.activation_shards import Segment, spill_rows
 from mistudio.export.neuronpedia.ids import NeuronpediaIds
-from mistudio.export.prepare import PreparedFeature, prepare_feature
+from mistudio.export.prepare import ExplanationDoc, PreparedFeature, prepare_feature
 from mistudio.export.validate.values import MIN_EXAMPLES, top_example_count
 from mistudio.export.workers import pool_context
 
-# one item of a batch: a raw dashboard dict with its explanations, or a feature reused from a base export
-BatchItem = tuple[dict[str, Any], list[dict[str, Any]]] | PreparedFeature
+# one item of a batch: a dashboard with its explanations, or a feature reused from a base export
+BatchItem = tuple[FeatureDashboard, list[ExplanationDoc]] | PreparedFeature
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,7 @@ def _write_inherited(writer: BatchWriter, k: int) -> dict[str, Any]:
     return writer.write(k, _INHERITED[k]())
 
 
-def run_batches(writer: BatchWriter, batches: list[tuple[int, Callable[[], list[BatchItem]]]], workers: int,
+def run_batches(writer: BatchWriter, batches: Sequence[tuple[int, Callable[[], list[BatchItem]]]], workers: int,
                 on_done: Callable[[int, dict[str, Any]], None], check_cancelled: Callable[[], None], *,
                 load_in_workers: bool = False) -> None:
     """Write every `(k, load_items)` batch, calling `on_done(k, result)` as each finishes. With `workers > 1`

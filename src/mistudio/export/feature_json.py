@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from mistudio.export.prepare import PreparedFeature
+from mistudio.export.prepare import ExplanationDoc, PreparedFeature
 
 _EXAMPLE_KEYS = ("tokens", "values", "max_value", "max_token_index", "qualifying_token_index", "bin_min", "bin_max",
                  "bin_contains", "source")
@@ -29,7 +29,7 @@ def feature_document(feat: PreparedFeature, *, include_top_tokens: bool,
     return doc
 
 
-def explanations_document(features: Iterable[tuple[int, list[dict[str, Any]]]]) -> dict[str, Any]:
+def explanations_document(features: Iterable[tuple[int, list[ExplanationDoc]]]) -> dict[str, Any]:
     """`{"explanations": [{feature_index, explanations: [{description, method, model, score, created_at}]}]}`."""
     return {"explanations": [
         {"feature_index": index, "explanations": [

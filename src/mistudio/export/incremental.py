@@ -11,7 +11,7 @@ from typing import Any
 
 from mistudio.errors import InvalidInputError
 from mistudio.export.layout import EXPLANATIONS, METADATA, feature_index_of
-from mistudio.export.prepare import PreparedFeature
+from mistudio.export.prepare import ExplanationDoc, PreparedFeature
 
 
 class BaseExport:
@@ -28,7 +28,7 @@ class BaseExport:
             raise InvalidInputError(f"base export {path} has no {METADATA}; is it a miStudio export?")
         self.metadata: dict[str, Any] = json.loads(self._zip.read(METADATA))
         self._features = {index: name for name in names if (index := feature_index_of(name)) is not None}
-        self.explanations: dict[int, list[dict[str, Any]]] = {}
+        self.explanations: dict[int, list[ExplanationDoc]] = {}
         if EXPLANATIONS in names:
             doc = json.loads(self._zip.read(EXPLANATIONS))
             self.explanations = {e["feature_index"]: e["explanations"] for e in doc.get("explanations", [])}
@@ -50,7 +50,7 @@ class BaseExport:
 
 
 def unchanged_features(base: BaseExport, *, extraction_id: str | None, config: dict[str, Any],
-                       explanations: dict[int, list[dict[str, Any]]]) -> set[int]:
+                       explanations: dict[int, list[ExplanationDoc]]) -> set[int]:
     """Base features that need no recomputation: same extraction, same data options, same explanations."""
     if base.metadata.get("extraction", {}).get("extraction_id") != extraction_id:
         return set()
@@ -60,17 +60,20 @@ def unchanged_features(base: BaseExport, *, extraction_id: str | None, config: d
     return {i for i in base.indices if base.explanations.get(i, []) == _explanation_docs(explanations.get(i, []))}
 
 
-def _explanation_docs(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _explanation_docs(items: list[ExplanationDoc]) -> list[ExplanationDoc]:
     return [{"description": e["description"], "method": e.get("method"), "model": e.get("model"),
              "score": e.get("score"), "created_at": e.get("created_at")} for e in items]
 
 
-def prepared_from_document(doc: dict[str, Any], explanations: list[dict[str, Any]]) -> PreparedFeature:
-    """Rebuild the prepared form of a feature from its exported document (already rounded)."""
-    logits = doc.get("logits") or {}
+def prepared_from_document(doc: dict[str, Any], explanations: list[ExplanationDoc]) -> PreparedFeature:
+    """Rebuild the prepared form of a feature from its exported document (already rounded; read from JSON, so
+    its values are not checked here: the base export was validated when it was built)."""
+    logits: dict[str, Any] = doc.get("logits") or {}
+    histogram: Any = doc.get("histogram") or {}
+    logits_histogram: Any = logits.get("histogram") or {}
     return PreparedFeature(
         index=int(doc["feature_index"]), statistics=doc["statistics"], examples=doc["activations"],
-        histogram=doc.get("histogram") or {}, top_positive=logits.get("top_positive") or [],
-        top_negative=logits.get("top_negative") or [], logits_histogram=logits.get("histogram") or {},
+        histogram=histogram, top_positive=logits.get("top_positive") or [],
+        top_negative=logits.get("top_negative") or [], logits_histogram=logits_histogram,
         top_tokens=doc.get("top_tokens") or [], explanations=list(explanations),
     )

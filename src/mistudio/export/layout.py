@@ -36,8 +36,9 @@ def feature_index_of(name: str) -> int | None:
     return int(stem) if stem.isdigit() else None
 
 
-def saedashboard_batch(k: int) -> str:
-    """`neuronpedia/batch-{k}.json`: SAEDashboard's `neuronpedia-runner` batch file `k`."""
+def saedashboard_batch(k: int | str) -> str:
+    """`neuronpedia/batch-{k}.json`: SAEDashboard's `neuronpedia-runner` batch file `k` (a string such as
+    `"{n}"` gives the pattern, for documentation)."""
     return f"{NEURONPEDIA_DIR}/batch-{k}.json"
 
 

@@ -26,6 +26,7 @@ from mistudio.export.config import EXPORT_VERSION, ExportConfig
 from mistudio.export.incremental import BaseExport, prepared_from_document, unchanged_features
 from mistudio.export.neuronpedia import activation_shards, bulk_rows, saedashboard_batches
 from mistudio.export.neuronpedia.ids import NeuronpediaIds, resolve_ids
+from mistudio.export.prepare import ExplanationDoc
 from mistudio.export.readme import readme_text
 from mistudio.export.selection import select_features
 from mistudio.export.source import DashboardSource, dataset_name, manifest_value
@@ -77,7 +78,7 @@ class ExportInputs:
     source: DashboardSource
     info: SAEInfo
     sae: SAE | None = None
-    explanations: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    explanations: dict[int, list[ExplanationDoc]] = field(default_factory=dict)
     labels: dict[int, tuple[str | None, str | None]] = field(default_factory=dict)
     extraction_id: str | None = None
     compute_part: Callable[[str], None] | None = None  # fills a missing feature-store part

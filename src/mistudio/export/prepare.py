@@ -1,13 +1,23 @@
-"""One dashboard dict → the normalised, rounded form every writer (feature JSON, Neuronpedia batch and
-rows) reads, so each number is rounded once and all outputs agree."""
+"""One dashboard (`dashboards.schemas.FeatureDashboard`) → the normalised, rounded form every writer (feature
+JSON, Neuronpedia batch and rows) reads, so each number is rounded once and all outputs agree."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
+from typing_extensions import TypedDict
 
+from mistudio.dashboards.schemas import (
+    ActivationExample,
+    FeatureDashboard,
+    Histogram,
+    LogitEntry,
+    Statistics,
+    TopToken,
+)
 from mistudio.export.archive.jsonio import (
     NP_DECIMALS,
     render_tokens,
@@ -17,19 +27,29 @@ from mistudio.export.archive.jsonio import (
 )
 
 
+class ExplanationDoc(TypedDict):
+    """An explanation as exports write it (`explanations/explanations.json`, Neuronpedia rows)."""
+
+    description: str
+    method: str | None
+    model: str | None
+    score: float | None
+    created_at: str | None
+
+
 @dataclass
 class PreparedFeature:
     """A feature's dashboard with rendered tokens, 5-decimal values and sorted logits."""
 
     index: int
-    statistics: dict[str, Any]
-    examples: list[dict[str, Any]]
-    histogram: dict[str, Any]
-    top_positive: list[dict[str, Any]]
-    top_negative: list[dict[str, Any]]
-    logits_histogram: dict[str, Any]
-    top_tokens: list[dict[str, Any]]
-    explanations: list[dict[str, Any]] = field(default_factory=list)
+    statistics: Statistics
+    examples: list[ActivationExample]
+    histogram: Histogram
+    top_positive: list[LogitEntry]
+    top_negative: list[LogitEntry]
+    logits_histogram: Histogram
+    top_tokens: list[TopToken]
+    explanations: list[ExplanationDoc] = field(default_factory=list)
 
     @property
     def live(self) -> bool:
@@ -42,9 +62,11 @@ class PreparedFeature:
         return max((ex["max_value"] for ex in self.examples), default=0.0)
 
 
-def _stats(raw: dict[str, Any]) -> dict[str, Any]:
+def _stats(raw: Statistics) -> Statistics:
+    """Every float kept to 6 significant digits (ints, bools and None as they are), key by key."""
+    fields: Mapping[str, Any] = raw
     out: dict[str, Any] = {}
-    for key, value in raw.items():
+    for key, value in fields.items():
         if key == "quantiles":
             out[key] = {q: sig_float(v) for q, v in (value or {}).items()}
         elif isinstance(value, bool) or value is None or isinstance(value, int):
@@ -52,10 +74,10 @@ def _stats(raw: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = sig_float(value)
     out["dead"] = bool(raw.get("dead", False))
-    return out
+    return cast("Statistics", out)  # the same keys as `raw`, each value rounded
 
 
-def _rounded_values(raw: list[dict[str, Any]]) -> list[list[float]]:
+def _rounded_values(raw: list[ActivationExample]) -> list[list[float]]:
     """Every example's values rounded once; one numpy pass when the examples have equal lengths."""
     rows = [ex["values"] for ex in raw]
     if rows and len({len(r) for r in rows}) == 1:
@@ -66,7 +88,7 @@ def _rounded_values(raw: list[dict[str, Any]]) -> list[list[float]]:
     return [round_list(r) for r in rows]
 
 
-def _example(ex: dict[str, Any], values: list[float], feature_max: float) -> dict[str, Any]:
+def _example(ex: ActivationExample, values: list[float], feature_max: float) -> ActivationExample:
     peak = values.index(max(values)) if values else 0
     bin_min = ex.get("bin_min", -1)
     top = bin_min is None or bin_min == -1
@@ -80,38 +102,38 @@ def _example(ex: dict[str, Any], values: list[float], feature_max: float) -> dic
         "bin_min": -1 if top else round_float(bin_min),
         "bin_max": round_float(feature_max) if top else round_float(ex.get("bin_max")),
         "bin_contains": -1 if top else round_float(ex.get("bin_contains")),
-        "source": dict(ex.get("source") or {}),
+        "source": ex["source"].copy(),
     }
 
 
-def _logits(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _logits(items: list[LogitEntry]) -> list[LogitEntry]:
     tokens = render_tokens([str(item["token"]) for item in items])
-    return [{"token": token, "token_id": item.get("token_id"), "value": round_float(item["value"]), "rank": rank}
+    return [{"token": token, "token_id": item["token_id"], "value": round_float(item["value"]), "rank": rank}
             for rank, (token, item) in enumerate(zip(tokens, items, strict=True))]
 
 
-def _hist(raw: dict[str, Any] | None) -> dict[str, Any]:
-    raw = dict(raw or {})
-    raw["bin_edges"] = round_list(raw.get("bin_edges") or [])
-    raw["counts"] = [int(c) for c in raw.get("counts") or []]
-    return raw
+def _hist(raw: Histogram | None) -> Histogram:
+    out: Histogram = raw.copy() if raw else {"bin_edges": [], "counts": []}
+    out["bin_edges"] = round_list(out.get("bin_edges") or [])
+    out["counts"] = [int(c) for c in out.get("counts") or []]
+    return out
 
 
-def prepare_feature(dash: dict[str, Any], *, top_tokens: int,
-                    explanations: list[dict[str, Any]] | None = None) -> PreparedFeature:
-    """Normalise one dashboard dict (docs/ARCHITECTURE.md) for writing."""
+def prepare_feature(dash: FeatureDashboard, *, top_tokens: int,
+                    explanations: list[ExplanationDoc] | None = None) -> PreparedFeature:
+    """Normalise one dashboard for writing."""
     stats = _stats(dash["statistics"])
     raw = dash.get("activations") or []
     examples = [_example(ex, values, stats.get("max_activation", 0.0))
                 for ex, values in zip(raw, _rounded_values(raw), strict=True)]
-    logits = dash.get("logits") or {}
+    logits = dash["logits"]
     pos = sorted(logits.get("top_positive") or [], key=lambda t: -float(t["value"]))
     neg = sorted(logits.get("top_negative") or [], key=lambda t: float(t["value"]))
     top = (dash.get("top_tokens") or [])[:top_tokens]
-    tokens = [{"token": token, "token_id": item.get("token_id"),
+    tokens: list[TopToken] = [{"token": token, "token_id": item["token_id"],
                "total_activation": sig_float(item["total_activation"]), "count": int(item["count"]),
-               "mean_activation": sig_float(item.get("mean_activation")),
-               "max_activation": sig_float(item.get("max_activation"))}
+               "mean_activation": sig_float(item["mean_activation"]),
+               "max_activation": sig_float(item["max_activation"])}
               for token, item in zip(render_tokens([str(item["token"]) for item in top]), top, strict=True)]
     return PreparedFeature(
         index=int(dash["feature_index"]), statistics=stats, examples=examples,

@@ -1,12 +1,18 @@
-"""Response models of exports: estimates, started jobs, status, export records, validation reports, label imports."""
+"""Response models of exports: estimates, started jobs, status, export records, validation reports (the
+validator's own `ValidationReport`)."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mistudio.db.models import ExportRecord
+from mistudio.export.validate.report import ValidationIssue, ValidationReport
 from mistudio.jobs.schemas import Job
+
+__all__ = ["Export", "ExportEstimate", "ExportPage", "ExportStarted", "ExportStatus", "ExportStatusName",
+           "ValidationIssue", "ValidationReport"]
 
 ExportStatusName = Literal["pending", "running", "paused", "completed", "failed", "cancelled"]
 
@@ -30,6 +36,16 @@ class Export(BaseModel):
     base_export_id: str | None = Field(description="The export an incremental export reused features from")
     created_at: str | None = Field(description="ISO 8601 timestamp")
     finished_at: str | None = Field(description="ISO 8601 timestamp")
+
+    @classmethod
+    def from_record(cls, rec: ExportRecord) -> Export:
+        """The export record's API view."""
+        return cls(id=rec.id, sae_id=rec.sae_id, job_id=rec.job_id, extraction_id=rec.extraction_id,
+                   config=rec.config, status=cast(ExportStatusName, rec.status), output_path=rec.output_path,
+                   file_size_bytes=rec.file_size_bytes, feature_count=rec.feature_count, timings=rec.timings,
+                   error_message=rec.error_message, base_export_id=rec.base_export_id,
+                   created_at=rec.created_at.isoformat() if rec.created_at else None,
+                   finished_at=rec.finished_at.isoformat() if rec.finished_at else None)
 
 
 class ExportPage(BaseModel):
@@ -73,42 +89,3 @@ class ExportStatus(BaseModel):
 
     job: Job
     export: Export
-
-
-class ValidationIssue(BaseModel):
-    """One problem in an export: where, what, and how to fix it."""
-
-    model_config = ConfigDict(extra="allow")
-
-    code: str
-    location: str = Field(description="File (and field) the issue is in")
-    message: str
-    fix: str = Field(description="How to fix it")
-    fixable: bool = Field(description="Whether `mistudio export validate --fix` can fix it")
-    severity: Literal["error", "warning"]
-
-
-class ValidationReport(BaseModel):
-    """The result of validating an export archive or folder."""
-
-    model_config = ConfigDict(extra="allow")
-
-    path: str
-    ok: bool = Field(description="No errors (warnings allowed)")
-    n_files: int
-    n_features: int
-    n_errors: int
-    n_warnings: int
-    n_fixable: int
-    issues: list[ValidationIssue]
-    text: str = Field(description="The report as readable text")
-
-
-class LabelsImportResult(BaseModel):
-    """What a labels import changed."""
-
-    model_config = ConfigDict(extra="allow")
-
-    imported: int = Field(description="Rows read from the file")
-    features: int = Field(description="Distinct features the rows name")
-    labels_updated: int = Field(description="Feature summary rows whose label was set")

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from mistudio.db.models import Explanation, ExportRecord, Extraction, FeatureSummary
 from mistudio.errors import InvalidInputError, NotFoundError
 from mistudio.export.config import ExportConfig
 from mistudio.export.pipeline import ExportInputs, SAEInfo
+from mistudio.export.prepare import ExplanationDoc
+from mistudio.export.schemas import Export, ExportEstimate, ExportPage, ExportStarted
 from mistudio.export.selection import select_features
 from mistudio.export.source import manifest_value
 from mistudio.export.validate.values import MIN_EXAMPLES
@@ -45,9 +46,9 @@ def latest_extraction(session: Session, sae_id: str, extraction_id: str | None =
     return ext
 
 
-def explanations_for(session: Session, sae_id: str) -> dict[int, list[dict[str, Any]]]:
+def explanations_for(session: Session, sae_id: str) -> dict[int, list[ExplanationDoc]]:
     """Every explanation of the SAE, per feature, oldest first."""
-    out: dict[int, list[dict[str, Any]]] = {}
+    out: dict[int, list[ExplanationDoc]] = {}
     rows = session.scalars(select(Explanation).where(Explanation.sae_id == sae_id)
                            .order_by(Explanation.feature_index, Explanation.created_at, Explanation.id))
     for e in rows:
@@ -95,13 +96,16 @@ def gather_inputs(studio: Studio, sae_id: str, extraction_id: str | None = None,
         from mistudio.extraction.finalize import ensure_parts
         from mistudio.lm.loading import load_model
 
-        ensure_parts(store, load_model(model_name or info.model_name), sae)
+        name = model_name or info.model_name
+        if name is None:
+            raise InvalidInputError("neither the extraction nor the SAE names a model; the logit lens needs one")
+        ensure_parts(store, load_model(name), sae)
 
     return ExportInputs(source=source, info=info, sae=sae, explanations=explanations, labels=labels,
                         extraction_id=ext_id, compute_part=compute_part)
 
 
-def estimate(inputs: ExportInputs, cfg: ExportConfig) -> dict[str, Any]:
+def estimate(inputs: ExportInputs, cfg: ExportConfig) -> ExportEstimate:
     """Archive size, packaging time, feature count and the data that is missing and will be computed."""
     summary = inputs.source.summary_arrays()
     indices = select_features(cfg.selection, inputs.source.n_features, summary, inputs.labels)
@@ -120,17 +124,21 @@ def estimate(inputs: ExportInputs, cfg: ExportConfig) -> dict[str, Any]:
         per_feature += _BULK_ROW_BYTES + _WINDOW_TEXT_BYTES * shared
         per_feature += _SAEDASHBOARD_BYTES if cfg.saedashboard_batches else 0
     per_second = _SECONDS_PARALLEL if default_workers(n, cfg.workers) > 1 else _SECONDS_SERIAL
-    return {"n_features": n, "size_bytes": int(n * per_feature * scale + weights),
-            "seconds": round(n * per_second * scale + (60.0 if "logit_lens" in missing else 0.0), 1),
-            "missing": missing, "n_dead": dead,
-            "notes": [f"{dead} dead feature(s) have no examples and are left out of the Neuronpedia batches"] if dead
-            else [], "min_examples": MIN_EXAMPLES}
+    notes = [f"{dead} dead feature(s) have no examples and are left out of the Neuronpedia batches"] if dead else []
+    return ExportEstimate(n_features=n, size_bytes=int(n * per_feature * scale + weights),
+                          seconds=round(n * per_second * scale + (60.0 if "logit_lens" in missing else 0.0), 1),
+                          missing=missing, n_dead=dead, notes=notes, min_examples=MIN_EXAMPLES)
 
 
 def start_export(studio: Studio, sae_id: str, cfg: ExportConfig, extraction_id: str | None = None,
-                 base_export_id: str | None = None) -> dict[str, str]:
-    """Create the export record and queue its job; returns `{job_id, export_id}`. `base_export_id` makes it
-    incremental: the finished export of the same SAE whose unchanged features are reused."""
+                 base_export_id: str | None = None) -> ExportStarted:
+    """Create the export record and queue its job. `base_export_id` makes it incremental: the finished
+    export of the same SAE whose unchanged features are reused.
+
+    Raises:
+        NotFoundError: no such extraction or base export.
+        InvalidInputError: the SAE has no completed extraction, or the base export has no archive.
+    """
     with studio.sessions() as s, s.begin():
         ext = latest_extraction(s, sae_id, extraction_id)
         if base_export_id is not None:
@@ -143,8 +151,8 @@ def start_export(studio: Studio, sae_id: str, cfg: ExportConfig, extraction_id: 
     params = {"export_id": export_id, "sae_id": sae_id, "extraction_id": ext.id, "config": cfg.model_dump()}
     job_id = studio.runner.create("export", params, sae_id)
     with studio.sessions() as s, s.begin():
-        s.get(ExportRecord, export_id).job_id = job_id
-    return {"job_id": job_id, "export_id": export_id}
+        s.execute(update(ExportRecord).where(ExportRecord.id == export_id).values(job_id=job_id))
+    return ExportStarted(job_id=job_id, export_id=export_id)
 
 
 def _finished_archive(studio: Studio, session: Session, sae_id: str, export_id: str) -> Path:
@@ -159,17 +167,7 @@ def _finished_archive(studio: Studio, session: Session, sae_id: str, export_id: 
     return path
 
 
-def export_to_dict(rec: ExportRecord) -> dict[str, Any]:
-    """JSON view of an export record."""
-    return {"id": rec.id, "sae_id": rec.sae_id, "job_id": rec.job_id, "extraction_id": rec.extraction_id,
-            "config": rec.config, "status": rec.status, "output_path": rec.output_path,
-            "file_size_bytes": rec.file_size_bytes, "feature_count": rec.feature_count, "timings": rec.timings,
-            "error_message": rec.error_message, "base_export_id": rec.base_export_id,
-            "created_at": rec.created_at.isoformat() if rec.created_at else None,
-            "finished_at": rec.finished_at.isoformat() if rec.finished_at else None}
-
-
-def list_exports(session: Session, sae_id: str | None = None, page: int = 1, page_size: int = 50) -> dict[str, Any]:
+def list_exports(session: Session, sae_id: str | None = None, page: int = 1, page_size: int = 50) -> ExportPage:
     """Exports, newest first, paginated."""
     from sqlalchemy import func
 
@@ -178,7 +176,7 @@ def list_exports(session: Session, sae_id: str | None = None, page: int = 1, pag
         q = q.where(ExportRecord.sae_id == sae_id)
     total = session.scalar(select(func.count()).select_from(q.subquery())) or 0
     rows = session.scalars(q.order_by(ExportRecord.created_at.desc()).offset((page - 1) * page_size).limit(page_size))
-    return {"items": [export_to_dict(r) for r in rows], "total": total, "page": page, "page_size": page_size}
+    return ExportPage(items=[Export.from_record(r) for r in rows], total=total, page=page, page_size=page_size)
 
 
 def export_for_job(session: Session, job_id: str) -> ExportRecord:

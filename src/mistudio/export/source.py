@@ -1,5 +1,5 @@
-"""Where export reads per-feature dashboard data: the `DashboardSource` protocol that
-`extraction.store.FeatureStore` satisfies, and readers of the extraction's manifest."""
+"""Where export reads per-feature dashboards: the `DashboardSource` protocol that
+`dashboards.reader.StoreDashboards` satisfies, and readers of the extraction's manifest."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from mistudio.dashboards.schemas import FeatureDashboard
+
 
 @runtime_checkable
 class DashboardSource(Protocol):
-    """Per-feature dashboard dicts (docs/ARCHITECTURE.md) plus the extraction's manifest."""
+    """Per-feature dashboards (`dashboards.schemas.FeatureDashboard`) plus the extraction's manifest."""
 
     @property
     def n_features(self) -> int: ...
@@ -20,11 +22,11 @@ class DashboardSource(Protocol):
     def manifest(self) -> dict[str, Any]: ...
 
     def feature_dashboard(self, index: int, *, n_examples: int | None = None, logit_k: int | None = None,
-                          n_bins: int | None = None, include_intervals: bool = True) -> dict[str, Any]: ...
+                          n_bins: int | None = None, include_intervals: bool = True) -> FeatureDashboard: ...
 
     def iter_dashboards(self, indices: Iterable[int], *, n_examples: int | None = None,
                         logit_k: int | None = None, n_bins: int | None = None,
-                        include_intervals: bool = True) -> Iterator[dict[str, Any]]: ...
+                        include_intervals: bool = True) -> Iterator[FeatureDashboard]: ...
 
     def summary_arrays(self) -> dict[str, np.ndarray]: ...
 

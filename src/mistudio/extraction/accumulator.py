@@ -47,25 +47,24 @@ class Accumulator:
                  seed: int = 0) -> None:
         self.d_sae, self.top_k, self.context_size, self.device = d_sae, top_k, context_size, device
         self.reservoir, self.seed = reservoir, seed
-        f = dict(device=device)
-        self.count = torch.zeros(d_sae, dtype=torch.int64, **f)
-        self.sum = torch.zeros(d_sae, dtype=torch.float64, **f)
-        self.sumsq = torch.zeros(d_sae, dtype=torch.float64, **f)
-        self.max = torch.zeros(d_sae, dtype=torch.float32, **f)
-        self.min = torch.full((d_sae,), float("inf"), dtype=torch.float32, **f)
-        self.hist = torch.zeros(d_sae, FINE_BINS, dtype=torch.int32, **f)
-        self.top_vals = torch.zeros(d_sae, top_k, dtype=torch.float32, **f)
-        self.top_win = torch.full((d_sae, top_k), -1, dtype=torch.int64, **f)
-        self.top_pos = torch.zeros(d_sae, top_k, dtype=torch.int64, **f)
-        self.top_rows = torch.zeros(d_sae, top_k, context_size, dtype=torch.float32, **f)
-        self.n_tokens = torch.zeros((), dtype=torch.int64, **f)
+        self.count = torch.zeros(d_sae, dtype=torch.int64, device=device)
+        self.sum = torch.zeros(d_sae, dtype=torch.float64, device=device)
+        self.sumsq = torch.zeros(d_sae, dtype=torch.float64, device=device)
+        self.max = torch.zeros(d_sae, dtype=torch.float32, device=device)
+        self.min = torch.full((d_sae,), float("inf"), dtype=torch.float32, device=device)
+        self.hist = torch.zeros(d_sae, FINE_BINS, dtype=torch.int32, device=device)
+        self.top_vals = torch.zeros(d_sae, top_k, dtype=torch.float32, device=device)
+        self.top_win = torch.full((d_sae, top_k), -1, dtype=torch.int64, device=device)
+        self.top_pos = torch.zeros(d_sae, top_k, dtype=torch.int64, device=device)
+        self.top_rows = torch.zeros(d_sae, top_k, context_size, dtype=torch.float32, device=device)
+        self.n_tokens = torch.zeros((), dtype=torch.int64, device=device)
         self._inner_edges = torch.from_numpy(fine_edges()[1:-1]).to(device)
         r = reservoir
-        self.res_key = torch.full((d_sae, r), -1, dtype=torch.int64, **f)
-        self.res_win = torch.full((d_sae, r), -1, dtype=torch.int64, **f)
-        self.res_pos = torch.zeros(d_sae, r, dtype=torch.int64, **f)
-        self.res_max = torch.zeros(d_sae, r, dtype=torch.float32, **f)
-        self.res_rows = torch.zeros(d_sae, r, context_size, dtype=torch.float16, **f)
+        self.res_key = torch.full((d_sae, r), -1, dtype=torch.int64, device=device)
+        self.res_win = torch.full((d_sae, r), -1, dtype=torch.int64, device=device)
+        self.res_pos = torch.zeros(d_sae, r, dtype=torch.int64, device=device)
+        self.res_max = torch.zeros(d_sae, r, dtype=torch.float32, device=device)
+        self.res_rows = torch.zeros(d_sae, r, context_size, dtype=torch.float16, device=device)
 
     @property
     def state_keys(self) -> tuple[str, ...]:

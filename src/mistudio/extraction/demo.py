@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ def random_sae(d_in: int, d_sae: int, hook_name: str, *, model_name: str | None 
 
 
 def run_demo(studio: Studio, *, n_tokens: int = 65_536, d_sae: int = 1024, context_size: int = 64,
-             run_job: Any = None) -> dict[str, Any]:
+             run_job: Callable[[Studio, str], Any] | None = None) -> dict[str, Any]:
     """Build the demo model and SAE, catalogue the SAE and extract its dashboards; return ids and paths."""
     from mistudio.catalog.service import register_sae_from_path
     from mistudio.datasets.sources import BUILTIN_CORPUS, load_texts
@@ -46,11 +47,11 @@ def run_demo(studio: Studio, *, n_tokens: int = 65_536, d_sae: int = 1024, conte
     with tempfile.TemporaryDirectory(dir=studio.settings.tmp_dir) as tmp:
         path = write_saelens(sae, Path(tmp) / "demo-sae")
         record = register_sae_from_path(studio, path, name="demo: random SAE on a tiny GPT-2", source="trained")
-    started = start_extraction(studio, record["id"], str(model_dir), BUILTIN_CORPUS, submit=False,
+    started = start_extraction(studio, record.id, str(model_dir), BUILTIN_CORPUS, submit=False,
                                n_tokens=n_tokens, context_size=context_size, top_k=20, batch_size=32)
-    if not started["reused"]:
+    if not started.reused and started.job_id is not None:
         if run_job is not None:
-            run_job(studio, started["job_id"])
+            run_job(studio, started.job_id)
         else:
-            studio.runner.run_inline(started["job_id"])
-    return {"sae_id": record["id"], "extraction_id": started["extraction_id"], "model": str(model_dir)}
+            studio.runner.run_inline(started.job_id)
+    return {"sae_id": record.id, "extraction_id": started.extraction_id, "model": str(model_dir)}

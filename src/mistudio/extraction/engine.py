@@ -79,7 +79,11 @@ def _is_oom(exc: BaseException) -> bool:
 
 class BatchEncoder:
     """Runs batches of windows through the model (up to the SAE's hook) and the SAE, feature chunk by feature
-    chunk, and folds the activations into the accumulator; halves the batch on a CUDA out-of-memory error."""
+    chunk, and folds the activations into the accumulator; halves the batch on a CUDA out-of-memory error.
+
+    Raises:
+        InvalidInputError: the SAE's config names no hook.
+    """
 
     def __init__(self, loaded: Any, sae: SAE, windows: Windows, settings: ExtractionSettings,
                  transform: Callable[[torch.Tensor], torch.Tensor] | None, acc: Accumulator) -> None:
@@ -88,7 +92,9 @@ class BatchEncoder:
         self.batch_size = settings.batch_size
         self.device = acc.device
         self.special = torch.tensor(special_token_ids(loaded.tokenizer), dtype=torch.int64, device=self.device)
-        self.hook = sae.cfg.hook_name
+        if not sae.cfg.hook_name:
+            raise InvalidInputError("the SAE does not say which hook it reads (no hook_name in its config)")
+        self.hook: str = sae.cfg.hook_name
         self.head = sae.cfg.hook_head_index
 
     def _inputs(self, idx: torch.Tensor) -> torch.Tensor:

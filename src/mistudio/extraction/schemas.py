@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
-ExtractionStatus = Literal["pending", "running", "completed", "failed"]
+from mistudio.db.models import Extraction as ExtractionRecord
+
+ExtractionStatus = Literal["pending", "running", "paused", "completed", "failed", "cancelled"]
 
 
 class Extraction(BaseModel):
@@ -26,6 +28,15 @@ class Extraction(BaseModel):
     statistics: dict[str, Any]
     created_at: str | None = Field(description="ISO 8601 timestamp")
     finished_at: str | None = Field(description="ISO 8601 timestamp")
+
+    @classmethod
+    def from_record(cls, row: ExtractionRecord) -> Extraction:
+        """The view of an extraction row."""
+        return cls(id=row.id, sae_id=row.sae_id, status=cast(ExtractionStatus, row.status), model=row.model_name,
+                   dataset=row.dataset, settings=row.settings, n_tokens=row.n_tokens, n_features=row.n_features,
+                   job_id=row.job_id, statistics=row.statistics or {},
+                   created_at=row.created_at.isoformat() if row.created_at else None,
+                   finished_at=row.finished_at.isoformat() if row.finished_at else None)
 
 
 class ExtractionStarted(BaseModel):

@@ -7,9 +7,10 @@ from typing import Any
 from sqlalchemy import select
 
 from mistudio.catalog.service import get_record
-from mistudio.db.models import Extraction
+from mistudio.db.models import Extraction as ExtractionRecord
 from mistudio.errors import ConflictError, InvalidInputError, NotFoundError
 from mistudio.extraction.engine import settings_key
+from mistudio.extraction.schemas import Extraction, ExtractionStarted
 from mistudio.store.feature_store import FeatureStore, open_store
 from mistudio.studio import Studio
 
@@ -22,19 +23,16 @@ DEFAULTS: dict[str, Any] = {"n_tokens": 262_144, "n_prompts": None, "context_siz
 _OPERATIONAL = ("batch_size", "feature_chunk", "device", "checkpoint_every")
 
 
-def extraction_to_dict(row: Extraction) -> dict[str, Any]:
-    """The JSON view of an extraction row."""
-    return {"id": row.id, "sae_id": row.sae_id, "status": row.status, "model": row.model_name,
-            "dataset": row.dataset, "settings": row.settings, "n_tokens": row.n_tokens,
-            "n_features": row.n_features, "job_id": row.job_id, "statistics": row.statistics or {},
-            "created_at": row.created_at.isoformat() if row.created_at else None,
-            "finished_at": row.finished_at.isoformat() if row.finished_at else None}
-
-
 def start_extraction(studio: Studio, sae_id: str, model: str | None, dataset: str, *, submit: bool = True,
-                     **settings: Any) -> dict[str, Any]:
+                     **settings: Any) -> ExtractionStarted:
     """Create (and queue, if `submit`) an extraction job; a completed extraction with the same SAE, model,
-    dataset and settings is reused instead (`reused: true`, no job)."""
+    dataset and settings is reused instead (`reused=True`, no job).
+
+    Raises:
+        InvalidInputError: unknown settings, no dataset, or no model to run.
+        NotFoundError: the SAE is not in the catalog.
+        ConflictError: the SAE is not ready, or the same extraction is already pending or running.
+    """
     unknown = set(settings) - set(DEFAULTS)
     if unknown:
         raise InvalidInputError(f"unknown extraction settings: {', '.join(sorted(unknown))}")
@@ -49,15 +47,15 @@ def start_extraction(studio: Studio, sae_id: str, model: str | None, dataset: st
         if not model:
             raise InvalidInputError(f"SAE {sae_id} does not name its model; pass --model / `model`")
         key = settings_key(sae_id, model, dataset, {k: v for k, v in merged.items() if k not in _OPERATIONAL})
-        for row in s.scalars(select(Extraction).where(Extraction.sae_id == sae_id)):
+        for row in s.scalars(select(ExtractionRecord).where(ExtractionRecord.sae_id == sae_id)):
             if (row.settings or {}).get("cache_key") == key:
                 if row.status == "completed":
-                    return {"extraction_id": row.id, "job_id": row.job_id, "reused": True}
+                    return ExtractionStarted(extraction_id=row.id, job_id=row.job_id, reused=True)
                 if row.status in ("pending", "running"):
                     raise ConflictError(f"the same extraction is already {row.status} (job {row.job_id})",
                                         details={"extraction_id": row.id, "job_id": row.job_id})
-        row = Extraction(sae_id=sae_id, status="pending", model_name=model, dataset=dataset,
-                         settings={**merged, "cache_key": key})
+        row = ExtractionRecord(sae_id=sae_id, status="pending", model_name=model, dataset=dataset,
+                               settings={**merged, "cache_key": key})
         s.add(row)
         s.flush()
         extraction_id = row.id
@@ -65,45 +63,62 @@ def start_extraction(studio: Studio, sae_id: str, model: str | None, dataset: st
     create = studio.runner.submit if submit else studio.runner.create
     job_id = create("extraction", params, sae_id)
     with studio.sessions() as s, s.begin():
-        s.get(Extraction, extraction_id).job_id = job_id
-    return {"extraction_id": extraction_id, "job_id": job_id, "reused": False}
+        s.get_one(ExtractionRecord, extraction_id).job_id = job_id
+    return ExtractionStarted(extraction_id=extraction_id, job_id=job_id, reused=False)
 
 
 def extract(studio: Studio, sae_id: str, model: str | None, dataset: str, **settings: Any) -> str:
-    """Run an extraction in this thread (or reuse a finished identical one) and return its id."""
+    """Run an extraction in this thread (or reuse a finished identical one) and return its id.
+
+    Raises:
+        ConflictError: the extraction job did not complete (and the errors of `start_extraction`).
+    """
     started = start_extraction(studio, sae_id, model, dataset, submit=False, **settings)
-    if not started["reused"]:
-        state = studio.runner.run_inline(started["job_id"])
-        if state["status"] != "completed":
-            raise ConflictError(f"extraction {state['status']}: {state.get('error_message') or ''}".strip())
-    return started["extraction_id"]
+    if not started.reused and started.job_id is not None:
+        state = studio.runner.run_inline(started.job_id)
+        if state.status != "completed":
+            raise ConflictError(f"extraction {state.status}: {state.error_message or ''}".strip())
+    return started.extraction_id
 
 
-def list_extractions(studio: Studio, sae_id: str) -> list[dict[str, Any]]:
-    """The SAE's extractions, newest first."""
+def list_extractions(studio: Studio, sae_id: str) -> list[Extraction]:
+    """The SAE's extractions, newest first.
+
+    Raises:
+        NotFoundError: the SAE is not in the catalog.
+    """
     with studio.sessions() as s:
         get_record(s, sae_id)
-        rows = s.scalars(select(Extraction).where(Extraction.sae_id == sae_id)
-                         .order_by(Extraction.created_at.desc()))
-        return [extraction_to_dict(r) for r in rows]
+        rows = s.scalars(select(ExtractionRecord).where(ExtractionRecord.sae_id == sae_id)
+                         .order_by(ExtractionRecord.created_at.desc()))
+        return [Extraction.from_record(r) for r in rows]
 
 
 def latest_extraction_id(studio: Studio, sae_id: str) -> str:
-    """The newest completed extraction of an SAE; NotFoundError if it has none."""
+    """The id of the newest completed extraction of an SAE.
+
+    Raises:
+        NotFoundError: the SAE is not in the catalog or has no completed extraction.
+    """
     with studio.sessions() as s:
         get_record(s, sae_id)
-        ext = s.scalar(select(Extraction.id).where(Extraction.sae_id == sae_id, Extraction.status == "completed")
-                       .order_by(Extraction.finished_at.desc()).limit(1))
+        ext = s.scalar(select(ExtractionRecord.id)
+                       .where(ExtractionRecord.sae_id == sae_id, ExtractionRecord.status == "completed")
+                       .order_by(ExtractionRecord.finished_at.desc()).limit(1))
     if ext is None:
         raise NotFoundError(f"SAE {sae_id} has no completed extraction; run `mistudio extract {sae_id}` first")
     return ext
 
 
 def get_store(studio: Studio, sae_id: str, extraction_id: str | None = None) -> tuple[str, FeatureStore]:
-    """(extraction id, its feature store) — the latest completed one unless `extraction_id` is given."""
+    """(extraction id, its feature store) — the latest completed one unless `extraction_id` is given.
+
+    Raises:
+        NotFoundError: no such extraction of this SAE, or it has no data yet.
+    """
     extraction_id = extraction_id or latest_extraction_id(studio, sae_id)
     with studio.sessions() as s:
-        row = s.get(Extraction, extraction_id)
+        row = s.get(ExtractionRecord, extraction_id)
         if row is None or row.sae_id != sae_id:
             raise NotFoundError(f"extraction {extraction_id} of SAE {sae_id} not found")
         if not row.store_path:

@@ -3,17 +3,18 @@ with plain SQL (no arrays loaded)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from mistudio.db.models import FeatureSummary
+from mistudio.db.models import FeatureSummary as SummaryRecord
 from mistudio.errors import InvalidInputError, NotFoundError
+from mistudio.extraction.schemas import FeatureLabel, FeaturePage, FeatureSummary
 from mistudio.store.feature_store import FeatureStore
 
-SORTS = {"index": FeatureSummary.feature_index, "frequency": FeatureSummary.activation_frequency,
-         "max": FeatureSummary.max_activation, "mean": FeatureSummary.mean_activation}
+SORTS = {"index": SummaryRecord.feature_index, "frequency": SummaryRecord.activation_frequency,
+         "max": SummaryRecord.max_activation, "mean": SummaryRecord.mean_activation}
 _BULK = 5000
 
 
@@ -22,9 +23,9 @@ def write_summaries(session: Session, sae_id: str, extraction_id: str, store: Fe
     arrays = store.summary_arrays()
     vocab = store.vocab if store.has("vocab") else []
     labels = {idx: (label, cat) for idx, label, cat in session.execute(
-        select(FeatureSummary.feature_index, FeatureSummary.label, FeatureSummary.category)
-        .where(FeatureSummary.sae_id == sae_id, FeatureSummary.label.is_not(None)))}
-    session.execute(delete(FeatureSummary).where(FeatureSummary.extraction_id == extraction_id))
+        select(SummaryRecord.feature_index, SummaryRecord.label, SummaryRecord.category)
+        .where(SummaryRecord.sae_id == sae_id, SummaryRecord.label.is_not(None)))}
+    session.execute(delete(SummaryRecord).where(SummaryRecord.extraction_id == extraction_id))
     n = len(arrays["frequency"])
     for lo in range(0, n, _BULK):
         rows = []
@@ -37,55 +38,65 @@ def write_summaries(session: Session, sae_id: str, extraction_id: str, store: Fe
                          "dead": bool(arrays["dead"][i]),
                          "top_token": vocab[tok][:255] if 0 <= tok < len(vocab) else None,
                          "label": label, "category": category})
-        session.execute(insert(FeatureSummary), rows)
+        session.execute(insert(SummaryRecord), rows)
     return n
 
 
 def list_features(session: Session, extraction_id: str, *, sort: str = "index", order: str = "asc",
                   dead: bool | None = None, labeled: bool | None = None, min_freq: float | None = None,
                   max_freq: float | None = None, search: str | None = None, page: int = 1,
-                  page_size: int = 50) -> dict[str, Any]:
-    """One page of an extraction's feature summaries, filtered and sorted in SQL."""
+                  page_size: int = 50) -> FeaturePage:
+    """One page of an extraction's feature summaries, filtered and sorted in SQL.
+
+    Raises:
+        InvalidInputError: an unknown sort or order, or a page or page size out of range.
+    """
     if sort not in SORTS or order not in ("asc", "desc") or page < 1 or not 1 <= page_size <= 1000:
         raise InvalidInputError(f"sort must be one of {', '.join(SORTS)}, order asc|desc, page ≥ 1, "
                                 "page_size 1..1000")
-    q = select(FeatureSummary).where(FeatureSummary.extraction_id == extraction_id)
+    q = select(SummaryRecord).where(SummaryRecord.extraction_id == extraction_id)
     if dead is not None:
-        q = q.where(FeatureSummary.dead.is_(dead))
+        q = q.where(SummaryRecord.dead.is_(dead))
     if labeled is not None:
-        q = q.where(FeatureSummary.label.is_not(None) if labeled else FeatureSummary.label.is_(None))
+        q = q.where(SummaryRecord.label.is_not(None) if labeled else SummaryRecord.label.is_(None))
     if min_freq is not None:
-        q = q.where(FeatureSummary.activation_frequency >= min_freq)
+        q = q.where(SummaryRecord.activation_frequency >= min_freq)
     if max_freq is not None:
-        q = q.where(FeatureSummary.activation_frequency <= max_freq)
+        q = q.where(SummaryRecord.activation_frequency <= max_freq)
     if search:
         pattern = f"%{search.lower()}%"
-        clauses = [func.lower(FeatureSummary.label).like(pattern), func.lower(FeatureSummary.top_token).like(pattern)]
+        clauses: list[ColumnElement[bool]] = [func.lower(SummaryRecord.label).like(pattern),
+                                              func.lower(SummaryRecord.top_token).like(pattern)]
         if search.strip().isdigit():
-            clauses.append(FeatureSummary.feature_index == int(search.strip()))
+            clauses.append(SummaryRecord.feature_index == int(search.strip()))
         q = q.where(or_(*clauses))
     total = session.scalar(select(func.count()).select_from(q.subquery())) or 0
     column = SORTS[sort]
-    q = q.order_by(column.asc() if order == "asc" else column.desc(), FeatureSummary.feature_index.asc())
+    q = q.order_by(column.asc() if order == "asc" else column.desc(), SummaryRecord.feature_index.asc())
     rows = session.scalars(q.offset((page - 1) * page_size).limit(page_size))
-    items = [{"feature_index": r.feature_index, "activation_frequency": r.activation_frequency,
-              "max_activation": r.max_activation, "mean_activation": r.mean_activation, "dead": r.dead,
-              "label": r.label, "category": r.category, "top_token": r.top_token} for r in rows]
-    return {"items": items, "total": total, "page": page, "page_size": page_size}
+    items = [FeatureSummary(feature_index=r.feature_index, activation_frequency=r.activation_frequency,
+                            max_activation=r.max_activation, mean_activation=r.mean_activation, dead=r.dead,
+                            label=r.label, category=r.category, top_token=r.top_token) for r in rows]
+    return FeaturePage(items=items, total=total, page=page, page_size=page_size, extraction_id=extraction_id)
 
 
-def set_label(session: Session, sae_id: str, index: int, label: str | None, category: str | None = None) -> dict:
-    """Label feature `index` of an SAE (every extraction's summary row of that feature)."""
-    result = session.execute(update(FeatureSummary)
-                             .where(FeatureSummary.sae_id == sae_id, FeatureSummary.feature_index == index)
-                             .values(label=label, category=category))
+def set_label(session: Session, sae_id: str, index: int, label: str | None,
+              category: str | None = None) -> FeatureLabel:
+    """Label feature `index` of an SAE (every extraction's summary row of that feature).
+
+    Raises:
+        NotFoundError: no extraction of the SAE has a summary row for the feature.
+    """
+    statement = (update(SummaryRecord).where(SummaryRecord.sae_id == sae_id, SummaryRecord.feature_index == index)
+                 .values(label=label, category=category))
+    result = cast(CursorResult[Any], session.execute(statement))
     if not result.rowcount:
         raise NotFoundError(f"feature {index} of SAE {sae_id} has no extracted data yet; run an extraction first")
-    return {"feature_index": index, "label": label, "category": category}
+    return FeatureLabel(feature_index=index, label=label, category=category)
 
 
-def get_label(session: Session, extraction_id: str, index: int) -> tuple[str | None, str | None]:
-    """(label, category) of one feature."""
-    row = session.execute(select(FeatureSummary.label, FeatureSummary.category).where(
-        FeatureSummary.extraction_id == extraction_id, FeatureSummary.feature_index == index)).first()
-    return (row[0], row[1]) if row else (None, None)
+def get_label(session: Session, extraction_id: str, index: int) -> FeatureLabel:
+    """The label and category of one feature of an extraction (both None when it has none)."""
+    row = session.execute(select(SummaryRecord.label, SummaryRecord.category).where(
+        SummaryRecord.extraction_id == extraction_id, SummaryRecord.feature_index == index)).first()
+    return FeatureLabel(feature_index=index, label=row[0] if row else None, category=row[1] if row else None)

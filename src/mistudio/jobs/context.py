@@ -9,11 +9,23 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy.orm import Session, sessionmaker
 
 from mistudio.db.models import Job, utcnow
-from mistudio.errors import JobCancelled, JobPaused
+from mistudio.errors import JobCancelled, JobPaused, NotFoundError
 
 ProgressListener = Callable[[dict[str, Any]], None]
 
 S = TypeVar("S")
+
+
+def require_job(session: Session, job_id: str) -> Job:
+    """The job row `job_id`.
+
+    Raises:
+        NotFoundError: no job `job_id`.
+    """
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFoundError(f"job {job_id} not found")
+    return job
 
 
 class JobContext(Generic[S]):
@@ -51,11 +63,11 @@ class JobContext(Generic[S]):
     def set_stages(self, names: list[str]) -> None:
         """Declare the job's stages up front so a UI can show them all as pending."""
         with self._sessions() as s, s.begin():
-            job = s.get(Job, self.job_id)
+            job = require_job(s, self.job_id)
             existing = {st["name"]: st for st in (job.stages or [])}
             job.stages = [existing.get(n, {"name": n, "status": "pending"}) for n in names]
 
-    def _completed_stages(self, job: Job, now: float) -> list[dict]:
+    def _completed_stages(self, job: Job, now: float) -> list[dict[str, Any]]:
         """The job's stage list with the current stage marked completed."""
         stages = [dict(st) for st in (job.stages or [])]
         for st in stages:
@@ -67,7 +79,7 @@ class JobContext(Generic[S]):
         """Finish the current stage (if any) and start stage `name`."""
         now = time.monotonic()
         with self._sessions() as s, s.begin():
-            job = s.get(Job, self.job_id)
+            job = require_job(s, self.job_id)
             stages = self._completed_stages(job, now)
             match = next((st for st in stages if st["name"] == name), None)
             if match is None:
@@ -84,7 +96,7 @@ class JobContext(Generic[S]):
         if self._stage is None:
             return
         with self._sessions() as s, s.begin():
-            job = s.get(Job, self.job_id)
+            job = require_job(s, self.job_id)
             job.stages = self._completed_stages(job, time.monotonic())
 
     def progress(self, fraction: float, message: str | None = None, stage_fraction: float | None = None) -> None:
@@ -105,7 +117,7 @@ class JobContext(Generic[S]):
             return
         self._last_write = now
         with self._sessions() as s, s.begin():
-            job = s.get(Job, self.job_id)
+            job = require_job(s, self.job_id)
             job.progress = self._progress
             job.message = self._message
             if self._stage is not None:
@@ -124,7 +136,7 @@ class JobContext(Generic[S]):
             return
         self._last_poll = now
         with self._sessions() as s:
-            job = s.get(Job, self.job_id)
+            job = require_job(s, self.job_id)
             cancel, pause = job.cancel_requested, job.pause_requested
         if cancel:
             raise JobCancelled("cancelled by the user")

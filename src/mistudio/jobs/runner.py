@@ -10,13 +10,14 @@ import traceback
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from mistudio.db.models import Job, utcnow
+from mistudio.db.models import Job as JobRecord
+from mistudio.db.models import utcnow
 from mistudio.db.session import session_factory
-from mistudio.errors import ConflictError, JobCancelled, JobPaused, MiStudioError, NotFoundError
-from mistudio.jobs.context import JobContext, ProgressListener
+from mistudio.errors import ConflictError, JobCancelled, JobPaused, MiStudioError
+from mistudio.jobs.context import JobContext, ProgressListener, require_job
 from mistudio.jobs.registry import get_handler
+from mistudio.jobs.schemas import Job
 
 S = TypeVar("S")
 
@@ -24,28 +25,6 @@ log = logging.getLogger(__name__)
 
 ACTIVE = ("pending", "running")
 FINISHED = ("completed", "failed", "cancelled")
-
-
-def job_to_dict(job: Job) -> dict[str, Any]:
-    """The JSON view of a job (API and CLI)."""
-    return {
-        "id": job.id, "type": job.type, "status": job.status, "sae_id": job.sae_id, "params": job.params,
-        "progress": job.progress, "current_stage": job.current_stage, "stages": job.stages or [],
-        "message": job.message, "error_message": job.error_message, "error_details": job.error_details,
-        "result": job.result, "resumable": job.resumable,
-        "created_at": job.created_at.isoformat() if job.created_at else None,
-        "started_at": job.started_at.isoformat() if job.started_at else None,
-        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
-        "eta_seconds": _eta_seconds(job),
-    }
-
-
-def _eta_seconds(job: Job) -> float | None:
-    if job.status != "running" or not job.started_at or not job.progress or job.progress <= 0:
-        return None
-    started = job.started_at if job.started_at.tzinfo else job.started_at.replace(tzinfo=utcnow().tzinfo)
-    elapsed = (utcnow() - started).total_seconds()
-    return round(elapsed * (1 - job.progress) / job.progress, 1)
 
 
 class JobRunner(Generic[S]):
@@ -66,12 +45,13 @@ class JobRunner(Generic[S]):
     def recover(self) -> list[str]:
         """Mark jobs left `running` by a dead process failed-resumable; return pending job ids."""
         with self._sessions() as s, s.begin():
-            for job in s.scalars(select(Job).where(Job.status == "running")):
+            for job in s.scalars(select(JobRecord).where(JobRecord.status == "running")):
                 job.status = "failed"
                 job.resumable = True
                 job.error_message = "interrupted: the process stopped while this job ran; resume it to continue"
                 job.finished_at = utcnow()
-            return list(s.scalars(select(Job.id).where(Job.status == "pending").order_by(Job.created_at)))
+            return list(s.scalars(select(JobRecord.id).where(JobRecord.status == "pending")
+                                  .order_by(JobRecord.created_at)))
 
     def start(self) -> None:
         """Recover after a restart and start the worker threads."""
@@ -95,7 +75,7 @@ class JobRunner(Generic[S]):
         """Create a pending job row and return its id (does not run it)."""
         get_handler(job_type)
         with self._sessions() as s, s.begin():
-            job = Job(type=job_type, params=params, sae_id=sae_id, status="pending", stages=[])
+            job = JobRecord(type=job_type, params=params, sae_id=sae_id, status="pending", stages=[])
             s.add(job)
             s.flush()
             return job.id
@@ -110,28 +90,34 @@ class JobRunner(Generic[S]):
         """Queue an existing pending job for a background worker."""
         self._queue.put(job_id)
 
-    def get(self, job_id: str) -> dict[str, Any]:
-        """The job as a dict; NotFoundError if unknown."""
-        with self._sessions() as s:
-            job = s.get(Job, job_id)
-            if job is None:
-                raise NotFoundError(f"job {job_id} not found")
-            return job_to_dict(job)
+    def get(self, job_id: str) -> Job:
+        """The job's current state.
 
-    def list(self, limit: int = 100, status: str | None = None, sae_id: str | None = None) -> list[dict[str, Any]]:
+        Raises:
+            NotFoundError: no job `job_id`.
+        """
+        with self._sessions() as s:
+            return Job.from_record(require_job(s, job_id))
+
+    def list(self, limit: int = 100, status: str | None = None, sae_id: str | None = None) -> list[Job]:
         """Most recent jobs first."""
         with self._sessions() as s:
-            q = select(Job).order_by(Job.created_at.desc()).limit(limit)
+            q = select(JobRecord).order_by(JobRecord.created_at.desc()).limit(limit)
             if status:
-                q = q.where(Job.status == status)
+                q = q.where(JobRecord.status == status)
             if sae_id:
-                q = q.where(Job.sae_id == sae_id)
-            return [job_to_dict(j) for j in s.scalars(q)]
+                q = q.where(JobRecord.sae_id == sae_id)
+            return [Job.from_record(j) for j in s.scalars(q)]
 
-    def cancel(self, job_id: str) -> dict[str, Any]:
-        """Request cancellation; a pending or paused job is cancelled at once."""
+    def cancel(self, job_id: str) -> Job:
+        """Request cancellation; a pending or paused job is cancelled at once.
+
+        Raises:
+            NotFoundError: no job `job_id`.
+            ConflictError: the job has already finished.
+        """
         with self._sessions() as s, s.begin():
-            job = self._require(s, job_id)
+            job = require_job(s, job_id)
             if job.status in FINISHED:
                 raise ConflictError(f"job {job_id} already {job.status}")
             if job.status in ("pending", "paused"):
@@ -139,10 +125,15 @@ class JobRunner(Generic[S]):
             job.cancel_requested = True
         return self.get(job_id)
 
-    def pause(self, job_id: str) -> dict[str, Any]:
-        """Request a pause at the job's next check point."""
+    def pause(self, job_id: str) -> Job:
+        """Request a pause at the job's next check point.
+
+        Raises:
+            NotFoundError: no job `job_id`.
+            ConflictError: the job is neither pending nor running.
+        """
         with self._sessions() as s, s.begin():
-            job = self._require(s, job_id)
+            job = require_job(s, job_id)
             if job.status not in ACTIVE:
                 raise ConflictError(f"job {job_id} is {job.status}; only pending or running jobs can be paused")
             if job.status == "pending":
@@ -150,10 +141,15 @@ class JobRunner(Generic[S]):
             job.pause_requested = True
         return self.get(job_id)
 
-    def resume(self, job_id: str) -> dict[str, Any]:
-        """Re-queue a paused job or a failed-resumable one; it continues from its last checkpoint."""
+    def resume(self, job_id: str) -> Job:
+        """Re-queue a paused job or a failed-resumable one; it continues from its last checkpoint.
+
+        Raises:
+            NotFoundError: no job `job_id`.
+            ConflictError: the job is neither paused nor failed-resumable.
+        """
         with self._sessions() as s, s.begin():
-            job = self._require(s, job_id)
+            job = require_job(s, job_id)
             if not (job.status == "paused" or (job.status == "failed" and job.resumable)):
                 raise ConflictError(f"job {job_id} is {job.status} and cannot be resumed")
             job.status, job.pause_requested, job.cancel_requested = "pending", False, False
@@ -164,13 +160,6 @@ class JobRunner(Generic[S]):
     def add_listener(self, job_id: str, listener: ProgressListener) -> None:
         """Call `listener` with every progress event of `job_id` (used by the CLI's progress bars)."""
         self._listeners[job_id] = listener
-
-    @staticmethod
-    def _require(s: Session, job_id: str) -> Job:
-        job = s.get(Job, job_id)
-        if job is None:
-            raise NotFoundError(f"job {job_id} not found")
-        return job
 
     # -- execution --------------------------------------------------------------------------------
     def _work(self) -> None:
@@ -183,12 +172,16 @@ class JobRunner(Generic[S]):
             except Exception:  # pragma: no cover - run_inline records failures itself
                 log.exception("job %s crashed the worker", job_id)
 
-    def run_inline(self, job_id: str, listener: ProgressListener | None = None) -> dict[str, Any]:
-        """Run job `job_id` in this thread to its end and return its final state."""
+    def run_inline(self, job_id: str, listener: ProgressListener | None = None) -> Job:
+        """Run job `job_id` in this thread to its end and return its final state.
+
+        Raises:
+            NotFoundError: no job `job_id`.
+        """
         with self._sessions() as s, s.begin():
-            job = self._require(s, job_id)
+            job = require_job(s, job_id)
             if job.status != "pending":
-                return job_to_dict(job)
+                return Job.from_record(job)
             job.status, job.started_at, job.progress = "running", utcnow(), job.progress or 0.0
             job_type, params = job.type, dict(job.params or {})
         ctx = JobContext(job_id, self._sessions, self.studio, listener or self._listeners.get(job_id))
@@ -207,10 +200,11 @@ class JobRunner(Generic[S]):
                          details={"traceback": traceback.format_exc(limit=20)}, resumable=True)
         return self.get(job_id)
 
-    def _finish(self, job_id: str, status: str, *, result: dict | None = None, error: str | None = None,
-                details: dict | None = None, progress: float | None = None, resumable: bool = False) -> None:
+    def _finish(self, job_id: str, status: str, *, result: dict[str, Any] | None = None, error: str | None = None,
+                details: dict[str, Any] | None = None, progress: float | None = None,
+                resumable: bool = False) -> None:
         with self._sessions() as s, s.begin():
-            job = s.get(Job, job_id)
+            job = require_job(s, job_id)
             job.status = status
             job.pause_requested = False
             if status != "paused":

@@ -31,6 +31,7 @@ from safetensors.torch import load, save
 from mistudio.errors import InvalidInputError, NotFoundError
 from mistudio.fsutil import atomic_write_bytes, atomic_write_text
 from mistudio.store.fine_grid import FINE_BINS, QUANTILE_REL_ERROR, quantiles
+from mistudio.store.schemas import Statistics
 
 MANIFEST = "manifest.json"
 PARTS = ("windows", "statistics", "histograms", "top_examples", "interval_examples", "logit_lens", "summary",
@@ -187,7 +188,7 @@ class FeatureStore:
         counts[h["bins"][lo:hi].long().numpy()] = h["counts"][lo:hi].numpy()
         return counts
 
-    def statistics(self, index: int) -> dict[str, Any]:
+    def statistics(self, index: int) -> Statistics:
         """Exact statistics of feature `index` (and quantiles from the fine histogram).
 
         Raises:
@@ -203,11 +204,10 @@ class FeatureStore:
         vmax = float(s["max"][index]) if count else 0.0
         vmin = float(s["min"][index]) if count else 0.0
         freq = count / n_tokens if n_tokens else 0.0
-        return {"activation_frequency": freq, "n_active": count, "n_tokens": n_tokens,
-                "max_activation": vmax, "min_activation": vmin, "mean_activation": mean,
-                "std_activation": math.sqrt(max(var, 0.0)), "l0_contribution": freq, "dead": count == 0,
-                "quantiles": quantiles(self.fine_counts(index), vmin, vmax),
-                "quantile_error_bound": QUANTILE_REL_ERROR}
+        return Statistics(activation_frequency=freq, n_active=count, n_tokens=n_tokens, max_activation=vmax,
+                          min_activation=vmin, mean_activation=mean, std_activation=math.sqrt(max(var, 0.0)),
+                          l0_contribution=freq, dead=count == 0, quantiles=quantiles(self.fine_counts(index), vmin, vmax),
+                          quantile_error_bound=QUANTILE_REL_ERROR)
 
     def summary_arrays(self) -> dict[str, np.ndarray]:
         """Per-feature frequency, max, mean, dead flag and top token id (for the database summary rows)."""

@@ -19,10 +19,11 @@ import math
 import numpy as np
 import torch
 
+from mistudio.store.schemas import Quantiles
+
 LOG_MIN = -5.0
 LOG_MAX = 5.0
 FINE_BINS = 2000
-QUANTILES = {"p25": 0.25, "p50": 0.50, "p75": 0.75, "p95": 0.95, "p99": 0.99}
 QUANTILE_REL_ERROR = 10 ** ((LOG_MAX - LOG_MIN) / FINE_BINS / 2) - 1
 
 
@@ -71,16 +72,17 @@ def linear_histogram(counts: np.ndarray, vmin: float, vmax: float, n_bins: int) 
     return out_edges, [int(c) for c in out_counts]
 
 
-def quantiles(counts: np.ndarray, vmin: float, vmax: float) -> dict[str, float]:
+def quantiles(counts: np.ndarray, vmin: float, vmax: float) -> Quantiles:
     """Nearest-rank quantiles of the non-zero values from their fine counts (0.0 for a never-active feature)."""
     n = int(counts.sum())
     if n == 0:
-        return {name: 0.0 for name in QUANTILES}
+        return Quantiles(p25=0.0, p50=0.0, p75=0.0, p95=0.0, p99=0.0)
     edges = fine_edges()
     cum = np.cumsum(counts)
-    out = {}
-    for name, p in QUANTILES.items():
+
+    def at(p: float) -> float:
         j = int(np.searchsorted(cum, max(1, math.ceil(p * n))))
         centre = math.sqrt(edges[j] * edges[j + 1])
-        out[name] = float(min(max(centre, vmin), vmax))
-    return out
+        return float(min(max(centre, vmin), vmax))
+
+    return Quantiles(p25=at(0.25), p50=at(0.50), p75=at(0.75), p95=at(0.95), p99=at(0.99))

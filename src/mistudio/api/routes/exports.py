@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Depends, File, Query, UploadFile
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from mistudio.api.deps import get_session, get_studio
-from mistudio.catalog.labels import import_labels, parse_labels
+from mistudio.catalog.labels import LabelsImportResult, import_labels, parse_labels
+from mistudio.db.models import ExportRecord
 from mistudio.errors import InvalidInputError, NotFoundError
 from mistudio.export import service
 from mistudio.export.config import ExportConfig
 from mistudio.export.schemas import (
+    Export,
     ExportEstimate,
     ExportPage,
     ExportStarted,
     ExportStatus,
-    LabelsImportResult,
     ValidationReport,
 )
 from mistudio.export.validate.validator import validate_export
@@ -43,7 +46,7 @@ class ValidateRequest(BaseModel):
 def estimate_export(sae_id: str, body: ExportRequest, studio: Studio = Depends(get_studio)) -> ExportEstimate:
     """Archive size, time, feature count and missing data for a config."""
     inputs = service.gather_inputs(studio, sae_id, body.extraction_id, load_weights=False)
-    return ExportEstimate.model_validate(service.estimate(inputs, body.config))
+    return service.estimate(inputs, body.config)
 
 
 @router.post("/saes/{sae_id}/export/neuronpedia", status_code=202, response_model=ExportStarted,
@@ -58,11 +61,16 @@ def start_export(sae_id: str, body: ExportRequest, studio: Studio = Depends(get_
         raise InvalidInputError("config.base_export is a path on the server; send base_export_id (an export id from "
                                 "GET /exports) for an incremental export")
     started = service.start_export(studio, sae_id, body.config, body.extraction_id, body.base_export_id)
-    studio.runner.enqueue(started["job_id"])
-    return ExportStarted.model_validate(started)
+    studio.runner.enqueue(started.job_id)
+    return started
 
 
-def _job_export(session: Session, sae_id: str, job_id: str):  # noqa: ANN202
+def _job_export(session: Session, sae_id: str, job_id: str) -> ExportRecord:
+    """The export record job `job_id` produces, checked to belong to `sae_id`.
+
+    Raises:
+        NotFoundError: the job produces no export of this SAE.
+    """
     rec = service.export_for_job(session, job_id)
     if rec.sae_id != sae_id:
         raise NotFoundError(f"job {job_id} is not an export of SAE {sae_id}")
@@ -76,10 +84,10 @@ def export_status(sae_id: str, job_id: str, studio: Studio = Depends(get_studio)
                   session: Session = Depends(get_session)) -> ExportStatus:
     """The job (stages, progress, ETA) and its export record."""
     rec = _job_export(session, sae_id, job_id)
-    return ExportStatus.model_validate({"job": studio.runner.get(job_id), "export": service.export_to_dict(rec)})
+    return ExportStatus(job=studio.runner.get(job_id), export=Export.from_record(rec))
 
 
-_ZIP = {200: {"description": "The export archive", "content": {"application/zip": {
+_ZIP: dict[int | str, dict[str, Any]] = {200: {"description": "The export archive", "content": {"application/zip": {
     "schema": {"type": "string", "format": "binary"}}}}}
 
 
@@ -101,13 +109,13 @@ def validate(sae_id: str, body: ValidateRequest, studio: Studio = Depends(get_st
     if body.path:
         path = safe_join(studio.settings.home, body.path)
     else:
-        items = service.list_exports(session, sae_id, page_size=100)["items"]
-        chosen = [e for e in items if e["status"] == "completed" and (body.export_id in (None, e["id"]))]
-        if not chosen:
+        items = service.list_exports(session, sae_id, page_size=100).items
+        archives = [e.output_path for e in items
+                    if e.status == "completed" and e.output_path and body.export_id in (None, e.id)]
+        if not archives:
             raise InvalidInputError(f"SAE {sae_id} has no completed export to validate")
-        path = studio.settings.absolute(chosen[0]["output_path"])
-    report = validate_export(path)
-    return ValidationReport.model_validate({**report.to_dict(), "text": report.to_text()})
+        path = studio.settings.absolute(archives[0])
+    return validate_export(path)
 
 
 @router.post("/saes/{sae_id}/labels/import", response_model=LabelsImportResult, response_model_exclude_unset=True)
@@ -115,11 +123,11 @@ async def import_labels_route(sae_id: str, file: UploadFile = File(...),
                               session: Session = Depends(get_session)) -> LabelsImportResult:
     """Import explanations/labels from a CSV or JSON upload."""
     rows = parse_labels(await file.read(), file.filename or "labels.csv")
-    return LabelsImportResult.model_validate(import_labels(session, sae_id, rows))
+    return import_labels(session, sae_id, rows)
 
 
 @router.get("/exports", response_model=ExportPage, response_model_exclude_unset=True)
 def list_exports(sae_id: str | None = None, page: int = Query(1, ge=1), page_size: int = Query(50, ge=1, le=500),
                  session: Session = Depends(get_session)) -> ExportPage:
     """Exports, newest first."""
-    return ExportPage.model_validate(service.list_exports(session, sae_id, page, page_size))
+    return service.list_exports(session, sae_id, page, page_size)

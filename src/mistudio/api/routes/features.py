@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 from mistudio.api.deps import get_session, get_studio
 from mistudio.catalog.service import get_record
 from mistudio.dashboards.reader import feature_dashboard
-from mistudio.dashboards.schemas import FeatureDashboardView
-from mistudio.db.models import Explanation
+from mistudio.dashboards.schemas import Explanation, FeatureDashboardView
+from mistudio.db.models import Explanation as ExplanationRecord
 from mistudio.extraction import service as extraction_service
 from mistudio.extraction.schemas import Extraction, ExtractionStarted, FeatureLabel, FeaturePage
 from mistudio.extraction.summaries import get_label, list_features, set_label
@@ -46,14 +46,13 @@ class LabelRequest(BaseModel):
 def start_extract(sae_id: str, body: ExtractRequest, studio: Studio = Depends(get_studio)) -> ExtractionStarted:
     """Queue an extraction job (or reuse a finished identical one)."""
     settings = body.model_dump(exclude={"model", "dataset"}, exclude_none=True)
-    return ExtractionStarted.model_validate(
-        extraction_service.start_extraction(studio, sae_id, body.model, body.dataset, **settings))
+    return extraction_service.start_extraction(studio, sae_id, body.model, body.dataset, **settings)
 
 
 @router.get("/saes/{sae_id}/extractions", response_model=list[Extraction], response_model_exclude_unset=True)
 def extractions(sae_id: str, studio: Studio = Depends(get_studio)) -> list[Extraction]:
     """The SAE's extractions, newest first."""
-    return [Extraction.model_validate(e) for e in extraction_service.list_extractions(studio, sae_id)]
+    return extraction_service.list_extractions(studio, sae_id)
 
 
 @router.get("/saes/{sae_id}/features", response_model=FeaturePage, response_model_exclude_unset=True)
@@ -65,9 +64,8 @@ def features(sae_id: str, sort: Literal["index", "frequency", "max", "mean"] = "
              session: Session = Depends(get_session)) -> FeaturePage:
     """One page of the SAE's features (latest completed extraction unless `extraction_id` is given)."""
     extraction_id = extraction_id or extraction_service.latest_extraction_id(studio, sae_id)
-    result = list_features(session, extraction_id, sort=sort, order=order, dead=dead, labeled=labeled,
-                           min_freq=min_freq, max_freq=max_freq, search=search, page=page, page_size=page_size)
-    return FeaturePage.model_validate({**result, "extraction_id": extraction_id})
+    return list_features(session, extraction_id, sort=sort, order=order, dead=dead, labeled=labeled,
+                         min_freq=min_freq, max_freq=max_freq, search=search, page=page, page_size=page_size)
 
 
 @router.get("/saes/{sae_id}/features/{feature_id}/dashboard", response_model=FeatureDashboardView,
@@ -82,20 +80,19 @@ def dashboard(sae_id: str, feature_id: int, n_examples: int | None = Query(None,
     extraction_id, store = extraction_service.get_store(studio, sae_id, extraction_id)
     data = feature_dashboard(store, feature_id, n_examples=n_examples, logit_k=logit_k, n_bins=n_bins,
                              rank_tokens_by=rank_tokens_by, include_intervals=include_intervals)
-    label, category = get_label(session, extraction_id, feature_id)
-    rows = session.scalars(select(Explanation).where(Explanation.sae_id == sae_id,
-                                                     Explanation.feature_index == feature_id)
-                           .order_by(Explanation.created_at))
-    explanations = [{"id": e.id, "description": e.description, "method": e.method, "model": e.model,
-                     "score": e.score, "created_at": e.created_at.isoformat() if e.created_at else None}
+    label = get_label(session, extraction_id, feature_id)
+    rows = session.scalars(select(ExplanationRecord).where(ExplanationRecord.sae_id == sae_id,
+                                                           ExplanationRecord.feature_index == feature_id)
+                           .order_by(ExplanationRecord.created_at))
+    explanations = [Explanation(id=e.id, description=e.description, method=e.method, model=e.model, score=e.score,
+                                created_at=e.created_at.isoformat() if e.created_at else None)
                     for e in rows]
-    return FeatureDashboardView.model_validate({**data, "sae_id": sae_id, "extraction_id": extraction_id,
-                                                "label": label, "category": category,
-                                                "explanations": explanations})
+    return FeatureDashboardView(**data, sae_id=sae_id, extraction_id=extraction_id, label=label.label,
+                                category=label.category, explanations=explanations)
 
 
 @router.put("/saes/{sae_id}/features/{index}/label", response_model=FeatureLabel, response_model_exclude_unset=True)
 def label(sae_id: str, index: int, body: LabelRequest, session: Session = Depends(get_session)) -> FeatureLabel:
     """Set (or clear, with null) a feature's label."""
     get_record(session, sae_id)
-    return FeatureLabel.model_validate(set_label(session, sae_id, index, body.label, body.category))
+    return set_label(session, sae_id, index, body.label, body.category)

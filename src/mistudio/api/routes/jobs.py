@@ -27,31 +27,31 @@ class EventStreamResponse(StreamingResponse):
 def list_jobs(limit: int = Query(100, ge=1, le=1000), status: str | None = None, sae_id: str | None = None,
               studio: Studio = Depends(get_studio)) -> JobPage:
     """Recent jobs, newest first."""
-    return JobPage.model_validate({"items": studio.runner.list(limit=limit, status=status, sae_id=sae_id)})
+    return JobPage(items=studio.runner.list(limit=limit, status=status, sae_id=sae_id))
 
 
 @router.get("/jobs/{job_id}", response_model=Job, response_model_exclude_unset=True)
 def get_job(job_id: str, studio: Studio = Depends(get_studio)) -> Job:
     """A job's status, stage, stages with timings, progress and ETA."""
-    return Job.model_validate(studio.runner.get(job_id))
+    return studio.runner.get(job_id)
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=Job, response_model_exclude_unset=True)
 def cancel_job(job_id: str, studio: Studio = Depends(get_studio)) -> Job:
     """Cancel a job (it stops at its next check point)."""
-    return Job.model_validate(studio.runner.cancel(job_id))
+    return studio.runner.cancel(job_id)
 
 
 @router.post("/jobs/{job_id}/pause", response_model=Job, response_model_exclude_unset=True)
 def pause_job(job_id: str, studio: Studio = Depends(get_studio)) -> Job:
     """Pause a job at its next check point; resume continues from its last checkpoint."""
-    return Job.model_validate(studio.runner.pause(job_id))
+    return studio.runner.pause(job_id)
 
 
 @router.post("/jobs/{job_id}/resume", response_model=Job, response_model_exclude_unset=True)
 def resume_job(job_id: str, studio: Studio = Depends(get_studio)) -> Job:
     """Resume a paused or interrupted job."""
-    return Job.model_validate(studio.runner.resume(job_id))
+    return studio.runner.resume(job_id)
 
 
 @router.get("/jobs/{job_id}/events", response_class=EventStreamResponse, responses={200: {
@@ -65,11 +65,11 @@ async def job_events(job_id: str, studio: Studio = Depends(get_studio)) -> Event
         last = None
         while True:
             state = await asyncio.to_thread(studio.runner.get, job_id)
-            body = json.dumps(state, sort_keys=True)
+            body = json.dumps(state.json_view(), sort_keys=True)
             if body != last:
                 yield f"data: {body}\n\n"
                 last = body
-            if state["status"] in (*FINISHED, "paused"):
+            if state.status in (*FINISHED, "paused"):
                 return
             await asyncio.sleep(0.3)
 

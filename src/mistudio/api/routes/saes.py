@@ -11,6 +11,7 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
+from starlette.datastructures import FormData, UploadFile
 
 from mistudio.api.deps import get_session, get_studio
 from mistudio.catalog import service
@@ -71,6 +72,12 @@ class TrainingRequest(BaseModel):
     n_training_tokens: int | None = None
 
 
+def _form_text(form: FormData, key: str) -> str | None:
+    """A text field of a multipart form; None when missing or empty."""
+    value = form.get(key)
+    return value if isinstance(value, str) and value else None
+
+
 @router.get("/saes", response_model=SAEPage)
 def get_saes(model: str | None = None, layer: int | None = None, source: str | None = None,
              architecture: str | None = None, search: str | None = None, sort: str = "created_at",
@@ -88,23 +95,21 @@ async def create_sae(request: Request, studio: Studio = Depends(get_studio)) -> 
     if content_type.startswith("multipart/form-data"):
         form = await request.form()
         upload = form.get("file")
-        if upload is None or not hasattr(upload, "filename"):
+        if not isinstance(upload, UploadFile):
             raise InvalidInputError("multipart upload needs a `file` field holding a .zip or .tar archive")
-        name = form.get("name") or None
-        overrides = {"model_name": form.get("model_name") or None, "hook_name": form.get("hook_name") or None}
         with tempfile.TemporaryDirectory(dir=studio.settings.tmp_dir) as tmp:
             target = Path(tmp) / Path(upload.filename or "upload.zip").name
             with open(target, "wb") as out:
                 shutil.copyfileobj(upload.file, out)
-            return SAE.model_validate(service.import_local(studio, target, name=name,
-                                                           original_name=upload.filename, **overrides))
+            return service.import_local(studio, target, name=_form_text(form, "name"),
+                                        original_name=upload.filename, model_name=_form_text(form, "model_name"),
+                                        hook_name=_form_text(form, "hook_name"))
     try:
         body = ImportRequest.model_validate(await request.json())
     except ValueError as exc:
         raise InvalidInputError(f"send JSON {{path, name}} or a multipart file upload ({exc})") from None
-    return SAE.model_validate(service.import_local(studio, body.path, name=body.name, source=body.source,
-                                                   training_id=body.training_id, model_name=body.model_name,
-                                                   hook_name=body.hook_name))
+    return service.import_local(studio, body.path, name=body.name, source=body.source,
+                                training_id=body.training_id, model_name=body.model_name, hook_name=body.hook_name)
 
 
 @router.get("/saes/{sae_id}", response_model=SAE)
@@ -117,7 +122,7 @@ def get_sae(sae_id: str, session: Session = Depends(get_session)) -> SAE:
 @router.get("/saes/{sae_id}/statistics", response_model=SAEStatistics, response_model_exclude_unset=True)
 def get_sae_statistics(sae_id: str, studio: Studio = Depends(get_studio)) -> SAEStatistics:
     """Weight statistics (decoder norms, dead decoder rows), size, L0 / explained variance when known."""
-    return SAEStatistics.model_validate(service.sae_statistics(studio, sae_id))
+    return service.sae_statistics(studio, sae_id)
 
 
 @router.delete("/saes/{sae_id}", status_code=204, response_class=Response)
@@ -130,40 +135,41 @@ def delete_sae(sae_id: str, studio: Studio = Depends(get_studio)) -> Response:
 @router.post("/saes/download-hf", status_code=202, response_model=DownloadStarted)
 def download_hf(body: DownloadRequest, studio: Studio = Depends(get_studio)) -> DownloadStarted:
     """Start downloading an SAE from the HuggingFace Hub; returns the job and SAE ids."""
-    ids = service.start_hf_download(studio, body.repo_id, body.path_in_repo, layer=body.layer, width=body.width,
-                                    l0=body.l0, revision=body.revision, token=body.token, name=body.name)
-    studio.runner.enqueue(ids["job_id"])
-    return DownloadStarted.model_validate(ids)
+    started = service.start_hf_download(studio, body.repo_id, body.path_in_repo, layer=body.layer,
+                                        width=body.width, l0=body.l0, revision=body.revision, token=body.token,
+                                        name=body.name)
+    studio.runner.enqueue(started.job_id)
+    return started
 
 
 @router.post("/saes/{sae_id}/convert", response_model=ConvertResult)
 def convert_sae(sae_id: str, body: ConvertRequest, studio: Studio = Depends(get_studio)) -> ConvertResult:
     """Write the SAE in SAELens or miStudio-native format."""
-    return ConvertResult.model_validate(service.convert_catalogued(studio, sae_id, body.to, body.out_dir))
+    return service.convert_catalogued(studio, sae_id, body.to, body.out_dir)
 
 
 @router.get("/saes/{sae_id}/config", response_model=SAEConfigView)
 def get_config(sae_id: str, studio: Studio = Depends(get_studio)) -> SAEConfigView:
     """The SAE's configuration as read from its files."""
-    return SAEConfigView.model_validate(service.sae_config(studio, sae_id))
+    return service.sae_config(studio, sae_id)
 
 
 @router.post("/saes/{sae_id}/link", response_model=SAE)
 def link(sae_id: str, body: LinkRequest, session: Session = Depends(get_session)) -> SAE:
     """Link the SAE to a training record."""
-    return SAE.model_validate(service.link_training(session, sae_id, body.training_id))
+    return service.link_training(session, sae_id, body.training_id)
 
 
 @router.post("/trainings", status_code=201, tags=["trainings"], response_model=Training)
 def create_training(body: TrainingRequest, session: Session = Depends(get_session)) -> Training:
     """Record a training run."""
-    return Training.model_validate(service.create_training(session, **body.model_dump()))
+    return service.create_training(session, **body.model_dump())
 
 
 @router.get("/trainings", tags=["trainings"], response_model=TrainingList)
 def get_trainings(session: Session = Depends(get_session)) -> TrainingList:
     """All training records."""
-    return TrainingList.model_validate({"items": service.list_trainings(session)})
+    return TrainingList(items=service.list_trainings(session))
 
 
 @router.get("/trainings/{training_id}", tags=["trainings"], response_model=Training)

@@ -39,15 +39,22 @@ def _entry(rel: str, compress_type: int) -> zipfile.ZipInfo:
 def _write_raw(zf: zipfile.ZipFile, info: zipfile.ZipInfo, crc: int, size: int, data: bytes) -> None:
     """Append an entry whose bytes (a deflate stream, or the content for a stored entry) were made elsewhere
     (CPython's zipfile has no public raw write; this does what `ZipFile.open(..., "w")` does on a seekable
-    file, through the same attributes)."""
+    file, through the same attributes). `zf` is open for writing a new archive (mode "w" or "x"), so
+    `close()` writes the central directory of every entry in `filelist`.
+
+    Raises:
+        ValueError: `zf` is closed, or was not opened with mode "w" or "x".
+    """
+    fp = zf.fp
+    if fp is None or zf.mode not in ("w", "x"):
+        raise ValueError("raw entries go into a zip file open for writing a new archive (mode 'w' or 'x')")
     info.CRC, info.file_size, info.compress_size = crc, size, len(data)
-    info.header_offset = zf.fp.tell()
-    zf.fp.write(info.FileHeader(size > zipfile.ZIP64_LIMIT or len(data) > zipfile.ZIP64_LIMIT))
-    zf.fp.write(data)
-    zf.start_dir = zf.fp.tell()
+    info.header_offset = fp.tell()
+    fp.write(info.FileHeader(size > zipfile.ZIP64_LIMIT or len(data) > zipfile.ZIP64_LIMIT))
+    fp.write(data)
+    zf.start_dir = fp.tell()
     zf.filelist.append(info)
     zf.NameToInfo[info.filename] = info
-    zf._didModify = True  # noqa: SLF001 - so close() writes the central directory
 
 
 def zip_folder(root: Path, out_zip: Path, *, level: int = ZIP_LEVEL, workers: int = 1,

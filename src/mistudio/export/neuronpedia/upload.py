@@ -16,13 +16,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from mistudio.db.models import UploadBatch
 from mistudio.errors import HubAuthError, HubUnreachableError, InvalidInputError, NeuronpediaUploadError
 from mistudio.export.layout import EXPLANATIONS, METADATA, SHA256SUMS, feature_index_of
+from mistudio.export.prepare import ExplanationDoc
 from mistudio.export.validate.files import ExportFiles, load_json_bytes
 
 DEFAULT_HOST = "https://www.neuronpedia.org"
 MAX_FEATURES, MAX_TOKENS, MAX_LOGITS, MAX_EXPLANATION = 128, 1024, 20, 512
 
 
-def feature_payload(doc: dict[str, Any], explanations: list[dict[str, Any]]) -> dict[str, Any] | None:
+def feature_payload(doc: dict[str, Any], explanations: list[ExplanationDoc]) -> dict[str, Any] | None:
     """One feature of `upload-batch` from its export document (None for features without examples)."""
     acts = []
     for ex in doc.get("activations") or []:
@@ -72,18 +73,20 @@ def _check(status: int, payload: dict, what: str, ok_conflict: bool = False) -> 
         raise NeuronpediaUploadError(f"Neuronpedia answered {status} while {what}: {payload.get('message', payload)}")
 
 
-def _export_contents(path: Path) -> tuple[dict[str, Any], str, Iterator[dict[str, Any]], dict[int, list]]:
+def _export_contents(path: Path) -> tuple[dict[str, Any], str, Iterator[dict[str, Any]],
+                                          dict[int, list[ExplanationDoc]]]:
     files = ExportFiles(path)
     names = files.names()
     if METADATA not in names:
         raise InvalidInputError(f"{path} is not a miStudio export (no {METADATA})")
     meta = json.loads(files.read(METADATA))
     key = files.read(SHA256SUMS).decode() if SHA256SUMS in names else str(path)
-    explanations: dict[int, list] = {}
+    explanations: dict[int, list[ExplanationDoc]] = {}
     if EXPLANATIONS in names:
         doc = json.loads(files.read(EXPLANATIONS))
         explanations = {e["feature_index"]: e["explanations"] for e in doc["explanations"]}
-    feature_names = sorted((n for n in names if feature_index_of(n) is not None), key=feature_index_of)
+    indexed = {n: index for n in names if (index := feature_index_of(n)) is not None}
+    feature_names = sorted(indexed, key=indexed.__getitem__)
 
     def docs() -> Iterator[dict[str, Any]]:
         for name in feature_names:

@@ -7,7 +7,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from mistudio.export.validate.report import Issue
+from mistudio.export.validate.report import ValidationIssue
 from mistudio.export.validate.values import (
     MIN_EXAMPLES,
     check_example,
@@ -17,21 +17,21 @@ from mistudio.export.validate.values import (
 )
 
 
-def check_feature_document(doc: dict[str, Any], loc: str) -> list[Issue]:
+def check_feature_document(doc: dict[str, Any], loc: str) -> list[ValidationIssue]:
     """Semantic checks of a feature document (beyond its JSON Schema)."""
-    out: list[Issue] = []
+    out: list[ValidationIssue] = []
     stats = doc.get("statistics") or {}
     examples = doc.get("activations") or []
     for key, value in stats.items():
         if is_number(value) and not math.isfinite(value):
-            out.append(Issue("non_finite", f"{loc}: statistics.{key}", f"{key} is {value}", "replace it with 0.0",
+            out.append(ValidationIssue("non_finite", f"{loc}: statistics.{key}", f"{key} is {value}", "replace it with 0.0",
                              fixable=True))
     if stats.get("dead") is False:
         if not examples:
-            out.append(Issue("empty_array", f"{loc}: activations", "a live feature has no examples",
+            out.append(ValidationIssue("empty_array", f"{loc}: activations", "a live feature has no examples",
                              "re-run the extraction over more tokens"))
         elif (n_top := top_example_count(examples)) < MIN_EXAMPLES:
-            out.append(Issue("too_few_examples", f"{loc}: activations",
+            out.append(ValidationIssue("too_few_examples", f"{loc}: activations",
                              f"{n_top} top examples; Neuronpedia expects at least {MIN_EXAMPLES} for a live feature",
                              "extract over more tokens, or accept a sparse dashboard", severity="warning"))
     for n, ex in enumerate(examples):

@@ -10,7 +10,7 @@ from typing import Any
 
 from mistudio.errors import InvalidInputError
 from mistudio.export.archive.checksums import staged_files
-from mistudio.export.validate.report import Issue
+from mistudio.export.validate.report import ValidationIssue
 
 
 class ExportFiles:
@@ -43,7 +43,7 @@ class ExportFiles:
             self._zip.close()
 
 
-def load_json_bytes(data: bytes, name: str) -> tuple[Any, list[Issue]]:
+def load_json_bytes(data: bytes, name: str) -> tuple[Any, list[ValidationIssue]]:
     """Parse (and gunzip) a file, reporting invalid UTF-8 and NaN/Infinity literals."""
     issues = []
     if name.endswith(".gz"):
@@ -51,7 +51,7 @@ def load_json_bytes(data: bytes, name: str) -> tuple[Any, list[Issue]]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        issues.append(Issue("invalid_utf8", f"{name} (byte {exc.start})", "file is not valid UTF-8",
+        issues.append(ValidationIssue("invalid_utf8", f"{name} (byte {exc.start})", "file is not valid UTF-8",
                             "decode it, replacing invalid bytes with U+FFFD", fixable=True))
         text = data.decode("utf-8", errors="replace")
     constants: list[str] = []
@@ -65,6 +65,6 @@ def load_json_bytes(data: bytes, name: str) -> tuple[Any, list[Issue]]:
     else:
         obj = json.loads(text, parse_constant=constant)
     if constants:
-        issues.append(Issue("non_finite", name, f"{len(constants)} NaN/Infinity literal(s) ({constants[0]})",
+        issues.append(ValidationIssue("non_finite", name, f"{len(constants)} NaN/Infinity literal(s) ({constants[0]})",
                             "replace them with 0.0", fixable=True))
     return obj, issues

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from mistudio.export.neuronpedia.saedashboard_batches import ACTIVATION_KEYS, BATCH_KEYS, FEATURE_KEYS
-from mistudio.export.validate.report import Issue
+from mistudio.export.validate.report import ValidationIssue
 from mistudio.export.validate.values import as_floats, check_example, is_number
 
 ROW_REQUIRED = {
@@ -43,56 +43,56 @@ def _type_ok(value: Any, kind: str) -> bool:
     return all(_type_ok(v, "str" if item == "str" else "int" if item == "int" else "number") for v in value)
 
 
-def check_np_feature(feat: dict[str, Any], loc: str) -> list[Issue]:
+def check_np_feature(feat: dict[str, Any], loc: str) -> list[ValidationIssue]:
     """A SAEDashboard batch feature: every key with its type, and its activations."""
     out = []
     for key, kind in FEATURE_KEYS.items():
         if key not in feat:
-            out.append(Issue("missing_field", f"{loc}.{key}", f"missing '{key}' (SAEDashboard always writes it)",
+            out.append(ValidationIssue("missing_field", f"{loc}.{key}", f"missing '{key}' (SAEDashboard always writes it)",
                              f"add '{key}'" + (" as []" if kind.endswith("[]") else ""), fixable=kind.endswith("[]")))
         elif not _type_ok(feat[key], kind):
-            out.append(Issue("wrong_type", f"{loc}.{key}", f"'{key}' should be {kind}", "re-export the feature"))
+            out.append(ValidationIssue("wrong_type", f"{loc}.{key}", f"'{key}' should be {kind}", "re-export the feature"))
     for hist in ("freq_hist_data_bar", "logits_hist_data_bar"):
         values, heights = feat.get(f"{hist}_values"), feat.get(f"{hist}_heights")
         if isinstance(values, list) and isinstance(heights, list) and len(values) != len(heights):
-            out.append(Issue("hist_length_mismatch", f"{loc}.{hist}_values",
+            out.append(ValidationIssue("hist_length_mismatch", f"{loc}.{hist}_values",
                              f"{len(values)} bar values for {len(heights)} heights (bin edges instead of centres?)",
                              "use bin centres: one value per bar", fixable=len(values) == len(heights) + 1))
     acts = feat.get("activations")
     if isinstance(acts, list):
         if not acts:
-            out.append(Issue("empty_array", f"{loc}.activations", "no activations; Neuronpedia needs at least one",
+            out.append(ValidationIssue("empty_array", f"{loc}.activations", "no activations; Neuronpedia needs at least one",
                              "leave dead features out of the batch (skipped_indexes.json)"))
         for n, act in enumerate(acts):
             for key, kind in ACTIVATION_KEYS.items():
                 if key not in act:
-                    out.append(Issue("missing_field", f"{loc}.activations[{n}].{key}", f"missing '{key}'",
+                    out.append(ValidationIssue("missing_field", f"{loc}.activations[{n}].{key}", f"missing '{key}'",
                                      "re-export the feature"))
                 elif not _type_ok(act[key], kind):
-                    out.append(Issue("wrong_type", f"{loc}.activations[{n}].{key}", f"'{key}' should be {kind}",
+                    out.append(ValidationIssue("wrong_type", f"{loc}.activations[{n}].{key}", f"'{key}' should be {kind}",
                                      "re-export the feature"))
             out += check_example(act, f"{loc}.activations[{n}]", keys=("tokens", "values", None, None))
     return out
 
 
-def check_batch_document(doc: dict[str, Any], name: str) -> Iterator[Issue]:
+def check_batch_document(doc: dict[str, Any], name: str) -> Iterator[ValidationIssue]:
     """A SAEDashboard batch file: its keys with their types, then each of its features."""
     for key, kind in BATCH_KEYS.items():
         if key not in doc:
-            yield Issue("missing_field", f"{name}.{key}", f"batch lacks '{key}'", "re-export",
+            yield ValidationIssue("missing_field", f"{name}.{key}", f"batch lacks '{key}'", "re-export",
                         fixable=key == "sae_id_suffix")
         elif not _type_ok(doc[key], kind):
-            yield Issue("wrong_type", f"{name}.{key}", f"'{key}' should be {kind}", "re-export")
+            yield ValidationIssue("wrong_type", f"{name}.{key}", f"'{key}' should be {kind}", "re-export")
     for feat in doc.get("features") or []:
         yield from check_np_feature(feat, f"{name}#feature {feat.get('feature_index')}")
 
 
-def check_row(kind: str, row: dict[str, Any], loc: str) -> list[Issue]:
+def check_row(kind: str, row: dict[str, Any], loc: str) -> list[ValidationIssue]:
     """A Neuronpedia bulk-import row (feature, activation or explanation)."""
-    out = [Issue("missing_field", f"{loc}.{k}", f"row lacks column '{k}'", "re-export")
+    out = [ValidationIssue("missing_field", f"{loc}.{k}", f"row lacks column '{k}'", "re-export")
            for k in ROW_REQUIRED[kind] if k not in row]
     if kind == "activations" and not out:
         out += check_example(row, loc, keys=("tokens", "values", "maxValue", "maxValueTokenIndex"))
         if not isinstance(row["id"], str) or len(row["id"]) != 25:
-            out.append(Issue("bad_id", f"{loc}.id", "activation ids are 25-character cuids", "re-export"))
+            out.append(ValidationIssue("bad_id", f"{loc}.id", "activation ids are 25-character cuids", "re-export"))
     return out

@@ -9,7 +9,7 @@ from typing import Any
 
 import jsonschema
 
-from mistudio.export.validate.report import Issue
+from mistudio.export.validate.report import ValidationIssue
 
 SCHEMA_DIR = Path(__file__).parent / "json_schemas"
 
@@ -20,12 +20,12 @@ def schema_validator(name: str) -> jsonschema.Draft7Validator:
     return jsonschema.Draft7Validator(json.loads((SCHEMA_DIR / f"{name}.schema.json").read_text()))
 
 
-def schema_issues(name: str, doc: Any, loc: str) -> list[Issue]:
+def schema_issues(name: str, doc: Any, loc: str) -> list[ValidationIssue]:
     """JSON Schema violations as issues."""
     out = []
     for err in schema_validator(name).iter_errors(doc):
         path = ".".join(str(p) for p in err.absolute_path) or "(root)"
         code = {"required": "missing_field", "type": "wrong_type", "minItems": "empty_array"}.get(err.validator,
                                                                                                  "schema")
-        out.append(Issue(code, f"{loc}: {path}", err.message, "re-export, or fix the value by hand"))
+        out.append(ValidationIssue(code, f"{loc}: {path}", err.message, "re-export, or fix the value by hand"))
     return out

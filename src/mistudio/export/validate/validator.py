@@ -13,15 +13,15 @@ from mistudio.export.layout import METADATA, SHA256SUMS, member_kind
 from mistudio.export.validate.feature_checks import check_feature_document, feature_document_conforms
 from mistudio.export.validate.files import ExportFiles, load_json_bytes
 from mistudio.export.validate.neuronpedia_checks import check_batch_document, check_row
-from mistudio.export.validate.report import Issue, ValidationReport
+from mistudio.export.validate.report import ValidationIssue, ValidationReport
 from mistudio.export.validate.schema import schema_issues
 
 
-def _iter_checks(files: ExportFiles, full_schema: bool, report: ValidationReport) -> Iterator[Issue]:
+def _iter_checks(files: ExportFiles, full_schema: bool, report: ValidationReport) -> Iterator[ValidationIssue]:
     names = files.names()
     report.n_files = len(names)
     if METADATA not in names:
-        yield Issue("missing_file", METADATA, f"the export has no {METADATA}", "re-export")
+        yield ValidationIssue("missing_file", METADATA, f"the export has no {METADATA}", "re-export")
     yield from _check_sums(files, names)
     for name in names:
         kind = member_kind(name)
@@ -33,10 +33,10 @@ def _iter_checks(files: ExportFiles, full_schema: bool, report: ValidationReport
             yield from schema_issues("metadata", doc, name)
             ids = doc.get("neuronpedia") or {}
             if ids.get("model_id") and not MODEL_ID_RE.match(ids["model_id"]):
-                yield Issue("bad_model_id", name, f"model id {ids['model_id']!r} breaks Neuronpedia's naming rule",
+                yield ValidationIssue("bad_model_id", name, f"model id {ids['model_id']!r} breaks Neuronpedia's naming rule",
                             "use lower-case letters, digits, '.', '-'")
             if ids.get("source_set") and not SOURCE_SET_RE.match(ids["source_set"]):
-                yield Issue("bad_source_set", name, f"source set {ids['source_set']!r} breaks Neuronpedia's rule",
+                yield ValidationIssue("bad_source_set", name, f"source set {ids['source_set']!r} breaks Neuronpedia's rule",
                             "use lower-case letters, digits and '-'")
         elif kind == "feature":
             report.n_features += 1
@@ -50,22 +50,22 @@ def _iter_checks(files: ExportFiles, full_schema: bool, report: ValidationReport
                 yield from check_row(kind, row, f"{name}:{n + 1}")
 
 
-def _check_sums(files: ExportFiles, names: list[str]) -> Iterator[Issue]:
+def _check_sums(files: ExportFiles, names: list[str]) -> Iterator[ValidationIssue]:
     if SHA256SUMS not in names:
-        yield Issue("checksum_missing", SHA256SUMS, f"no {SHA256SUMS} file", f"write {SHA256SUMS}", fixable=True)
+        yield ValidationIssue("checksum_missing", SHA256SUMS, f"no {SHA256SUMS} file", f"write {SHA256SUMS}", fixable=True)
         return
     sums = parse_sha256sums(files.read(SHA256SUMS).decode("utf-8", errors="replace"))
     for name in names:
         if name == SHA256SUMS:
             continue
         if name not in sums:
-            yield Issue("checksum_missing", name, "file is not listed in SHA256SUMS", "rewrite SHA256SUMS",
+            yield ValidationIssue("checksum_missing", name, "file is not listed in SHA256SUMS", "rewrite SHA256SUMS",
                         fixable=True)
         elif hashlib.sha256(files.read(name)).hexdigest() != sums[name]:
-            yield Issue("checksum_mismatch", name, "SHA-256 does not match SHA256SUMS (file changed or corrupted)",
+            yield ValidationIssue("checksum_mismatch", name, "SHA-256 does not match SHA256SUMS (file changed or corrupted)",
                         "re-export, or rewrite SHA256SUMS if the change is intended", fixable=True)
     for name in sorted(set(sums) - set(names)):
-        yield Issue("checksum_missing", name, "listed in SHA256SUMS but absent", "rewrite SHA256SUMS", fixable=True)
+        yield ValidationIssue("checksum_missing", name, "listed in SHA256SUMS but absent", "rewrite SHA256SUMS", fixable=True)
 
 
 def validate_export(path: str | Path, *, full_schema: bool = True) -> ValidationReport:
