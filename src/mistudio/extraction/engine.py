@@ -141,12 +141,12 @@ def run_extraction(loaded: Any, sae: SAE, windows: Windows, store_dir: str | Pat
     """Run (or resume, or reuse) the extraction into `store_dir` and return the completed FeatureStore."""
     settings = settings or ExtractionSettings()
     dev = torch.device(device) if device is not None else sae.device
-    n, ctx = len(windows), windows.context_size
-    key = settings_key(manifest or {}, settings.cache_fields(), n, ctx,
+    n, context_size = len(windows), windows.context_size
+    key = settings_key(manifest or {}, settings.cache_fields(), n, context_size,
                        hashlib.sha256(windows.tokens.numpy().tobytes()).hexdigest())
     store = FeatureStore.create(store_dir, {
         **(manifest or {}), "settings": asdict(settings), "settings_key": key, "n_features": sae.cfg.d_sae,
-        "n_windows": n, "context_size": ctx, "prepend_bos": windows.prepend_bos, "top_k": settings.top_k,
+        "n_windows": n, "context_size": context_size, "prepend_bos": windows.prepend_bos, "top_k": settings.top_k,
         "dataset": windows.dataset, "special_token_ids": special_token_ids(loaded.tokenizer),
         "histogram": {"log_min": LOG_MIN, "log_max": LOG_MAX, "fine_bins": FINE_BINS,
                       "quantile_rel_error": QUANTILE_REL_ERROR},
@@ -158,7 +158,7 @@ def run_extraction(loaded: Any, sae: SAE, windows: Windows, store_dir: str | Pat
                                      "offset": windows.offset})
     if n >= 2**31:
         raise InvalidInputError(f"{n} windows is too many for one extraction (at most 2**31 - 1)")
-    acc = Accumulator(sae.cfg.d_sae, settings.top_k, ctx, dev, reservoir=settings.reservoir_size(),
+    acc = Accumulator(sae.cfg.d_sae, settings.top_k, context_size, dev, reservoir=settings.reservoir_size(),
                       seed=settings.interval_seed)
     start = 0
     checkpoint = store.load_checkpoint()
@@ -179,14 +179,14 @@ def run_extraction(loaded: Any, sae: SAE, windows: Windows, store_dir: str | Pat
         encoder.process(idx)
         pos += len(idx)
         batches += 1
-        tokens_done += len(idx) * ctx
+        tokens_done += len(idx) * context_size
         if batches % settings.checkpoint_every == 0 and pos < n:
             store.save_checkpoint(acc.state_dict(), pos)
         if progress is not None:
             elapsed = max(time.monotonic() - t0, 1e-9)
             rate = tokens_done / elapsed
             progress({"windows_done": pos, "n_windows": n, "fraction": pos / n, "tokens_per_s": rate,
-                      "eta_s": (n - pos) * ctx / rate if rate else None, "batch_size": encoder.batch_size})
+                      "eta_s": (n - pos) * context_size / rate if rate else None, "batch_size": encoder.batch_size})
     elapsed = time.monotonic() - t0
     if progress is not None:
         progress({"windows_done": n, "n_windows": n, "fraction": 1.0, "stage": "finalising",
