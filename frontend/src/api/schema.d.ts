@@ -999,11 +999,17 @@ export interface components {
         ExportPage: {
             /** Items */
             items: components["schemas"]["Export"][];
-            /** Page */
+            /**
+             * Page
+             * @description The page number, from 1
+             */
             page: number;
             /** Page Size */
             page_size: number;
-            /** Total */
+            /**
+             * Total
+             * @description Items matching the filters, over all pages
+             */
             total: number;
         } & {
             [key: string]: unknown;
@@ -1208,13 +1214,16 @@ export interface components {
             extraction_id: string;
             /** Items */
             items: components["schemas"]["FeatureSummary"][];
-            /** Page */
+            /**
+             * Page
+             * @description The page number, from 1
+             */
             page: number;
             /** Page Size */
             page_size: number;
             /**
              * Total
-             * @description Features matching the filters, over all pages
+             * @description Items matching the filters, over all pages
              */
             total: number;
         } & {
@@ -1850,13 +1859,16 @@ export interface components {
             facets: components["schemas"]["Facets"];
             /** Items */
             items: components["schemas"]["SAE"][];
-            /** Page */
+            /**
+             * Page
+             * @description The page number, from 1
+             */
             page: number;
             /** Page Size */
             page_size: number;
             /**
              * Total
-             * @description SAEs matching the filters, over all pages
+             * @description Items matching the filters, over all pages
              */
             total: number;
         };

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mistudio.db.models import SAERecord
 from mistudio.db.models import Training as TrainingRecord
+from mistudio.paging import Page
 
 SAESource = Literal["trained", "huggingface", "gemma_scope", "upload"]
 SAEStatus = Literal["downloading", "ready", "error"]
@@ -78,15 +79,11 @@ class Facets(BaseModel):
     architectures: list[str]
 
 
-class SAEPage(BaseModel):
+class SAEPage(Page[SAE]):
     """One page of the catalog with the total count and filter facets."""
 
     model_config = ConfigDict(extra="forbid")
 
-    items: list[SAE]
-    total: int = Field(description="SAEs matching the filters, over all pages")
-    page: int
-    page_size: int
     facets: Facets
 
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mistudio.db.models import ExportRecord
 from mistudio.export.validate.report import ValidationIssue, ValidationReport
 from mistudio.jobs.schemas import Job
+from mistudio.paging import Page
 
 __all__ = ["Export", "ExportEstimate", "ExportPage", "ExportStarted", "ExportStatus", "ExportStatusName",
            "ValidationIssue", "ValidationReport"]
@@ -48,15 +49,10 @@ class Export(BaseModel):
                    finished_at=rec.finished_at.isoformat() if rec.finished_at else None)
 
 
-class ExportPage(BaseModel):
+class ExportPage(Page[Export]):
     """One page of exports, newest first."""
 
     model_config = ConfigDict(extra="allow")
-
-    items: list[Export]
-    total: int
-    page: int
-    page_size: int
 
 
 class ExportStarted(BaseModel):

@@ -7,6 +7,7 @@ from typing import Any, Literal, cast
 from pydantic import BaseModel, ConfigDict, Field
 
 from mistudio.db.models import Extraction as ExtractionRecord
+from mistudio.paging import Page
 
 ExtractionStatus = Literal["pending", "running", "paused", "completed", "failed", "cancelled"]
 
@@ -64,15 +65,11 @@ class FeatureSummary(BaseModel):
     top_token: str | None = Field(description="The token with the most activation in the top examples")
 
 
-class FeaturePage(BaseModel):
+class FeaturePage(Page[FeatureSummary]):
     """One page of an extraction's features."""
 
     model_config = ConfigDict(extra="allow")
 
-    items: list[FeatureSummary]
-    total: int = Field(description="Features matching the filters, over all pages")
-    page: int
-    page_size: int
     extraction_id: str
 
 
