@@ -16,9 +16,10 @@ from mistudio.api.app import create_app
 
 
 @pytest.fixture
-def client(fake_hub, isolated_home: Path):  # noqa: ANN001, ANN201
+def client(fake_hub, isolated_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN001, ANN201
     from mistudio.studio import Studio
 
+    monkeypatch.setenv("MISTUDIO_IMPORT_ROOTS", str(tmp_path))  # server-path imports: only from the test's folder
     studio = Studio.open(home=isolated_home)
     with TestClient(create_app(studio)) as c:
         yield c
@@ -91,8 +92,9 @@ def test_upload_import_show_convert_link_delete(client: TestClient, tmp_path: Pa
     assert resp.status_code == 201, resp.text
     sae = resp.json()
     assert (sae["name"], sae["source"], sae["architecture"], sae["d_sae"]) == ("uploaded", "upload", "topk", 24)
-    by_path = client.post("/api/v1/saes", json={"path": str(folder)})
-    assert by_path.status_code == 201 and by_path.json()["name"] == "sae"
+    by_path = client.post("/api/v1/saes", json={"path": str(folder)})  # the same files as the upload
+    assert by_path.status_code == 200 and by_path.json()["duplicate_of"] == sae["id"]
+    assert client.post("/api/v1/saes", json={"path": "/usr"}).status_code == 403
     bad = client.post("/api/v1/saes", json={"path": str(tmp_path / "missing")})
     assert bad.status_code == 404 and "does not exist" in bad.json()["error"]["message"]
     out = tmp_path / "converted"

@@ -87,12 +87,21 @@ def test_fine_grid_histograms_and_quantiles():
     bins = fine_bin_index(torch.from_numpy(values), torch.from_numpy(fine_edges()[1:-1])).numpy()
     counts = np.bincount(bins, minlength=FINE_BINS)
     vmin, vmax = float(values.min()), float(values.max())
-    for n in (20, 50, 100):
+    spanned = int(bins.max() - bins.min()) + 1
+    for n in (20, 46, 50, 100):
         edges, hist = log_histogram(counts, vmin, vmax, n)
-        assert len(hist) <= n and sum(hist) == values.size
+        assert len(hist) == min(n, spanned) == n and sum(hist) == values.size  # n bins, as asked
+        assert edges[0] == vmin and edges[-1] == vmax  # outer edges: the exact min and max
+        inner = np.asarray(edges[1:-1])
+        assert np.allclose(inner, fine_edges()[np.searchsorted(fine_edges(), inner * (1 - 1e-12))], rtol=1e-12)
+        widths = np.diff(np.searchsorted(fine_edges(), np.asarray(edges) * (1 - 1e-12)))[1:-1]
+        assert widths.max() - widths.min() <= 1  # runs of fine bins as equal as whole bins allow
         assert hist == np.histogram(values, bins=np.asarray(edges))[0].tolist()
         edges, hist = linear_histogram(counts, vmin, vmax, n)
         assert len(hist) == n and hist == np.histogram(values, bins=np.asarray(edges))[0].tolist()
+    narrow = np.zeros(FINE_BINS, dtype=np.int64)
+    narrow[1000:1003] = [2, 0, 5]  # spans 3 fine bins: at most 3 bins whatever is asked
+    assert len(log_histogram(narrow, 1.0, 1.03, 50)[1]) == 3
     ranked = np.sort(values)
     for name, q in quantiles(counts, vmin, vmax).items():
         p = int(name[1:]) / 100

@@ -53,7 +53,8 @@ def test_windows_trace_back_to_their_document(tokenizer, tmp_path):
                          prepend_bos=True, shuffle=True, seed=1)
     assert w.tokens.shape == (40, 16) and (w.tokens[:, 0] == tokenizer.bos_token_id).all()
     for row, doc, off in zip(w.tokens, w.document, w.offset, strict=True):
-        doc_ids = tokenizer(DOCS[int(doc)], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        separator = tokenizer.bos_token_id  # SAELens's default sequence separator
+        doc_ids = tokenizer(DOCS[int(doc)], add_special_tokens=False)["input_ids"] + [separator]
         body = row[1:].tolist()
         n = min(len(body), len(doc_ids) - int(off))
         assert body[:n] == doc_ids[int(off):int(off) + n]
@@ -70,3 +71,30 @@ def test_no_bos_and_duplicates_removed(tokenizer, tmp_path):
     rows = {tuple(r) for r in w.tokens.tolist()}
     assert len(rows) == len(w) < 20  # the repeated text has only a few distinct windows
     assert n_windows_for(1000, None, 128) == 8 and n_windows_for(None, 5, 128) == 5
+
+
+@pytest.mark.parametrize("concat", [True, False])
+@pytest.mark.parametrize("separator", ["bos", "eos", None])
+def test_windows_follow_sae_lens_activation_store(tmp_path, separator, concat):
+    """The windows are SAELens's own token sequences (`concat_and_batch_sequences`, as its activation store calls
+    it), duplicates dropped, for each `sequence_separator_token` and `disable_concat_sequences`."""
+    torch = pytest.importorskip("torch")
+    from sae_lens.tokenization_and_batching import concat_and_batch_sequences
+
+    tok = build_tokenizer(vocab_size=400, style="llama")  # BOS <s> ≠ EOS </s>
+    docs = [" ".join(default_corpus(1 + i % 4, seed=i)) for i in range(60)]
+    (tmp_path / "a.txt").write_text("\n\n".join(docs))
+    w = tokenize_windows(load_texts(tmp_path / "a.txt"), tok, context_size=16, n_windows=10_000, shuffle=False,
+                         separator=separator, concat_sequences=concat)
+    sep_id = {"bos": tok.bos_token_id, "eos": tok.eos_token_id, None: None}[separator]
+    assert w.separator_token_id == sep_id and w.concat_sequences == concat
+    ids = [tok(t, add_special_tokens=False)["input_ids"] for t in docs]
+    reference = concat_and_batch_sequences(iter(torch.tensor(i) for i in ids), 16,
+                                           begin_batch_token_id=tok.bos_token_id,
+                                           sequence_separator_token_id=sep_id, disable_concat_sequences=not concat)
+    distinct = list(dict.fromkeys(tuple(r.tolist()) for r in reference))
+    assert w.tokens.tolist() == [list(r) for r in distinct]
+    for row, doc, off in zip(w.tokens.tolist(), w.document.tolist(), w.offset.tolist(), strict=True):
+        assert row[0] == tok.bos_token_id and row[1] == ids[doc][off]  # provenance of the first text token
+    if concat and separator == "bos":  # SAELens's default: documents joined by BOS, never by EOS
+        assert tok.eos_token_id not in w.tokens and (w.tokens[:, 1:] == tok.bos_token_id).any()

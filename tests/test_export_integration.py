@@ -65,7 +65,7 @@ def test_extraction_export_validate_and_load_in_sae_lens(studio: Studio, model: 
     assert batched == {i for i in range(D_SAE) if not summary["dead"][i]}
     for i in sorted(batched)[:5]:
         doc = json.loads(gzip.decompress((tmp_path / "x" / "features" / f"{i}.json.gz").read_bytes()))
-        dash = feature_dashboard(store, i, n_examples=cfg.n_examples, include_intervals=cfg.interval_examples)
+        dash = feature_dashboard(store, i, top_examples=cfg.n_examples, include_intervals=cfg.interval_examples)
         assert [ex["max_value"] for ex in doc["activations"]] == pytest.approx(
             [ex["max_value"] for ex in dash["activations"]], abs=1e-5)
         assert doc["statistics"]["max_activation"] == pytest.approx(float(summary["max"][i]), rel=1e-5)

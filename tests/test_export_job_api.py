@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from mistudio.catalog.service import register_sae_from_path
-from mistudio.db.models import ExportRecord
+from mistudio.db.models import ExportRecord, SAERecord
 from mistudio.export import jobs as export_jobs
 from mistudio.export.config import make_config
 from mistudio.export.pipeline import STAGES
@@ -242,3 +242,121 @@ def test_rest_incremental_export_builds_on_a_finished_one(client) -> None:  # no
     assert c.post(f"{base}/export/neuronpedia", json={"config": rest, "base_export_id": "nope"}).status_code == 404
     server_path = c.post(f"{base}/export/neuronpedia", json={"config": {**rest, "base_export": "/etc/passwd"}})
     assert server_path.status_code == 422 and "base_export_id" in server_path.json()["error"]["message"]
+
+
+def test_bad_selections_are_refused_before_a_job_starts(client) -> None:  # noqa: ANN001
+    c, studio, sae_id = client
+    url = f"/api/v1/saes/{sae_id}/export/neuronpedia"
+    for selection, words in (({"mode": "range", "start": 50, "stop": 10}, "empty"),
+                             ({"mode": "list", "indices": [1, D_SAE + 5]}, "out of range"),
+                             ({"mode": "range", "start": 0, "stop": D_SAE + 1}, "beyond")):
+        res = c.post(url, json={"config": {**CFG, "selection": selection}})
+        assert res.status_code == 422 and words in res.json()["error"]["message"], res.text
+    assert c.get("/api/v1/jobs", params={"type": "export"}).json()["items"] == []  # no job was queued
+    with studio.sessions() as s:
+        assert s.query(ExportRecord).count() == 0
+
+
+def test_deleting_an_sae_removes_its_files_exports_and_work_folders(studio: Studio, assets: tuple[Path, Path],
+                                                                   tmp_path: Path) -> None:
+    from mistudio.catalog.service import delete_sae
+    from mistudio.cli.main import app
+
+    sae_id = _ready(studio, assets)
+    model, _ = assets
+    second = write_saelens(random_sae(64, D_SAE, "blocks.1.hook_resid_pre", model_name=str(model), context_size=32,
+                                      seed=1), tmp_path / "second")
+    other = register_sae_from_path(studio, second, name="second", source="trained").id
+    assert other != sae_id
+    extract(studio, other, str(model), "builtin:corpus", **EXTRACT)
+    job_id, state = _run(studio, sae_id)
+    archive = studio.settings.absolute(state.result["output_path"])
+    _, kept = _run(studio, other)
+    stale = studio.settings.tmp_dir / f"export-{job_id}"
+    stale.mkdir(parents=True)  # as left by an earlier crash
+    (stale / "x").write_bytes(b"x" * 100)
+    with studio.sessions() as s:
+        weights = studio.settings.absolute(s.get(SAERecord, sae_id).local_path)
+    features = studio.settings.features_dir / sae_id
+    assert weights.exists() and features.exists() and archive.exists()
+
+    info = json.loads(CliRunner().invoke(app, ["info", "--json"]).stdout)
+    mine = next(u for u in info["saes"] if u["sae_id"] == sae_id)
+    assert mine["exports_bytes"] == archive.stat().st_size and mine["work_bytes"] == 100
+    assert mine["features_bytes"] > 0 and mine["weights_bytes"] > 0
+
+    delete_sae(studio, sae_id)
+    assert not weights.exists() and not features.exists() and not archive.exists() and not stale.exists()
+    assert studio.settings.absolute(kept.result["output_path"]).exists()  # the other SAE's export stays
+    with studio.sessions() as s:
+        assert s.query(ExportRecord).filter_by(sae_id=sae_id).count() == 0
+
+
+def test_cli_exports_list_delete_and_gc(studio: Studio, assets: tuple[Path, Path]) -> None:
+    from mistudio.cli.main import app
+    from mistudio.db.models import Job
+
+    runner = CliRunner()
+    sae_id = _ready(studio, assets)
+    job_id, state = _run(studio, sae_id)
+    listed = json.loads(runner.invoke(app, ["exports", "list", "--json"]).stdout)
+    assert [e["job_id"] for e in listed["items"]] == [job_id] and listed["items"][0]["status"] == "completed"
+    table = runner.invoke(app, ["exports", "list"], terminal_width=200)
+    assert table.exit_code == 0 and state.params["export_id"][:8] in table.output
+
+    tmp = studio.settings.tmp_dir
+    finished = tmp / f"export-{job_id}"  # a completed job's leftover work folder: garbage
+    vanished = tmp / "export-00000000-gone"  # a job that no longer exists: garbage
+    interrupted_job = studio.runner.create("export", {"export_id": "x", "sae_id": sae_id, "config": {}}, sae_id)
+    with studio.sessions() as s, s.begin():
+        s.get(Job, interrupted_job).status = "interrupted"
+    resumable = tmp / f"export-{interrupted_job}"  # still needed to resume: kept
+    fresh = tmp / "tmpabc123"  # a transient folder younger than an hour: kept
+    orphan_zip = studio.settings.exports_dir / "not-recorded.zip"
+    for folder in (finished, vanished, resumable, fresh):
+        folder.mkdir(parents=True)
+        (folder / "f").write_bytes(b"x" * 10)
+    orphan_zip.write_bytes(b"zip")
+    dry = json.loads(runner.invoke(app, ["gc", "--dry-run", "--json"]).stdout)
+    assert {g["path"] for g in dry["removed"]} == {f"tmp/{finished.name}", f"tmp/{vanished.name}",
+                                                    "exports/not-recorded.zip"}
+    assert finished.exists() and dry["dry_run"]
+    done = runner.invoke(app, ["gc"])
+    assert done.exit_code == 0 and "freed" in done.output
+    assert not finished.exists() and not vanished.exists() and not orphan_zip.exists()
+    assert resumable.exists() and fresh.exists() and studio.settings.absolute(state.result["output_path"]).exists()
+
+    deleted = runner.invoke(app, ["exports", "delete", state.params["export_id"][:8], "--yes"])
+    assert deleted.exit_code == 0, deleted.output
+    assert not studio.settings.absolute(state.result["output_path"]).exists()
+    assert json.loads(runner.invoke(app, ["exports", "list", "--json"]).stdout)["total"] == 0
+    missing = runner.invoke(app, ["exports", "delete", "nope", "--yes"])
+    assert missing.exit_code == 1 and "not found" in missing.output
+
+
+def test_rest_lists_and_deletes_exports(client) -> None:  # noqa: ANN001
+    c, studio, sae_id = client
+    job_id = c.post(f"/api/v1/saes/{sae_id}/export/neuronpedia", json={"config": CFG}).json()["job_id"]
+    studio.runner.run_inline(job_id)
+    item = c.get("/api/v1/exports").json()["items"][0]
+    archive = studio.settings.absolute(item["output_path"])
+    assert archive.exists()
+    assert c.delete(f"/api/v1/exports/{item['id']}").status_code == 204
+    assert not archive.exists() and c.get("/api/v1/exports").json()["total"] == 0
+    assert c.delete(f"/api/v1/exports/{item['id']}").status_code == 404
+
+
+@pytest.mark.parametrize("overrides", [{}, {"format": "neuronpedia"}, {"format": "saelens"},
+                                       {"selection": {"mode": "range", "start": 0, "stop": 30}}])
+def test_the_estimate_is_within_30_percent_of_the_real_archive(studio: Studio, assets: tuple[Path, Path],
+                                                                overrides: dict) -> None:
+    from mistudio.export.service import estimate, gather_inputs
+
+    sae_id = _ready(studio, assets)
+    cfg = make_config(**{**CFG, **overrides})
+    predicted = estimate(gather_inputs(studio, sae_id, load_weights=False), cfg)
+    _, state = _run(studio, sae_id, **overrides)
+    real = state.result["file_size_bytes"]
+    assert predicted.n_features == state.result["feature_count"]
+    assert 0.7 * real <= predicted.size_bytes <= 1.3 * real, (predicted.size_bytes, real)
+    assert predicted.seconds > 0

@@ -125,7 +125,16 @@ def test_histograms_match(setup, brute):
                 assert h["counts"] == []
                 continue
             edges = np.asarray(h["bin_edges"])
-            assert len(h["counts"]) <= n_bins and np.all(np.diff(edges) > 0)
+            # as many bins as asked for (or as fine bins spanned), outer edges the exact min and max
+            grid = 10.0 ** np.linspace(-5, 5, 2001)
+            spanned = int(np.searchsorted(grid, nz.max(), side="right") - np.searchsorted(grid, nz.min(), side="right")) + 1
+            assert len(h["counts"]) == min(n_bins, spanned)
+            assert edges[0] == pytest.approx(nz.min(), rel=1e-5, abs=1e-6)
+            assert edges[-1] == pytest.approx(nz.max(), rel=1e-5, abs=1e-6)
+            if nz.min() == nz.max():
+                assert h["counts"] == [nz.size]
+                continue
+            assert np.all(np.diff(edges) > 0)
             want, _ = np.histogram(nz, bins=edges)
             # a value within float32 rounding of an edge may fall either side; count those
             borderline = sum(int(np.sum(np.abs(nz / e - 1) < 1e-6)) for e in edges)
@@ -293,3 +302,19 @@ def test_topk_sae_matches_brute_force(setup, tmp_path):
         assert s["n_active"] == int((col > 0).sum()), f
         if s["n_active"]:
             assert s["max_activation"] == pytest.approx(col.max(), rel=1e-5, abs=1e-6)
+
+
+def test_n_examples_caps_the_whole_list(setup):
+    """`n_examples` caps all examples (top group first, then the intervals); `top_examples` caps the top group."""
+    _, _, _, store = setup
+    capped = 0
+    for f in range(D_SAE):
+        full = feature_dashboard(store, f)["activations"]
+        top = [e for e in full if e["bin_min"] == -1]
+        assert full[:len(top)] == top
+        capped += len(full) > 10
+        for n in (1, 4, 10, 100):
+            assert feature_dashboard(store, f, n_examples=n)["activations"] == full[:n]
+        assert feature_dashboard(store, f, top_examples=2)["activations"] == top[:2] + full[len(top):]
+        assert feature_dashboard(store, f, top_examples=2, include_intervals=False)["activations"] == top[:2]
+    assert capped > D_SAE // 2  # the cap is exercised (6 top + up to 25 interval examples per feature)

@@ -57,7 +57,7 @@ def test_cancel_then_resume_is_identical(setup):
     with pytest.raises(JobCancelled):
         run_extraction(loaded, sae, windows, root / "resumed", settings=SETTINGS, check=cancel_after_five)
     partial = FeatureStore.open(root / "resumed")
-    assert partial.manifest["status"] == "running"
+    assert partial.manifest["status"] == "interrupted"
     state, done = partial.load_checkpoint()
     assert done == 5 * SETTINGS.batch_size
     seen = []
@@ -97,3 +97,40 @@ def test_out_of_memory_halves_the_batch(setup, monkeypatch):
     tops_a = load_file(reference.path / "top_examples.safetensors")
     tops_b = load_file(store.path / "top_examples.safetensors")
     assert torch.allclose(tops_a["values"], tops_b["values"], atol=1e-6)
+
+
+class _Killed(BaseException):
+    """Stands for the process dying (not an Exception: nothing may catch it as an error)."""
+
+
+@pytest.mark.parametrize("moment", ["before_rename", "after_rename"])
+def test_killed_while_checkpointing_resumes_identically(setup, monkeypatch, moment):
+    """Killed while the second checkpoint is written (its temp file complete on disk, not yet renamed) or right
+    after its state landed, the resumed run equals an uninterrupted one: no window is counted twice, because
+    the state and the count of windows it covers are one file swapped in by one rename."""
+    import os
+
+    root, loaded, sae, windows, reference = setup
+    original = os.replace
+    renames = {"state": 0}
+
+    def dying_replace(src, dst, *args, **kwargs):
+        if os.path.basename(dst) == "state.safetensors":
+            renames["state"] += 1
+            if renames["state"] == 2:
+                if moment == "after_rename":
+                    original(src, dst, *args, **kwargs)
+                raise _Killed
+        return original(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", dying_replace)
+    target = root / f"killed-{moment}"
+    with pytest.raises(_Killed):
+        run_extraction(loaded, sae, windows, target, settings=SETTINGS)
+    monkeypatch.undo()
+    _, done = FeatureStore.open(target).load_checkpoint()
+    per_checkpoint = SETTINGS.checkpoint_every * SETTINGS.batch_size
+    assert done == (2 if moment == "after_rename" else 1) * per_checkpoint
+    store = run_extraction(loaded, sae, windows, target, settings=SETTINGS)
+    assert store.manifest["n_tokens"] == reference.manifest["n_tokens"]
+    _assert_same(reference, store)

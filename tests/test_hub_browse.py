@@ -13,6 +13,16 @@ import pytest
 from fakes import hub_repos as R
 from fakes.fake_hub import FakeHub
 from huggingface_hub import HfApi, hf_hub_download, snapshot_download
+from sae_factories import (
+    write_connor_hook_z,
+    write_gemma_scope_2,
+    write_goodfire,
+    write_llama_scope,
+    write_mntss_clt,
+    write_mwhanna,
+    write_qwen_scope,
+    write_temporal,
+)
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
@@ -185,8 +195,9 @@ def test_browse_reports_a_corrupt_sae_without_failing(tmp_path: Path) -> None:
     base = tmp_path / "someone" / "broken" / "main"
     for folder in ("good", "bad", "truncated"):
         (base / folder).mkdir(parents=True)
-        (base / folder / "cfg.json").write_text("{}")
-        save_file({"W_enc": np.zeros((4, 8), np.float32)}, str(base / folder / "sae_weights.safetensors"))
+        (base / folder / "cfg.json").write_text('{"d_in": 4, "d_sae": 8}')
+        save_file({"W_enc": np.zeros((4, 8), np.float32), "W_dec": np.zeros((8, 4), np.float32)},
+                  str(base / folder / "sae_weights.safetensors"))
     (base / "bad" / "cfg.json").write_text("{not json")
     (base / "truncated" / "sae_weights.safetensors").write_bytes(b"\xff" * 12)
     R.write_npz(base / "npz" / "params.npz", {"W_enc": np.zeros((4, 8), np.float32)})
@@ -198,4 +209,131 @@ def test_browse_reports_a_corrupt_sae_without_failing(tmp_path: Path) -> None:
     errors = {s.path: s.error or "" for s in listing.saes}
     assert "not valid JSON" in errors["bad"] and "not a readable .npz" in errors["npz"]
     assert "no readable safetensors header" in errors["truncated"] and errors["good"] == ""
-    assert listing.sae("good").tensors == {"W_enc": [4, 8]} and listing.sae("good").d_sae == 8
+    assert listing.sae("good").tensors == {"W_enc": [4, 8], "W_dec": [8, 4]} and listing.sae("good").d_sae == 8
+
+
+# ----- the SAELens registry's families over the Hub: one inspection per format, shared with local detection -----
+
+
+def _registry_hub(tmp_path: Path) -> Path:
+    """A fake-hub root holding one small repo of each registry family, laid out as the real repos are."""
+    def repo(repo_id: str) -> Path:
+        path = tmp_path / repo_id / "main"
+        path.mkdir(parents=True)
+        return path
+
+    gs2 = repo("google/gemma-scope-2-1b-pt")
+    for site, layer, l0, affine, config in [("resid_post", 3, "small", False, True), ("resid_post", 3, "big", False, True),
+                                             ("resid_post", 3, "medium", False, False), ("resid_post", 1, "small", False, True),
+                                             ("transcoder_all", 2, "big", True, True), ("transcoder_all", 2, "big", False, True)]:
+        write_gemma_scope_2(gs2, site, layer, l0=l0, affine=affine, config=config)
+    write_qwen_scope(repo("Qwen/SAE-Res-Qwen3-1.7B-Base-W1K-L0_50"), layers=(0, 1, 2))
+    write_mwhanna(repo("mwhanna/qwen3-4b-transcoders"), layers=(0, 1))
+    write_mntss_clt(repo("mntss/clt-gemma-2-2b-2.5M"), n_layers=2)
+    llama = repo("fnlp/Llama3_1-8B-Base-LXR-8x")
+    write_llama_scope(llama, layer=3)
+    (llama / "Llama3_1-8B-Base-L3R-8x" / "checkpoints" / "step_10.safetensors").write_bytes(b"old checkpoint")
+    write_connor_hook_z(repo("ckkissane/attn-saes-gpt2-small-all-layers"), layers=(0,))
+    write_goodfire(repo("Goodfire/Llama-3.1-8B-Instruct-SAE-l19"))
+    write_temporal(repo("canrager/temporalSAEs"))
+    return tmp_path
+
+
+def test_browse_gemma_scope_2_tree_and_transcoders(tmp_path: Path) -> None:
+    root = _registry_hub(tmp_path)
+    repo_id = "google/gemma-scope-2-1b-pt"
+    with FakeHub(root) as hub:
+        listing = browse_repo(repo_id, endpoint=hub.endpoint)
+        requests = list(hub.requests)
+    assert {s.format for s in listing.saes} == {"gemma_scope_2"} and len(listing.saes) == 6
+    res = listing.sae("resid_post/layer_3_width_16k_l0_small")
+    raw = json.loads((root / repo_id / "main" / res.path / "config.json").read_text())
+    assert res.config == raw and (res.d_in, res.d_sae, res.architecture, res.layer) == (32, 64, "jumprelu", 3)
+    assert (res.hook_name, res.hf_hook_name, res.model_name) == ("blocks.3.hook_resid_post", "model.layers.3.output",
+                                                                 "google/gemma-3-1b-pt")
+    assert (res.site, res.width, res.l0_label, res.shapes_known) == ("resid_post", "16k", "small", True)
+    assert res.tensors["w_enc"] == [32, 64] and res.memory is not None
+    assert [f.path.rsplit("/", 1)[1] for f in res.files] == ["config.json", "params.safetensors"]
+    affine = listing.sae("transcoder_all/layer_2_width_16k_l0_big_affine")
+    assert (affine.d_out, affine.hook_name, affine.hook_name_out) == (32, "blocks.2.hook_mlp_in",
+                                                                      "blocks.2.hook_mlp_out")
+    assert affine.hf_hook_name_out == "model.layers.2.post_feedforward_layernorm.output"
+    assert "affine_skip_connection" in affine.tensors
+    # one picker tree, per site: layer → width → L0 labels small → big (affine after)
+    tree = [(g.site, g.layer, [(w.width, w.d_sae, [c.label for c in w.l0s]) for w in g.widths])
+            for g in listing.gemma_scope]
+    assert tree == [("resid_post", 1, [("16k", 64, ["small"])]),
+                    ("resid_post", 3, [("16k", 64, ["small", "medium", "big"])]),
+                    ("transcoder_all", 2, [("16k", 64, ["big", "big_affine"])])]
+    weights = [r for r in requests if r.path.endswith("params.safetensors") and r.method == "GET"]
+    assert weights and all(r.range is not None for r in weights)
+
+
+def test_browse_file_level_families(tmp_path: Path) -> None:
+    root = _registry_hub(tmp_path)
+    with FakeHub(root) as hub:
+        listings = {repo: browse_repo(repo, endpoint=hub.endpoint) for repo in (
+            "Qwen/SAE-Res-Qwen3-1.7B-Base-W1K-L0_50", "mwhanna/qwen3-4b-transcoders", "mntss/clt-gemma-2-2b-2.5M",
+            "fnlp/Llama3_1-8B-Base-LXR-8x", "ckkissane/attn-saes-gpt2-small-all-layers",
+            "Goodfire/Llama-3.1-8B-Instruct-SAE-l19", "canrager/temporalSAEs")}
+        requests = list(hub.requests)
+
+    qwen = listings["Qwen/SAE-Res-Qwen3-1.7B-Base-W1K-L0_50"]
+    assert [(s.path, s.format, s.layer) for s in qwen.saes] == [(f"layer{i}.sae.pt", "qwen_scope", i) for i in range(3)]
+    q1 = qwen.sae("layer1.sae.pt")
+    assert (q1.d_in, q1.d_sae, q1.k, q1.architecture, q1.model_name) == (2048, 1024, 50, "topk", "Qwen/Qwen3-1.7B-Base")
+    assert not q1.shapes_known and q1.tensors == {} and [f.path for f in q1.files] == ["layer1.sae.pt"]
+    assert q1.memory is not None and q1.memory.n_params == 2 * 2048 * 1024 + 2048 + 1024
+    assert not any(r.path.endswith(".sae.pt") for r in requests)  # pickles are never fetched by a listing
+
+    mw = listings["mwhanna/qwen3-4b-transcoders"]
+    assert [s.path for s in mw.saes] == ["layer_0.safetensors", "layer_1.safetensors"]
+    m1 = mw.sae("layer_1.safetensors")
+    assert [f.path for f in m1.files] == ["config.yaml", "layer_1.safetensors", "wandb-config.yaml"]
+    assert (m1.d_in, m1.d_sae, m1.d_out, m1.hook_name, m1.hook_name_out, m1.model_name) == (
+        16, 64, 16, "blocks.1.mlp.hook_in", "blocks.1.hook_mlp_out", "Qwen/Qwen3-4B")
+    assert m1.tensors["W_enc"] == [64, 16] and m1.shapes_known
+
+    clt = listings["mntss/clt-gemma-2-2b-2.5M"]
+    assert [(s.path, s.layer, s.d_sae, s.hook_name) for s in clt.saes] == [
+        ("0", 0, 32, "blocks.0.hook_resid_mid"), ("1", 1, 32, "blocks.1.hook_resid_mid")]
+    assert [f.path for f in clt.sae("1").files] == ["W_dec_1.safetensors", "W_enc_1.safetensors", "config.yaml"]
+
+    llama = listings["fnlp/Llama3_1-8B-Base-LXR-8x"].sae("Llama3_1-8B-Base-L3R-8x")
+    assert [f.path.split("/", 1)[1] for f in llama.files] == [
+        "checkpoints/final.safetensors", "hyperparams.json", "lm_config.json"]
+    assert (llama.d_in, llama.d_sae, llama.hook_name, llama.architecture) == (16, 64, "blocks.3.hook_resid_post",
+                                                                              "jumprelu")
+
+    connor = listings["ckkissane/attn-saes-gpt2-small-all-layers"].saes
+    assert len(connor) == 1 and connor[0].format == "connor_rob_hook_z" and not connor[0].shapes_known
+    assert (connor[0].d_in, connor[0].hook_name, len(connor[0].files)) == (32, "blocks.0.attn.hook_z", 2)
+    goodfire = listings["Goodfire/Llama-3.1-8B-Instruct-SAE-l19"].saes
+    assert [(s.path, s.d_in, s.d_sae, s.hook_name) for s in goodfire] == [
+        ("Llama-3.1-8B-Instruct-SAE-l19.pth", 4096, 65536, "blocks.19.hook_resid_post")]
+    temporal = listings["canrager/temporalSAEs"].saes
+    assert [(s.format, s.architecture, s.d_sae, s.layer) for s in temporal] == [("temporal", "temporal", 64, 12)]
+
+
+def test_remote_and_local_inspection_agree(tmp_path: Path) -> None:
+    """Each format is inspected by one function: a Hub listing and local detection of the same files agree."""
+    from mistudio.saes.formats import detect_format
+
+    root = _registry_hub(tmp_path)
+    cases = [("google/gemma-scope-2-1b-pt", "transcoder_all/layer_2_width_16k_l0_big_affine"),
+             ("mwhanna/qwen3-4b-transcoders", "layer_1.safetensors"), ("mntss/clt-gemma-2-2b-2.5M", "1"),
+             ("fnlp/Llama3_1-8B-Base-LXR-8x", "Llama3_1-8B-Base-L3R-8x"),
+             ("canrager/temporalSAEs", "gemma-2-2B/layer_12/temporal")]
+    with FakeHub(root) as hub:
+        for repo_id, path in cases:
+            entry = browse_repo(repo_id, endpoint=hub.endpoint).sae(path)
+            local = root / repo_id / "main" / path
+            hints = {"repo_id": repo_id, "path_in_repo": path}
+            detected = detect_format(local if local.exists() else local.parent, hints)
+            cfg = detected.config
+            assert (entry.format, entry.d_in, entry.d_sae, entry.d_out, entry.architecture, entry.hook_name,
+                    entry.hook_name_out, entry.model_name, entry.layer) == (
+                detected.format, cfg.d_in, cfg.d_sae, cfg.d_out, cfg.architecture, cfg.hook_name, cfg.hook_name_out,
+                cfg.model_name, cfg.hook_layer)
+            assert sorted(f.path.rsplit("/", 1)[-1] for f in entry.files) == sorted(
+                f.rsplit("/", 1)[-1] for f in detected.files)

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import posixpath
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import torch
 from fakes import hub_repos as R
 from fakes.fake_hub import FakeHub
 from huggingface_hub import constants
 
+from mistudio.catalog import service
 from mistudio.errors import (
     ConflictError,
     HubAuthError,
@@ -19,7 +26,11 @@ from mistudio.errors import (
 )
 from mistudio.hub.browse import browse_repo
 from mistudio.hub.download import download_sae, gemma_scope_path, partial_dir
-from mistudio.saes.formats import inspect_sae
+from mistudio.hub.releases import browse_release, resolve_release_sae
+from mistudio.saes.formats import classify_paths, inspect_sae
+from mistudio.saes.registry import get_registry
+from mistudio.settings import reset_settings
+from mistudio.studio import Studio
 
 
 def _assert_identical(hub: FakeHub, repo: str, result_dir: Path, files: list[str], revision: str = "main") -> None:
@@ -173,3 +184,220 @@ def test_cancel_mid_file_keeps_the_part_for_resume(hub_root: Path, fake_hub: Fak
     result = download_sae(R.GEMMA_SCOPE_REPO, name, dest, endpoint=fake_hub.endpoint)
     _assert_identical(fake_hub, R.GEMMA_SCOPE_REPO, result.local_dir, [name])
     assert [r.range for r in fake_hub.requests if r.path.endswith(name)] == [f"bytes={kept}-"]
+
+
+# ---- SAELens releases: browse and download by release + SAE id, registry data on the catalogued config ----------
+_RELEASE_CASES = ("saelens-pre6-center-writing-weights", "saelens-norm-scaling-factor", "mwhanna_transcoder-qwen3",
+                  "mntss_clt_layer_transcoder-gemma2")
+
+
+@pytest.fixture(scope="module")
+def release_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Fake repos of real releases: gpt2-small-res-jb (config_overrides), gpt2-small-mlp-tm (norm_scaling_factor
+    with normalize_activations expected_average_only_in), and two whose registry paths are a file
+    (`layer_0.safetensors`) and a file stem (`0`: `W_enc_0.safetensors` + `W_dec_0.safetensors`)."""
+    from fakes.registry_repos import CASES, build_registry_repos
+
+    root = tmp_path_factory.mktemp("release-hub")
+    build_registry_repos(root, tuple(c for c in CASES if c.case_id in _RELEASE_CASES))
+    return root
+
+
+@pytest.fixture
+def release_hub(release_root: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeHub]:
+    """The release repos served as the Hub, for miStudio (HF_ENDPOINT) and for SAELens (huggingface_hub's
+    own endpoint constant, with its cache in the test's folder)."""
+    from huggingface_hub import constants as hf_constants
+
+    for var in ("HF_TOKEN", "HF_HUB_OFFLINE", "HUGGING_FACE_HUB_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    with FakeHub(release_root) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+        monkeypatch.setattr(hf_constants, "ENDPOINT", hub.endpoint)
+        monkeypatch.setattr(hf_constants, "HUGGINGFACE_CO_URL_TEMPLATE",
+                            hub.endpoint + "/{repo_id}/resolve/{revision}/{filename}")
+        monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+        reset_settings()
+        yield hub
+    reset_settings()
+
+
+def _saelens_sae(release: str, sae_id: str) -> Any:
+    """SAELens's own `SAE.from_pretrained` (which applies the registry's overrides and scaling factor)."""
+    from sae_lens import SAE as SAELensSAE
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return SAELensSAE.from_pretrained(release, sae_id, device="cpu")
+
+
+def test_browse_release_merges_registry_and_file_data(release_hub: FakeHub) -> None:
+    listing = browse_release("gpt2-small-res-jb")
+    assert (listing.repo_id, listing.model, listing.family) == ("jbloom/GPT2-Small-SAEs-Reformatted",
+                                                                 "gpt2-small", "saelens")
+    assert listing.config_overrides == {"model_from_pretrained_kwargs": {"center_writing_weights": True}}
+    assert listing.commit_sha == release_hub.commit_sha(listing.repo_id)
+    assert len(listing.saes) == 13  # every SAE the registry lists; the fake repo holds the first only
+    first = listing.saes[0]
+    assert (first.id, first.path, first.l0, first.variance_explained, first.neuronpedia) == (
+        "blocks.0.hook_resid_pre", "blocks.0.hook_resid_pre", 10.0, 0.999, "gpt2-small/0-res-jb")
+    assert first.hub is not None and (first.hub.format, first.hub.d_in, first.hub.d_sae) == ("saelens", 64, 128)
+    assert [s.hub for s in listing.saes[1:]] == [None] * 12
+    with pytest.raises(NotFoundError, match="gpt2-small-res-jb"):
+        browse_release("gpt2-small-res-j")
+
+
+@pytest.mark.parametrize(("release", "sae_id", "by_repo"), [
+    ("gpt2-small-res-jb", "blocks.0.hook_resid_pre", False),
+    ("gpt2-small-res-jb", "blocks.0.hook_resid_pre", True),
+    ("gpt2-small-mlp-tm", "blocks.0.hook_mlp_out", False),
+])
+def test_release_download_applies_the_registry_like_saelens(release_hub: FakeHub, studio: Studio, release: str,
+                                                            sae_id: str, by_repo: bool) -> None:
+    found, entry, data = resolve_release_sae(release, sae_id)
+    if by_repo:  # a plain repo download of a path that a release lists gets the same registry data
+        started = service.start_hf_download(studio, found.repo_id, entry.path)
+    else:
+        started = service.start_release_download(studio, release, sae_id)
+    job = studio.runner.run_inline(started.job_id)
+    assert job.status == "completed", job.error
+    with studio.sessions() as s:
+        record = service.get_record(s, started.sae_id)
+        cfg = record.metadata_json["config"]
+        assert record.name == (f"{found.repo_id}/{entry.path}" if by_repo else f"{release}/{sae_id}")
+        assert (record.repo_id, record.path_in_repo, record.status) == (found.repo_id, entry.path, "ready")
+    assert cfg["extra"]["registry"] == data
+    assert data["release"] == release and data["sae_id"] == sae_id and data["repo_id"] == found.repo_id
+    assert data["sae_lens_version"] == get_registry().sae_lens_version
+    for key, value in found.config_overrides.items():
+        assert cfg[key] == value, key
+    assert cfg["model_from_pretrained_kwargs"] == {"center_writing_weights": True}
+    assert cfg["neuronpedia_id"] == entry.neuronpedia
+    if entry.norm_scaling_factor is not None:
+        assert cfg["extra"]["norm_scaling_factor"] == entry.norm_scaling_factor
+        assert cfg["normalize_activations"] == "expected_average_only_in"
+    else:
+        assert "norm_scaling_factor" not in cfg["extra"]
+
+    sae = service.load_sae_for(studio, started.sae_id)
+    assert sae.cfg.model_from_pretrained_kwargs == {"center_writing_weights": True}
+    assert sae.cfg.extra["registry"] == data
+    oracle = _saelens_sae(release, sae_id)
+    meta = oracle.cfg.metadata
+    assert sae.cfg.model_from_pretrained_kwargs == meta.model_from_pretrained_kwargs
+    assert (sae.cfg.neuronpedia_id, sae.cfg.dataset_path) == (meta.neuronpedia_id, meta.dataset_path)
+    assert sae.cfg.normalize_activations == oracle.cfg.normalize_activations  # "none" once the factor is folded
+    x = torch.randn(32, sae.cfg.d_in, generator=torch.Generator().manual_seed(0)) * 3
+    with torch.no_grad():
+        torch.testing.assert_close(sae.encode(x), oracle.encode(x), rtol=1e-5, atol=1e-5)
+    assert service.sae_statistics(studio, started.sae_id).l0 == entry.l0
+
+
+@pytest.mark.parametrize(("release", "sae_id"), [("mwhanna-qwen3-0.6b-transcoders-lowl0", "layer_0"),
+                                                  ("mntss-gemma-2-2b-2.5m-clt-as-per-layer", "layer_0")])
+def test_release_download_of_a_file_level_sae(release_hub: FakeHub, studio: Studio, release: str,
+                                              sae_id: str) -> None:
+    found, entry, data = resolve_release_sae(release, sae_id)
+    listing = browse_release(release)
+    browsed = next(s for s in listing.saes if s.id == sae_id)
+    assert browsed.hub is not None and browsed.hub.error is None
+    started = service.start_release_download(studio, release, sae_id)
+    job = studio.runner.run_inline(started.job_id)
+    assert job.status == "completed", job.error
+    with studio.sessions() as s:
+        files = sorted(p.name for p in service.sae_dir(studio, service.get_record(s, started.sae_id)).iterdir())
+    assert files == sorted(posixpath.basename(f.path) for f in browsed.hub.files)  # exactly this SAE's files
+    sae = service.load_sae_for(studio, started.sae_id)
+    assert sae.cfg.extra["registry"] == data
+    oracle = _saelens_sae(release, sae_id)
+    x = torch.randn(16, sae.cfg.d_in, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.testing.assert_close(sae.encode(x), oracle.encode(x), rtol=1e-5, atol=1e-5)
+
+
+def test_release_download_errors(release_hub: FakeHub, studio: Studio) -> None:
+    with pytest.raises(NotFoundError, match="no SAELens release named"):
+        service.start_release_download(studio, "no-such-release", "x")
+    with pytest.raises(NotFoundError, match=r"has no SAE 'blocks\.99"):
+        service.start_release_download(studio, "gpt2-small-res-jb", "blocks.99.hook_resid_pre")
+    service.start_release_download(studio, "gpt2-small-res-jb", "blocks.0.hook_resid_pre")
+    with pytest.raises(ConflictError, match="already in the catalog"):
+        service.start_hf_download(studio, "jbloom/GPT2-Small-SAEs-Reformatted", "blocks.0.hook_resid_pre")
+
+
+def test_download_finds_a_file_level_sae_by_its_path_or_file() -> None:
+    from mistudio.hub.download import _find_sae
+    from mistudio.hub.layout import sae_files
+
+    paths = ["config.yaml", "layer_0.safetensors", "layer_1.safetensors", "README.md"]
+    found = [(p, f) for p, f in classify_paths(paths) if "layer_1.safetensors" in sae_files(p, f, paths)
+             and "layer_0.safetensors" not in sae_files(p, f, paths)]
+    if not found:
+        pytest.skip("classify_paths does not list file-level SAEs (one SAE per file in a shared folder)")
+    for wanted in ("layer_1.safetensors", found[0][0]):
+        assert _find_sae("o/r", "0" * 40, wanted, paths) == found[0]
+
+
+def test_cli_browse_and_download_a_release(release_hub: FakeHub, isolated_home: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from mistudio.cli import common
+    from mistudio.cli.main import app
+
+    monkeypatch.setattr(common.console, "width", 200)
+    runner = CliRunner()
+    browsed = runner.invoke(app, ["sae", "browse", "gpt2-small-res-jb", "--json"])
+    assert browsed.exit_code == 0, browsed.output
+    listing = json.loads(browsed.stdout)
+    assert listing["repo_id"] == "jbloom/GPT2-Small-SAEs-Reformatted" and listing["saes"][0]["l0"] == 10.0
+    table = runner.invoke(app, ["sae", "browse", "gpt2-small-res-jb"], terminal_width=220)
+    assert table.exit_code == 0 and "gpt2-small/0-res-jb" in table.output and "missing" in table.output
+    repo = runner.invoke(app, ["sae", "browse", "jbloom/GPT2-Small-SAEs-Reformatted", "--json"])
+    assert json.loads(repo.stdout)["registry"]["blocks.0.hook_resid_pre"] == {
+        "release": "gpt2-small-res-jb", "sae_id": "blocks.0.hook_resid_pre", "l0": 10.0,
+        "variance_explained": 0.999, "neuronpedia": "gpt2-small/0-res-jb"}
+
+    done = runner.invoke(app, ["sae", "download", "gpt2-small-res-jb", "--sae-id", "blocks.0.hook_resid_pre",
+                               "--json"])
+    assert done.exit_code == 0, done.output
+    sae = json.loads(done.stdout)
+    assert (sae["name"], sae["status"], sae["model_name"]) == ("gpt2-small-res-jb/blocks.0.hook_resid_pre",
+                                                                "ready", "gpt2-small")
+    missing_id = runner.invoke(app, ["sae", "download", "gpt2-small-res-jb"])
+    assert missing_id.exit_code == 1 and "--sae-id" in missing_id.output
+    unknown = runner.invoke(app, ["sae", "browse", "gpt2-small-res-j"])
+    assert unknown.exit_code == 1 and "did you mean gpt2-small-res-jb" in unknown.output
+
+
+def test_rest_release_search_browse_and_download(release_hub: FakeHub, studio: Studio) -> None:
+    from fastapi.testclient import TestClient
+
+    from mistudio.api.app import create_app
+    from mistudio.hub.releases import search_releases
+
+    with TestClient(create_app(studio, start_worker=False)) as client:
+        found = client.get("/api/v1/hub/releases", params={"query": "gpt2 res jb", "limit": 2}).json()
+        expected = search_releases("gpt2 res jb", limit=2)
+        assert found == expected.model_dump(mode="json") and found["items"][0]["name"] == "gpt2-small-res-jb"
+        assert found["total"] >= 2 and len(found["items"]) == 2
+        by_repo = client.get("/api/v1/hub/releases", params={"repo_id": "jbloom/GPT2-Small-SAEs-Reformatted"})
+        assert [r["name"] for r in by_repo.json()["items"]] == ["gpt2-small-res-jb"]
+
+        info = client.get("/api/v1/hub/releases/gpt2-small-res-jb").json()
+        assert info == get_registry().release("gpt2-small-res-jb").model_dump(mode="json")
+        assert client.get("/api/v1/hub/releases/nope").status_code == 404
+
+        saes = client.get("/api/v1/hub/releases/gpt2-small-res-jb/saes").json()
+        assert saes == browse_release("gpt2-small-res-jb").model_dump(mode="json")
+
+        res = client.post("/api/v1/hub/releases/gpt2-small-res-jb/download",
+                          json={"sae_id": "blocks.0.hook_resid_pre"})
+        assert res.status_code == 202, res.text
+        job = studio.runner.run_inline(res.json()["job_id"])
+        assert job.status == "completed", job.error
+        sae = client.get(f"/api/v1/saes/{res.json()['sae_id']}/config").json()
+        assert sae["config"]["neuronpedia_id"] == "gpt2-small/0-res-jb"
+        assert sae["config"]["extra"]["registry"]["release"] == "gpt2-small-res-jb"
+        bad = client.post("/api/v1/hub/releases/gpt2-small-res-jb/download", json={"sae_id": "nope"})
+        assert bad.status_code == 404 and "has no SAE 'nope'" in bad.json()["error"]["message"]

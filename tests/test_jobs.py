@@ -98,8 +98,7 @@ def test_background_cancel_and_pause_resume(any_db_studio) -> None:
         GATE.set()
         state = _wait_for(runner, job_id, {"cancelled"})
         assert state.error_message == "cancelled by the user"
-        with pytest.raises(ConflictError):
-            runner.cancel(job_id)
+        assert runner.cancel(job_id).status == "cancelled"  # cancelling again changes nothing
 
         GATE.clear()
         job2 = runner.submit("test_counting", {"n": 3, "wait": True, "wait_at": 1})
@@ -115,18 +114,102 @@ def test_background_cancel_and_pause_resume(any_db_studio) -> None:
         runner.stop()
 
 
-def test_restart_marks_running_jobs_failed_resumable(any_db_studio) -> None:
+def _dead_runner_token() -> str:
+    """A runner token of a process that has exited (a real child, reaped)."""
+    import subprocess
+    import sys
+
+    from mistudio.jobs.liveness import process_token
+
+    child = subprocess.run([sys.executable, "-c", "from mistudio.jobs.liveness import process_token as t; "
+                            "print(t())"], capture_output=True, text=True, check=True)
+    token = child.stdout.strip()
+    assert token.split(":")[0] == process_token().split(":")[0]
+    return token
+
+
+def _as_if_killed(studio, job_id, token) -> None:  # noqa: ANN001
+    with studio.sessions() as s, s.begin():
+        job = s.get(Job, job_id)
+        job.status, job.runner = "running", token
+        job.stages = [{"name": "first", "status": "completed"}, {"name": "second", "status": "running"}]
+
+
+def test_a_job_whose_process_died_reads_interrupted_and_resumes(any_db_studio) -> None:
+    runner = any_db_studio.runner
+    job_id = runner.create("test_counting", {"n": 2})
+    _as_if_killed(any_db_studio, job_id, _dead_runner_token())
+    state = runner.get(job_id)
+    assert state.status == "interrupted" and state.resumable and state.finished_at
+    assert "interrupted" in state.error_message and "resume" in state.error_message
+    assert [(st.name, st.status) for st in state.stages] == [("first", "completed"), ("second", "interrupted")]
+    assert [j.status for j in runner.list()] == ["interrupted"]
+    with pytest.raises(ConflictError):
+        runner.pause(job_id)
+    runner.resume(job_id, enqueue=False)
+    final = runner.run_inline(job_id)
+    assert final.status == "completed" and final.error_message is None
+    assert all(st.status == "completed" for st in final.stages)
+    with pytest.raises(ConflictError):
+        runner.cancel(job_id)  # nothing to cancel
+    with pytest.raises(ConflictError):
+        runner.resume(job_id)
+
+
+def test_a_live_runner_is_not_interrupted_and_cancel_always_ends(any_db_studio) -> None:
+    from mistudio.jobs.liveness import process_token
+
+    runner = any_db_studio.runner
+    live = runner.create("test_counting", {"n": 2})
+    _as_if_killed(any_db_studio, live, process_token())  # this very process: alive
+    assert runner.get(live).status == "running"
+    assert runner.cancel(live).status == "running"  # asked; the handler stops at its next check point
+    elsewhere = runner.create("test_counting", {"n": 2})
+    _as_if_killed(any_db_studio, elsewhere, "another-host:1:1")
+    assert runner.get(elsewhere).status == "running"  # only the host that ran it can tell
+    for status in ("interrupted", "failed", "paused", "pending"):
+        job_id = runner.create("test_counting", {"n": 2})
+        if status == "interrupted":
+            _as_if_killed(any_db_studio, job_id, _dead_runner_token())
+        else:
+            with any_db_studio.sessions() as s, s.begin():
+                s.get(Job, job_id).status = status
+        state = runner.cancel(job_id)
+        assert state.status == "cancelled" and not state.resumable, status
+        assert all(st.status != "running" for st in state.stages)
+    asked = runner.create("test_counting", {"n": 2})
+    _as_if_killed(any_db_studio, asked, process_token())
+    runner.cancel(asked)
+    with any_db_studio.sessions() as s, s.begin():
+        s.get(Job, asked).runner = _dead_runner_token()  # then its process died
+    assert runner.get(asked).status == "cancelled"
+
+
+def test_restart_interrupts_running_jobs_without_a_recorded_process(any_db_studio) -> None:
     runner = any_db_studio.runner
     job_id = runner.create("test_counting", {"n": 2})
     with any_db_studio.sessions() as s, s.begin():
-        s.get(Job, job_id).status = "running"  # as if the process died mid-job
+        s.get(Job, job_id).status = "running"  # a row from before processes were recorded
     pending = runner.create("test_counting", {"n": 1})
+    assert runner.get(job_id).status == "running"  # unknown: not judged on a read
     assert runner.recover() == [pending]
     state = runner.get(job_id)
-    assert state.status == "failed" and state.resumable
-    assert "interrupted" in state.error_message
+    assert state.status == "interrupted" and state.resumable
     runner.resume(job_id)
     assert runner.run_inline(job_id).status == "completed"
+
+
+def test_ctrl_c_under_a_job_leaves_it_interrupted(studio) -> None:
+    @register_job_type("test_ctrl_c")
+    def _ctrl_c(ctx, params):  # noqa: ANN001, ANN202
+        ctx.stage("only")
+        raise KeyboardInterrupt
+
+    job_id = studio.runner.create("test_ctrl_c", {})
+    with pytest.raises(KeyboardInterrupt):
+        studio.runner.run_inline(job_id)
+    state = studio.runner.get(job_id)
+    assert state.status == "interrupted" and state.resumable and state.stages[0].status == "interrupted"
 
 
 def test_unknown_job_is_not_found(any_db_studio) -> None:

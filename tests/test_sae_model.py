@@ -102,3 +102,110 @@ def test_from_state_dict_checks_shapes() -> None:
         SAE.from_state_dict(cfg, {**good, "W_dec": torch.ones(4, 8)})
     with pytest.raises(InvalidInputError, match="missing b_enc"):
         SAE.from_state_dict(cfg, {k: v for k, v in good.items() if k != "b_enc"})
+
+
+# ----- transcoders and temporal SAEs against SAELens's own classes ---------------------------------------------
+
+
+def _lens_class(architecture: str, **cfg: object):
+    from sae_lens.registry import get_sae_class
+
+    sae_cls, cfg_cls = get_sae_class(architecture)
+    return sae_cls, cfg_cls(**cfg)
+
+
+@pytest.mark.parametrize(("lens_arch", "arch", "skip"), [
+    ("transcoder", "standard", False), ("skip_transcoder", "standard", True),
+    ("jumprelu_transcoder", "jumprelu", False), ("jumprelu_skip_transcoder", "jumprelu", True)])
+@pytest.mark.parametrize("d_out", [24, 16])
+def test_transcoders_match_saelens(lens_arch: str, arch: str, skip: bool, d_out: int) -> None:
+    d_in, d_sae = 16, 40
+    cfg = SAEConfig(d_in=d_in, d_sae=d_sae, architecture=arch, d_out=d_out, apply_b_dec_to_input=False,
+                    skip_connection=skip, hook_name="blocks.2.hook_mlp_in", hook_name_out="blocks.2.hook_mlp_out")
+    ours = SAE(cfg)
+    assert ours.is_transcoder and ours.W_dec.shape == (d_sae, d_out) and ours.b_dec.shape == (d_out,)
+    gen = torch.Generator().manual_seed(4)
+    with torch.no_grad():
+        for p in ours.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
+        if arch == "jumprelu":
+            ours.threshold.copy_(torch.rand(d_sae, generator=gen) * 0.3)
+    lens_cls, lens_cfg = _lens_class(lens_arch, d_in=d_in, d_sae=d_sae, d_out=d_out, apply_b_dec_to_input=False)
+    lens = lens_cls(lens_cfg)
+    state = {name: p.detach().clone() for name, p in ours.named_parameters()}
+    if skip:
+        state["W_skip"] = state["W_skip"].T.contiguous()  # SAELens keeps W_skip [d_out, d_in]
+    lens.load_state_dict(state)
+    x = torch.randn(2, 5, d_in)
+    with torch.no_grad():
+        torch.testing.assert_close(ours.encode(x), lens.encode(x), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(ours(x), lens(x), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(ours.decode(ours.encode(x), x), lens.decode(lens.encode(x)), atol=1e-5, rtol=1e-5)
+        chunks = torch.cat([a for _, a in ours.encode_chunks(x, 7)], dim=-1)
+        torch.testing.assert_close(chunks, lens.encode(x), atol=1e-5, rtol=1e-5)
+
+
+def test_transcoder_config_rules() -> None:
+    with pytest.raises(InvalidInputError, match="never subtracts b_dec"):
+        SAEConfig(d_in=4, d_sae=8, d_out=4)
+    with pytest.raises(InvalidInputError, match="activation must be one of"):
+        SAEConfig(d_in=4, d_sae=8, architecture="topk", k=2, d_out=4, apply_b_dec_to_input=False)
+    plain = SAEConfig(d_in=4, d_sae=8)
+    assert not plain.is_transcoder and plain.output_width == 4
+    assert SAEConfig(d_in=4, d_sae=8, hook_name_out="blocks.0.hook_mlp_out", apply_b_dec_to_input=False).is_transcoder
+    round_trip = SAEConfig.from_dict(SAEConfig(d_in=4, d_sae=8, d_out=6, apply_b_dec_to_input=False,
+                                               hf_hook_name="model.layers.0.mlp.input").to_dict())
+    assert (round_trip.d_out, round_trip.hf_hook_name) == (6, "model.layers.0.mlp.input")
+    with pytest.raises(InvalidInputError, match="temporal"):
+        SAEConfig(d_in=4, d_sae=8, normalize_activations="constant_scalar_rescale")
+
+
+def test_fold_norm_scaling_matches_saelens_for_a_transcoder() -> None:
+    cfg = SAEConfig(d_in=8, d_sae=16, architecture="jumprelu", d_out=8, apply_b_dec_to_input=False,
+                    normalize_activations="expected_average_only_in")
+    ours = SAE(cfg)
+    with torch.no_grad():
+        for p in ours.parameters():
+            p.copy_(torch.rand(p.shape) * 0.5)
+    lens_cls, lens_cfg = _lens_class("jumprelu_transcoder", d_in=8, d_sae=16, d_out=8, apply_b_dec_to_input=False,
+                                     normalize_activations="expected_average_only_in")
+    lens = lens_cls(lens_cfg)
+    lens.load_state_dict({n: p.detach().clone() for n, p in ours.named_parameters()})
+    ours.fold_activation_norm_scaling_factor(1.9)
+    lens.fold_activation_norm_scaling_factor(1.9)
+    x = torch.randn(6, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), lens(x), atol=1e-5, rtol=1e-5)
+    assert ours.cfg.normalize_activations == "none"
+
+
+def test_temporal_module_matches_saelens_and_round_trips_natively(tmp_path) -> None:
+    from mistudio.saes.formats import read_sae, write_native
+    from mistudio.saes.temporal import TemporalSAE
+
+    settings = {"n_heads": 2, "n_attn_layers": 1, "bottleneck_factor": 4, "sae_diff_type": "topk", "kval_topk": 5,
+                "tied_weights": False, "activation_normalization_factor": 0.5}
+    cfg = SAEConfig(d_in=8, d_sae=32, architecture="temporal", normalize_activations="constant_scalar_rescale",
+                    hook_name="blocks.1.hook_resid_post", extra={"temporal": settings})
+    with pytest.raises(InvalidInputError, match="TemporalSAE"):
+        SAE(cfg)
+    ours = TemporalSAE(cfg)
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in ours.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
+    lens_cls, lens_cfg = _lens_class("temporal", d_in=8, d_sae=32, n_heads=2, n_attn_layers=1, bottleneck_factor=4,
+                                     sae_diff_type="topk", kval_topk=5, tied_weights=False,
+                                     activation_normalization_factor=0.5,
+                                     normalize_activations="constant_scalar_rescale")
+    lens = lens_cls(lens_cfg)
+    lens.load_state_dict({n: p.detach().clone() for n, p in ours.named_parameters()})
+    x = torch.randn(2, 6, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(ours.encode(x), lens.encode(x), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(ours(x), lens(x), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(ours.decode(ours.encode(x)), lens.decode(lens.encode(x)), atol=1e-5, rtol=1e-5)
+        back = read_sae(write_native(ours, tmp_path / "native"))
+        assert isinstance(back, TemporalSAE)
+        torch.testing.assert_close(back.encode(x), ours.encode(x), atol=0, rtol=0)
+        torch.testing.assert_close(back.encode_range(x, 3, 20), ours.encode(x)[..., 3:20], atol=0, rtol=0)

@@ -1,10 +1,13 @@
 /** The studio shell: header navigation, theme switch, the routed screen and the export dialog. */
 import { useEffect, useState } from "react";
+import { renewSession } from "./api/auth";
 import { ExportToNeuronpedia } from "./components/ExportToNeuronpedia";
 import { FeatureDashboard } from "./components/FeatureDashboard";
+import { ExportsList } from "./components/ExportsList";
 import { JobsList } from "./components/JobsList";
 import { SAEDetail } from "./components/SAEDetail";
 import { SAEsPanel } from "./components/SAEsPanel";
+import { TokenPrompt } from "./components/TokenPrompt";
 import { matchRoute, navigate, usePath } from "./lib/router";
 import { jobActions, useActiveJobCount } from "./stores/jobsStore";
 
@@ -34,12 +37,13 @@ export function App() {
     localStorage.setItem("mistudio-theme", theme);
   }, [theme]);
   useEffect(() => {
-    void jobActions.refresh();
+    void renewSession().finally(() => void jobActions.refresh());
   }, []);
 
   return (
     <div className="app">
       <a className="skip-link" href="#main">Skip to content</a>
+      <TokenPrompt />
       <header className="topbar">
         <a className="brand" href="/" onClick={(e) => { e.preventDefault(); navigate("/"); }}>miStudio</a>
         <nav aria-label="Main">
@@ -47,6 +51,7 @@ export function App() {
           <NavLink to="/jobs" current={route.name === "jobs"}>
             Jobs{runningCount > 0 && <span className="count-badge" aria-label={`${runningCount} running`}>{runningCount}</span>}
           </NavLink>
+          <NavLink to="/exports" current={route.name === "exports"}>Exports</NavLink>
         </nav>
         <button type="button" className="theme-toggle" onClick={() => setTheme(theme === "dark" ? "light" : "dark")}
           aria-label={`Switch to ${theme === "dark" ? "light" : "dark"} theme`}>
@@ -58,6 +63,7 @@ export function App() {
         {route.name === "sae" && <SAEDetail saeId={route.saeId} key={route.saeId} />}
         {route.name === "feature" && <FeatureDashboard saeId={route.saeId} index={route.index} />}
         {route.name === "jobs" && <JobsList />}
+        {route.name === "exports" && <ExportsList />}
         {route.name === "notFound" && (
           <section className="panel"><h1>Page not found</h1><NavLink to="/" current={false}>Back to SAEs</NavLink></section>
         )}

@@ -26,6 +26,18 @@ class ConflictError(MiStudioError):
     http_status = 409
 
 
+class AuthenticationError(MiStudioError):
+    """The request carries no valid API token (`MISTUDIO_API_TOKEN`)."""
+
+    http_status = 401
+
+
+class ForbiddenError(MiStudioError):
+    """The server refuses the request whoever asks (e.g. an import path outside MISTUDIO_IMPORT_ROOTS)."""
+
+    http_status = 403
+
+
 class InvalidInputError(MiStudioError):
     http_status = 422
 
@@ -38,14 +50,19 @@ class CorruptFileError(InvalidInputError):
     """A file is truncated or unreadable."""
 
 
+class AmbiguousIdError(InvalidInputError):
+    """An id prefix matches several rows; `details["matches"]` lists their full ids."""
+
+
 class AmbiguousSAEError(InvalidInputError):
     """A folder holds several SAEs; `details["candidates"]` lists their sub-folders, `candidates` the detected
     SAEs (each with a `root` folder)."""
 
     def __init__(self, root: Path, candidates: Sequence[Any]) -> None:
-        names = [str(c.root.relative_to(root)) if c.root != root else "." for c in candidates]
+        paths = [getattr(c, "path", c.root) for c in candidates]  # an SAE may be one file of a folder
+        names = [str(p.relative_to(root)) if p != root else "." for p in paths]
         super().__init__(
-            f"{root} holds {len(candidates)} SAEs; pick one of its sub-folders: {', '.join(names)}",
+            f"{root} holds {len(candidates)} SAEs; pick one of its sub-folders or files: {', '.join(names)}",
             details={"candidates": names},
         )
         self.candidates = list(candidates)

@@ -23,6 +23,15 @@ class Settings(BaseSettings):
     device: str | None = Field(default=None, alias="MISTUDIO_DEVICE")
     max_import_bytes: int = Field(default=64 * 1024**3, alias="MISTUDIO_MAX_IMPORT_BYTES")
     start_worker: bool = Field(default=True, alias="MISTUDIO_START_WORKER")
+    api_token: str | None = Field(default=None, alias="MISTUDIO_API_TOKEN",
+                                  description="Bearer token every /api/v1 request needs (except GET /health)")
+    import_roots: str | None = Field(default=None, alias="MISTUDIO_IMPORT_ROOTS",
+                                     description="Folders (os.pathsep-separated) REST imports may read from")
+
+    @property
+    def import_root_paths(self) -> list[Path]:
+        """The folders `POST /api/v1/saes {"path": ...}` may import from; empty: imports from paths are refused."""
+        return [Path(p).expanduser() for p in (self.import_roots or "").split(os.pathsep) if p.strip()]
 
     @property
     def resolved_database_url(self) -> str:

@@ -54,6 +54,21 @@ def test_unknown_repo_error_shown_inline(page, shoot) -> None:
     dialog.wait_for(state="detached")
 
 
+def test_release_search_lists_the_sae_ids_with_neuronpedia_ids(page, shoot) -> None:
+    page.goto("/")
+    page.get_by_role("button", name="+ Download from HuggingFace").click()
+    dialog = page.get_by_test_id("download-hf")
+    dialog.get_by_role("tab", name="SAELens release").click()
+    dialog.get_by_label("SAELens release").fill("gemma-scope-2b-pt-res-canonical")
+    dialog.get_by_test_id("release-results").get_by_role("button").first.click()
+    picker = dialog.get_by_role("combobox", name=re.compile(r"^SAE\b"))
+    expect(picker).to_contain_text("layer_0/width_16k/canonical — gemma-2-2b/0-gemmascope-res-16k")
+    expect(dialog.get_by_test_id("release-sae-preview")).to_contain_text("layer_0/width_16k/average_l0_105")
+    shoot(page, "02b-download-release-search", full_page=False)
+    page.keyboard.press("Escape")
+    dialog.wait_for(state="detached")
+
+
 def test_browse_gemma_scope_and_download(page, shoot) -> None:
     page.goto("/")
     page.get_by_role("button", name="+ Download from HuggingFace").click()

@@ -1,4 +1,5 @@
 /** A small typed client for the miStudio REST API; every query, body and answer type comes from the schema. */
+import { AUTH_ERROR_TYPE, authHeaders, tokenRejected } from "./auth";
 import type { BodyOf, QueryOf, ResponseOf } from "./contract";
 import { endpointMethod, endpointUrl, type EndpointName } from "./endpoints";
 import type { ExportConfig } from "./types";
@@ -39,7 +40,7 @@ async function toApiError(res: Response): Promise<ApiError> {
 
 /** Call endpoint `name`; resolves with the parsed JSON body (undefined for 204). */
 export async function request<N extends EndpointName>(name: N, opts: RequestOptions<N> = {}): Promise<ResponseOf<N>> {
-  const init: RequestInit = { method: endpointMethod(name), headers: {} };
+  const init: RequestInit = { method: endpointMethod(name), headers: authHeaders() };
   if (opts.json !== undefined) {
     init.body = JSON.stringify(opts.json);
     (init.headers as Record<string, string>)["Content-Type"] = "application/json";
@@ -52,7 +53,11 @@ export async function request<N extends EndpointName>(name: N, opts: RequestOpti
   } catch {
     throw new ApiError("Cannot reach the miStudio server. Is `mistudio serve` still running?", 0, "NetworkError");
   }
-  if (!res.ok) throw await toApiError(res);
+  if (!res.ok) {
+    const error = await toApiError(res);
+    if (res.status === 401 && error.type === AUTH_ERROR_TYPE) tokenRejected();
+    throw error;
+  }
   if (res.status === 204) return undefined as ResponseOf<N>;
   const text = await res.text();
   return (text ? JSON.parse(text) : undefined) as ResponseOf<N>;
@@ -100,6 +105,15 @@ export const api = {
   browseHub: (repoId: string, revision?: string, token?: string) =>
     request("browseHub", { query: { repo_id: repoId, revision, token } }),
   downloadHF: (body: BodyOf<"downloadHF">) => request("downloadHF", { json: body }),
+  /** Search the SAELens releases (name, repo, model, family), best matches first. */
+  searchReleases: (query: string, limit = 20) => request("searchReleases", { query: { query, limit } }),
+  /** One release as the registry lists it (no Hub request). */
+  releaseInfo: (release: string) => request("releaseInfo", { params: { release } }),
+  /** A release's SAEs merged with what their files on the Hub say. */
+  releaseSAEs: (release: string, revision?: string, token?: string) =>
+    request("releaseSAEs", { params: { release }, query: { revision, token } }),
+  downloadRelease: (release: string, body: BodyOf<"downloadRelease">) =>
+    request("downloadRelease", { params: { release }, json: body }),
   extract: (saeId: string, body: BodyOf<"extract">) =>
     request("extract", { params: id(saeId), json: body }),
   listExtractions: (saeId: string) => request("listExtractions", { params: id(saeId) }),
@@ -119,6 +133,9 @@ export const api = {
     request("exportStart",
       { params: id(saeId), json: baseExportId ? { config, base_export_id: baseExportId } : { config } }),
   listExports: (saeId: string) => request("listExports", { query: { sae_id: saeId, page_size: 20 } }),
+  /** Every export, newest first (optionally one SAE's). */
+  listAllExports: (q: QueryOf<"listExports"> = {}) => request("listExports", { query: q }),
+  deleteExport: (exportId: string) => request("deleteExport", { params: { export_id: exportId } }),
   exportDownloadUrl: (saeId: string, jobId: string) =>
     endpointUrl("exportDownload", { sae_id: saeId, job_id: jobId }),
   listJobs: (q: QueryOf<"listJobs"> = {}) =>

@@ -13,6 +13,10 @@ export const ENDPOINTS = {
   saeStatistics: "GET /saes/{sae_id}/statistics",
   downloadHF: "POST /saes/download-hf",
   browseHub: "GET /hub/saes",
+  searchReleases: "GET /hub/releases",
+  releaseInfo: "GET /hub/releases/{release}",
+  releaseSAEs: "GET /hub/releases/{release}/saes",
+  downloadRelease: "POST /hub/releases/{release}/download",
   extract: "POST /saes/{sae_id}/extract",
   listExtractions: "GET /saes/{sae_id}/extractions",
   listFeatures: "GET /saes/{sae_id}/features",
@@ -24,6 +28,7 @@ export const ENDPOINTS = {
   exportStart: "POST /saes/{sae_id}/export/neuronpedia",
   exportDownload: "GET /saes/{sae_id}/export/download/{job_id}",
   listExports: "GET /exports",
+  deleteExport: "DELETE /exports/{export_id}",
   listJobs: "GET /jobs",
   getJob: "GET /jobs/{job_id}",
   cancelJob: "POST /jobs/{job_id}/cancel",
@@ -34,6 +39,7 @@ export const ENDPOINTS = {
   listTrainings: "GET /trainings",
   createTraining: "POST /trainings",
   linkTraining: "POST /saes/{sae_id}/link",
+  createSession: "POST /auth/session",
 } as const;
 
 export type EndpointName = keyof typeof ENDPOINTS;

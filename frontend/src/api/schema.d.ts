@@ -4,6 +4,31 @@
  */
 
 export interface paths {
+    "/api/v1/auth/session": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create Session
+         * @description Check the bearer token (any request reaching here carried it) and set the session cookie that GET
+         *     requests without headers (EventSource streams, downloads) authenticate with.
+         */
+        post: operations["create_session_api_v1_auth_session_post"];
+        /**
+         * Delete Session
+         * @description Forget the session cookie (the token itself stays valid).
+         */
+        delete: operations["delete_session_api_v1_auth_session_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/exports": {
         parameters: {
             query?: never;
@@ -13,12 +38,32 @@ export interface paths {
         };
         /**
          * List Exports
-         * @description Exports, newest first.
+         * @description Exports, newest first (one whose job's process died reads `interrupted`).
          */
         get: operations["list_exports_api_v1_exports_get"];
         put?: never;
         post?: never;
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/exports/{export_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete Export
+         * @description Delete an export: its archive, its work folder and its record (409 while its job runs).
+         */
+        delete: operations["delete_export_api_v1_exports__export_id__delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -33,6 +78,86 @@ export interface paths {
         };
         /** Health */
         get: operations["health_api_v1_health_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/hub/releases": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Releases
+         * @description Search the SAELens releases (the registry of pretrained SAEs), best matches first.
+         */
+        get: operations["releases_api_v1_hub_releases_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/hub/releases/{release}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Release Info
+         * @description One release as the registry lists it (its SAEs with L0, Neuronpedia ids), without reading the Hub.
+         */
+        get: operations["release_info_api_v1_hub_releases__release__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/hub/releases/{release}/download": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Download Release Sae
+         * @description Start downloading one SAE of a release (the registry's config overrides and ids are recorded).
+         */
+        post: operations["download_release_sae_api_v1_hub_releases__release__download_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/hub/releases/{release}/saes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Release Saes
+         * @description A release's SAEs with the registry's data merged with what their files on the Hub say.
+         */
+        get: operations["release_saes_api_v1_hub_releases__release__saes_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -70,7 +195,7 @@ export interface paths {
         };
         /**
          * List Jobs
-         * @description Recent jobs, newest first.
+         * @description Recent jobs, newest first; a running job whose process died reads `interrupted`.
          */
         get: operations["list_jobs_api_v1_jobs_get"];
         put?: never;
@@ -112,7 +237,8 @@ export interface paths {
         put?: never;
         /**
          * Cancel Job
-         * @description Cancel a job (it stops at its next check point).
+         * @description End a job: a running one stops at its next check point, any other unfinished one (pending, paused,
+         *     interrupted, failed) is cancelled at once; 409 for a completed job.
          */
         post: operations["cancel_job_api_v1_jobs__job_id__cancel_post"];
         delete?: never;
@@ -172,7 +298,7 @@ export interface paths {
         put?: never;
         /**
          * Resume Job
-         * @description Resume a paused or interrupted job.
+         * @description Resume a paused, interrupted or failed-resumable job from its last checkpoint; 409 otherwise.
          */
         post: operations["resume_job_api_v1_jobs__job_id__resume_post"];
         delete?: never;
@@ -196,7 +322,9 @@ export interface paths {
         put?: never;
         /**
          * Create Sae
-         * @description Import an SAE: JSON `{path, name}` for server-side files, or a multipart upload (`file`, `name`).
+         * @description Import an SAE: a multipart upload (`file`, `name`), or JSON `{path, name}` for files on the server, allowed
+         *     only inside the folders of MISTUDIO_IMPORT_ROOTS. The files are checked (tensors against the config,
+         *     truncation, NaN/Inf, hook) before the SAE is catalogued.
          */
         post: operations["create_sae_api_v1_saes_post"];
         delete?: never;
@@ -645,6 +773,19 @@ export interface components {
         } & {
             [key: string]: unknown;
         };
+        /**
+         * AuthSession
+         * @description Whether the server needs a token, and that this request carried a valid one.
+         */
+        AuthSession: {
+            /**
+             * Auth Required
+             * @description True when the server has MISTUDIO_API_TOKEN set
+             */
+            auth_required: boolean;
+            /** Authenticated */
+            authenticated: boolean;
+        };
         /** Body_import_labels_route_api_v1_saes__sae_id__labels_import_post */
         Body_import_labels_route_api_v1_saes__sae_id__labels_import_post: {
             /** File */
@@ -821,7 +962,7 @@ export interface components {
              * Status
              * @enum {string}
              */
-            status: "pending" | "running" | "paused" | "completed" | "failed" | "cancelled";
+            status: "pending" | "running" | "paused" | "interrupted" | "completed" | "failed" | "cancelled";
             /**
              * Timings
              * @description Seconds per export stage
@@ -1302,20 +1443,28 @@ export interface components {
         } & {
             [key: string]: unknown;
         };
-        /** GemmaScopeL0 */
+        /**
+         * GemmaScopeL0
+         * @description One L0 choice: Gemma Scope's average L0, or Gemma Scope 2's label (`small`, `medium`, `big`, `big_affine`).
+         */
         GemmaScopeL0: {
             /** L0 */
-            l0: number;
+            l0?: number | null;
+            /** Label */
+            label?: string | null;
             /** Path */
             path: string;
         };
         /**
          * GemmaScopeLayer
-         * @description One layer folder (`layer` None is the `embedding` folder) with its widths and L0 choices.
+         * @description One layer (`layer` None is the `embedding` folder) with its widths and L0 choices; Gemma Scope 2 layers
+         *     also name their site folder (one repo holds several sites).
          */
         GemmaScopeLayer: {
             /** Layer */
             layer: number | null;
+            /** Site */
+            site?: string | null;
             /** Widths */
             widths: components["schemas"]["GemmaScopeWidth"][];
         };
@@ -1338,6 +1487,11 @@ export interface components {
          * @description The server is up, and its version.
          */
         Health: {
+            /**
+             * Auth Required
+             * @default false
+             */
+            auth_required?: boolean;
             /** Status */
             status: string;
             /** Version */
@@ -1386,6 +1540,11 @@ export interface components {
             } | null;
             /** D In */
             d_in?: number | null;
+            /**
+             * D Out
+             * @description Transcoders: the output width
+             */
+            d_out?: number | null;
             /** D Sae */
             d_sae?: number | null;
             /**
@@ -1407,11 +1566,26 @@ export interface components {
             files: components["schemas"]["RepoFileInfo"][];
             /**
              * Format
-             * @description saelens, gemma_scope, sparsify, dictionary_learning or mistudio
+             * @description The format's name (see `mistudio.saes.formats.FORMAT_NAMES`)
              */
             format: string;
+            /**
+             * Hf Hook Name
+             * @description The HF module path read, as SAELens records it
+             */
+            hf_hook_name?: string | null;
+            /**
+             * Hf Hook Name Out
+             * @description Transcoders: the HF module path written
+             */
+            hf_hook_name_out?: string | null;
             /** Hook Name */
             hook_name?: string | null;
+            /**
+             * Hook Name Out
+             * @description Transcoders: the hook they write
+             */
+            hook_name_out?: string | null;
             /**
              * K
              * @description Active features per token (TopK SAEs)
@@ -1422,6 +1596,11 @@ export interface components {
              * @description Gemma Scope average L0
              */
             l0?: number | null;
+            /**
+             * L0 Label
+             * @description Gemma Scope 2 L0 label: small, medium, big (big_affine: affine)
+             */
+            l0_label?: string | null;
             /** Layer */
             layer?: number | null;
             memory?: components["schemas"]["MemoryEstimate"] | null;
@@ -1429,9 +1608,20 @@ export interface components {
             model_name?: string | null;
             /**
              * Path
-             * @description Folder of the SAE inside the repo ('' for the repo root)
+             * @description Where the SAE is in the repo: its folder ('' for the repo root), or the file or file stem that is this SAE when one folder holds several (as SAELens's registry names it)
              */
             path: string;
+            /**
+             * Shapes Known
+             * @description False when the weights are a pickle whose header cannot be read remotely: the shapes come from the config and are checked after download
+             * @default true
+             */
+            shapes_known?: boolean;
+            /**
+             * Site
+             * @description Gemma Scope 2 site folder (resid_post, mlp_out_all, transcoder, ...)
+             */
+            site?: string | null;
             /**
              * Tensors
              * @description Tensor name → shape, from file headers
@@ -1495,7 +1685,7 @@ export interface components {
             } | null;
             /**
              * Resumable
-             * @description Whether resume continues from the last checkpoint
+             * @description Whether resume continues from the last checkpoint (paused, interrupted and most failed jobs)
              */
             resumable: boolean;
             /** Sae Id */
@@ -1511,7 +1701,7 @@ export interface components {
              * Status
              * @enum {string}
              */
-            status: "pending" | "running" | "paused" | "completed" | "failed" | "cancelled";
+            status: "pending" | "running" | "paused" | "interrupted" | "completed" | "failed" | "cancelled";
             /**
              * Type
              * @description Registered job type, e.g. sae_download, extraction, export
@@ -1554,7 +1744,7 @@ export interface components {
              * Status
              * @enum {string}
              */
-            status: "pending" | "running" | "completed" | "failed" | "cancelled";
+            status: "pending" | "running" | "paused" | "interrupted" | "completed" | "failed" | "cancelled";
         } & {
             [key: string]: unknown;
         };
@@ -1673,6 +1863,188 @@ export interface components {
             [key: string]: unknown;
         };
         /**
+         * RegistrySAE
+         * @description One SAE of a release: its id, where it lives in the release's repo, and what the registry says of it.
+         */
+        RegistrySAE: {
+            /**
+             * Id
+             * @description The SAE id inside its release (SAELens's `sae_id`)
+             */
+            id: string;
+            /**
+             * L0
+             * @description Average number of active features per token, per the registry
+             */
+            l0?: number | null;
+            /**
+             * Neuronpedia
+             * @description Neuronpedia id, e.g. gpt2-small/0-res-jb
+             */
+            neuronpedia?: string | null;
+            /**
+             * Norm Scaling Factor
+             * @description Dataset activation-norm scaling factor folded into the weights at load time
+             */
+            norm_scaling_factor?: number | null;
+            /**
+             * Path
+             * @description Folder, file or file stem of the SAE inside the release's repo
+             */
+            path: string;
+            /** Variance Explained */
+            variance_explained?: number | null;
+        };
+        /**
+         * Release
+         * @description A SAELens release: one repo, one model, a loader, optional config overrides, and its SAEs.
+         */
+        Release: {
+            /** Config Overrides */
+            config_overrides?: {
+                [key: string]: unknown;
+            };
+            /** Conversion Func */
+            conversion_func?: string | null;
+            /** Links */
+            links?: {
+                [key: string]: string;
+            };
+            /** Model */
+            model: string;
+            /** Name */
+            name: string;
+            /** Repo Id */
+            repo_id: string;
+            /** Saes */
+            saes: components["schemas"]["RegistrySAE"][];
+        };
+        /** ReleaseDownloadRequest */
+        ReleaseDownloadRequest: {
+            /** Name */
+            name?: string | null;
+            /** Revision */
+            revision?: string | null;
+            /**
+             * Sae Id
+             * @description The SAE id inside the release, e.g. blocks.8.hook_resid_pre
+             */
+            sae_id: string;
+            /**
+             * Token
+             * @description HuggingFace token for gated/private repositories.
+             */
+            token?: string | null;
+        };
+        /**
+         * ReleaseListing
+         * @description A release browsed at one commit of its repo.
+         */
+        ReleaseListing: {
+            /** Commit Sha */
+            commit_sha: string;
+            /** Config Overrides */
+            config_overrides?: {
+                [key: string]: unknown;
+            };
+            /** Conversion Func */
+            conversion_func?: string | null;
+            /** Endpoint */
+            endpoint: string;
+            /** Family */
+            family: string;
+            /** Links */
+            links?: {
+                [key: string]: string;
+            };
+            /** Model */
+            model: string;
+            /** Name */
+            name: string;
+            /** Repo Id */
+            repo_id: string;
+            /** Revision */
+            revision?: string | null;
+            /**
+             * Sae Lens Version
+             * @description The sae-lens version whose registry listed the release
+             */
+            sae_lens_version: string;
+            /** Saes */
+            saes: components["schemas"]["ReleaseSAE"][];
+        };
+        /**
+         * ReleaseSAE
+         * @description One SAE of a release: the registry's data, and the SAE found at its path in the repo (None: not there).
+         */
+        ReleaseSAE: {
+            /** @description What the files say (config, shapes, sizes); None when the repo holds no SAE at `path` at this commit */
+            hub?: components["schemas"]["HubSAE"] | null;
+            /**
+             * Id
+             * @description The SAE id inside its release
+             */
+            id: string;
+            /** L0 */
+            l0?: number | null;
+            /**
+             * Neuronpedia
+             * @description Neuronpedia id
+             */
+            neuronpedia?: string | null;
+            /** Norm Scaling Factor */
+            norm_scaling_factor?: number | null;
+            /**
+             * Path
+             * @description Where the registry says the SAE lives in the repo
+             */
+            path: string;
+            /** Variance Explained */
+            variance_explained?: number | null;
+        };
+        /**
+         * ReleaseSearch
+         * @description Releases matching a search, best first.
+         */
+        ReleaseSearch: {
+            /** Items */
+            items: components["schemas"]["ReleaseSummary"][];
+            /**
+             * Sae Lens Version
+             * @description The sae-lens version whose registry was searched
+             */
+            sae_lens_version: string;
+            /**
+             * Total
+             * @description How many releases matched (items may be fewer, up to the limit)
+             */
+            total: number;
+        };
+        /**
+         * ReleaseSummary
+         * @description A release without its SAE list (what a search returns).
+         */
+        ReleaseSummary: {
+            /**
+             * Conversion Func
+             * @description SAELens loader; None for the SAELens format
+             */
+            conversion_func?: string | null;
+            /**
+             * Family
+             * @description The loader family: the conversion_func, or 'saelens'
+             */
+            family: string;
+            /** Model */
+            model: string;
+            /** N Saes */
+            n_saes: number;
+            /** Name */
+            name: string;
+            /** Repo Id */
+            repo_id: string;
+        };
+        /**
          * RepoFileInfo
          * @description A file of the repo and its size in bytes.
          */
@@ -1699,7 +2071,7 @@ export interface components {
             endpoint: string;
             /**
              * Gemma Scope
-             * @description Gemma Scope leaves grouped layer → width → L0
+             * @description Gemma Scope leaves grouped layer → width → L0 (Gemma Scope 2: per site folder, L0 labels)
              */
             gemma_scope?: components["schemas"]["GemmaScopeLayer"][];
             /** N Files */
@@ -1746,6 +2118,11 @@ export interface components {
             d_sae: number | null;
             /** Dtype */
             dtype: string | null;
+            /**
+             * Duplicate Of
+             * @description Set only in an import's answer when the same weights and config were already catalogued: the id of that SAE, which is what came back (nothing new was stored)
+             */
+            duplicate_of?: string | null;
             /** Error Message */
             error_message: string | null;
             /**
@@ -2180,6 +2557,44 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    create_session_api_v1_auth_session_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuthSession"];
+                };
+            };
+        };
+    };
+    delete_session_api_v1_auth_session_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
     list_exports_api_v1_exports_get: {
         parameters: {
             query?: {
@@ -2213,6 +2628,35 @@ export interface operations {
             };
         };
     };
+    delete_export_api_v1_exports__export_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                export_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     health_api_v1_health_get: {
         parameters: {
             query?: never;
@@ -2229,6 +2673,141 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Health"];
+                };
+            };
+        };
+    };
+    releases_api_v1_hub_releases_get: {
+        parameters: {
+            query?: {
+                /** @description Words to find in names, repos, models, families */
+                query?: string | null;
+                /** @description Only the releases of this repository */
+                repo_id?: string | null;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReleaseSearch"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    release_info_api_v1_hub_releases__release__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                release: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Release"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    download_release_sae_api_v1_hub_releases__release__download_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                release: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReleaseDownloadRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DownloadStarted"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    release_saes_api_v1_hub_releases__release__saes_get: {
+        parameters: {
+            query?: {
+                revision?: string | null;
+                token?: string | null;
+            };
+            header?: never;
+            path: {
+                release: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReleaseListing"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -2273,6 +2852,8 @@ export interface operations {
                 limit?: number;
                 status?: string | null;
                 sae_id?: string | null;
+                /** @description Only jobs of this type (sae_download, extraction, export) */
+                type?: string | null;
             };
             header?: never;
             path?: never;
@@ -2503,6 +3084,15 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description The same weights and config were already catalogued: that SAE, with `duplicate_of` set; nothing was stored */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SAE"];
+                };
+            };
             /** @description Successful Response */
             201: {
                 headers: {
@@ -2511,6 +3101,13 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["SAE"];
                 };
+            };
+            /** @description `path` is outside MISTUDIO_IMPORT_ROOTS (or none are set) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };

@@ -15,6 +15,12 @@ export type Training = Schemas["Training"];
 // The HuggingFace Hub.
 export type RepoListing = Schemas["RepoListing"];
 export type HubSAE = Schemas["HubSAE"];
+export type GemmaScopeLayer = Schemas["GemmaScopeLayer"];
+export type GemmaScopeL0 = Schemas["GemmaScopeL0"];
+export type ReleaseSummary = Schemas["ReleaseSummary"];
+export type Release = Schemas["Release"];
+export type RegistrySAE = Schemas["RegistrySAE"];
+export type ReleaseListing = Schemas["ReleaseListing"];
 
 // Jobs.
 export type Job = Schemas["Job"];

@@ -8,6 +8,11 @@ export function isFinished(job: Pick<Job, "status">): boolean {
   return (FINISHED_STATUSES as readonly string[]).includes(job.status);
 }
 
+/** Nothing runs the job: it finished, or waits to be resumed or cancelled (paused, interrupted). */
+export function isSettled(job: Pick<Job, "status">): boolean {
+  return isFinished(job) || job.status === "paused" || job.status === "interrupted";
+}
+
 /** Call `onUpdate` with each new state of job `jobId` until it finishes; returns a stop function. */
 export function watchJob(jobId: string, onUpdate: (job: Job) => void, pollMs = 1000): () => void {
   let stopped = false;
@@ -20,7 +25,7 @@ export function watchJob(jobId: string, onUpdate: (job: Job) => void, pollMs = 1
       const job = await api.getJob(jobId);
       if (stopped) return;
       onUpdate(job);
-      if (isFinished(job) || job.status === "paused") return;
+      if (isSettled(job)) return;
     } catch {
       /* transient: try again */
     }
@@ -34,7 +39,7 @@ export function watchJob(jobId: string, onUpdate: (job: Job) => void, pollMs = 1
     source.onmessage = (ev) => {
       const job = JSON.parse(ev.data) as Job;
       onUpdate(job);
-      if (isFinished(job) || job.status === "paused") {
+      if (isSettled(job)) {
         source?.close();
         source = null;
       }

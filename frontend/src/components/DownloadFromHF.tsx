@@ -1,14 +1,17 @@
-/** Download from HuggingFace: browse a repo's SAEs (Gemma Scope layer → width → L0), preview, download live. */
+/** Download from HuggingFace: browse a repo's SAEs (Gemma Scope layer → width → L0) or pick an SAE of a SAELens
+ * release, preview, download live. */
 import { useEffect, useMemo, useState } from "react";
 import { api, ApiError } from "../api/client";
-import type { RepoListing, HubSAE, Job } from "../api/types";
+import type { GemmaScopeL0, GemmaScopeLayer, HubSAE, Job, RepoListing } from "../api/types";
 import { isFinished } from "../api/watchJob";
 import { describeJobMessage, formatBytes } from "../lib/format";
 import { jobActions, useJob } from "../stores/jobsStore";
+import { releaseActions, usePickedRelease } from "../stores/releasesStore";
 import { saeActions } from "../stores/saesStore";
 import { ErrorMessage } from "./ErrorMessage";
 import { Modal } from "./Modal";
 import { ProgressBar } from "./ProgressBar";
+import { ReleasePicker } from "./ReleasePicker";
 
 /** A person-actionable explanation of a browse/download failure. */
 export function hubErrorHint(error: unknown): string {
@@ -21,9 +24,17 @@ export function hubErrorHint(error: unknown): string {
   return (error as Error).message;
 }
 
-const layerKey = (layer: number | null) => (layer === null ? "embedding" : String(layer));
+const layerName = (layer: number | null) => (layer === null ? "embedding" : String(layer));
+/** A layer choice: its layer, and for Gemma Scope 2 its site folder (one repo holds several sites). */
+const layerKey = (g: GemmaScopeLayer) => (g.site ? `${g.site}/${layerName(g.layer)}` : layerName(g.layer));
+/** An L0 choice: Gemma Scope's average L0, or Gemma Scope 2's label (small, medium, big…). */
+const l0Key = (x?: GemmaScopeL0) => (x ? (x.label ?? String(x.l0 ?? "")) : "");
+
+type Mode = "repo" | "release";
 
 export function DownloadFromHF({ onClose }: { onClose: () => void }) {
+  const [mode, setMode] = useState<Mode>("repo");
+  const picked = usePickedRelease();
   const [repoId, setRepoId] = useState("");
   const [revision, setRevision] = useState("");
   const [token, setToken] = useState("");
@@ -52,9 +63,9 @@ export function DownloadFromHF({ onClose }: { onClose: () => void }) {
       setListing(result);
       const first = result.gemma_scope?.[0];
       if (first) {
-        setLayer(layerKey(first.layer));
+        setLayer(layerKey(first));
         setWidth(first.widths[0]?.width ?? "");
-        setL0(String(first.widths[0]?.l0s[0]?.l0 ?? ""));
+        setL0(l0Key(first.widths[0]?.l0s[0]));
       }
       setPath(first ? "" : (result.saes[0]?.path ?? ""));
     } catch (err) {
@@ -66,9 +77,9 @@ export function DownloadFromHF({ onClose }: { onClose: () => void }) {
   };
 
   const gemma = listing?.gemma_scope ?? [];
-  const layerEntry = gemma.find((g) => layerKey(g.layer) === layer);
+  const layerEntry = gemma.find((g) => layerKey(g) === layer);
   const widthEntry = layerEntry?.widths.find((w) => w.width === width);
-  const selectedPath = gemma.length > 0 ? (widthEntry?.l0s.find((x) => String(x.l0) === l0)?.path ?? "") : path;
+  const selectedPath = gemma.length > 0 ? (widthEntry?.l0s.find((x) => l0Key(x) === l0)?.path ?? "") : path;
   const selected: HubSAE | undefined = useMemo(
     () => listing?.saes.find((s) => s.path === selectedPath),
     [listing, selectedPath],
@@ -76,26 +87,32 @@ export function DownloadFromHF({ onClose }: { onClose: () => void }) {
 
   const pickLayer = (value: string) => {
     setLayer(value);
-    const entry = gemma.find((g) => layerKey(g.layer) === value);
+    const entry = gemma.find((g) => layerKey(g) === value);
     setWidth(entry?.widths[0]?.width ?? "");
-    setL0(String(entry?.widths[0]?.l0s[0]?.l0 ?? ""));
+    setL0(l0Key(entry?.widths[0]?.l0s[0]));
   };
   const pickWidth = (value: string) => {
     setWidth(value);
-    setL0(String(layerEntry?.widths.find((w) => w.width === value)?.l0s[0]?.l0 ?? ""));
+    setL0(l0Key(layerEntry?.widths.find((w) => w.width === value)?.l0s[0]));
   };
 
+  useEffect(() => () => releaseActions.reset(), []);
+  const releaseSAE = mode === "release" && picked.release && picked.saeId ? picked.saeId : null;
+  const canDownload = mode === "release" ? releaseSAE !== null : Boolean(selected && !selected.error);
+
   const download = async () => {
-    if (!listing || !selected) return;
+    if (mode === "repo" && (!listing || !selected)) return;
+    if (mode === "release" && (!picked.release || !releaseSAE)) return;
     setStartError(null);
     try {
-      const ids = await api.downloadHF({
-        repo_id: listing.repo_id,
-        path_in_repo: selected.path,
+      const common = {
         revision: revision.trim() || undefined,
         token: token.trim() || undefined,
         name: name.trim() || undefined,
-      });
+      };
+      const ids = mode === "release"
+        ? await api.downloadRelease(picked.release!.name, { sae_id: releaseSAE!, ...common })
+        : await api.downloadHF({ repo_id: listing!.repo_id, path_in_repo: selected!.path, ...common });
       setJobId(ids.job_id);
       void reloadSAEs();
       watch(ids.job_id, () => void reloadSAEs());
@@ -118,13 +135,40 @@ export function DownloadFromHF({ onClose }: { onClose: () => void }) {
           {running ? (
             <button type="button" className="danger" onClick={() => jobId && cancel(jobId)}>Cancel download</button>
           ) : (
-            <button type="button" className="primary" disabled={!selected || Boolean(selected.error) || job?.status === "completed"}
+            <button type="button" className="primary" disabled={!canDownload || job?.status === "completed"}
               onClick={download}>
-              Download{selected ? ` (${formatBytes(selected.download_bytes)})` : ""}
+              Download{mode === "repo" && selected ? ` (${formatBytes(selected.download_bytes)})` : ""}
             </button>
           )}
         </>
       }>
+      <div className="tabs" role="tablist">
+        <button type="button" role="tab" aria-selected={mode === "repo"} onClick={() => setMode("repo")}>Repository</button>
+        <button type="button" role="tab" aria-selected={mode === "release"} onClick={() => setMode("release")}>
+          SAELens release
+        </button>
+      </div>
+      {mode === "release" && <ReleasePicker />}
+      {mode === "release" && picked.release && (
+        <div className="form-row">
+          <label>
+            Revision
+            <input value={revision} onChange={(e) => setRevision(e.target.value)} placeholder="main" size={10} />
+          </label>
+          <label className="grow">
+            Name in miStudio (optional)
+            <input value={name} onChange={(e) => setName(e.target.value)} placeholder={`${picked.release.name}/${picked.saeId}`} />
+          </label>
+        </div>
+      )}
+      {mode === "release" && needsToken && (
+        <label className="block">
+          HuggingFace token (for gated or private repositories)
+          <input type="password" value={token} onChange={(e) => setToken(e.target.value)} placeholder="hf_…"
+            autoComplete="off" />
+        </label>
+      )}
+      {mode === "repo" && <>
       <form className="form-row" onSubmit={browse}>
         <label className="grow">
           Repository id
@@ -159,7 +203,7 @@ export function DownloadFromHF({ onClose }: { onClose: () => void }) {
               <label>
                 Layer
                 <select value={layer} onChange={(e) => pickLayer(e.target.value)}>
-                  {gemma.map((g) => <option key={layerKey(g.layer)} value={layerKey(g.layer)}>{layerKey(g.layer)}</option>)}
+                  {gemma.map((g) => <option key={layerKey(g)} value={layerKey(g)}>{layerKey(g)}</option>)}
                 </select>
               </label>
               <label>
@@ -173,7 +217,7 @@ export function DownloadFromHF({ onClose }: { onClose: () => void }) {
               <label>
                 Average L0
                 <select value={l0} onChange={(e) => setL0(e.target.value)}>
-                  {widthEntry?.l0s.map((x) => <option key={x.l0} value={x.l0}>{x.l0}</option>)}
+                  {widthEntry?.l0s.map((x) => <option key={l0Key(x)} value={l0Key(x)}>{l0Key(x)}</option>)}
                 </select>
               </label>
             </div>
@@ -194,6 +238,7 @@ export function DownloadFromHF({ onClose }: { onClose: () => void }) {
           </label>
         </div>
       )}
+      </>}
       <ErrorMessage message={startError} testId="download-error" />
       {job && (
         <div className="download-status" data-testid="download-status">

@@ -100,9 +100,15 @@ export function ImportLocalSAE({ onClose }: { onClose: () => void }) {
         </div>
       )}
       <ErrorMessage message={error} testId="import-error" />
-      {imported && (
+      {imported && !imported.duplicate_of && (
         <p className="notice" role="status" data-testid="import-done">
           Imported <strong>{imported.name}</strong> as {imported.format ?? "?"} ({imported.d_in} → {imported.d_sae}, {imported.architecture}).
+        </p>
+      )}
+      {imported?.duplicate_of && (
+        <p className="notice" role="status" data-testid="import-duplicate">
+          Already in the catalog: these files are <strong>{imported.name}</strong> ({imported.d_in} → {imported.d_sae},{" "}
+          {imported.architecture}), imported before. Nothing new was stored.
         </p>
       )}
     </Modal>

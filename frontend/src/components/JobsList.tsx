@@ -44,7 +44,7 @@ function JobRow({ jobId }: { jobId: string }) {
       <td className="progress-cell">
         <ProgressBar value={job.progress} label={`${job.type} ${job.id} progress`} small />
         <span className="muted progress-message">
-          {job.status === "failed" ? job.error_message : `${job.current_stage ?? ""}${job.message ? ` · ${describeJobMessage(job.message)}` : ""}`}
+          {job.status === "failed" || job.status === "interrupted" ? job.error_message : `${job.current_stage ?? ""}${job.message ? ` · ${describeJobMessage(job.message)}` : ""}`}
         </span>
         <ErrorMessage message={error} />
       </td>
@@ -56,7 +56,7 @@ function JobRow({ jobId }: { jobId: string }) {
           <a className="button" href={api.exportDownloadUrl(job.sae_id, job.id)} download>Download</a>
         )}
         {job.status === "running" && <button type="button" onClick={act(pause)}>Pause</button>}
-        {(job.status === "paused" || (job.status === "failed" && job.resumable)) && <button type="button" onClick={act(resume)}>Resume</button>}
+        {(job.status === "paused" || job.status === "interrupted" || (job.status === "failed" && job.resumable)) && <button type="button" onClick={act(resume)}>Resume</button>}
         {active && <button type="button" className="danger" onClick={act(cancel)}>Cancel</button>}
       </div></td>
     </tr>

@@ -28,6 +28,7 @@ export type Route =
   | { name: "sae"; saeId: string }
   | { name: "feature"; saeId: string; index: number }
   | { name: "jobs" }
+  | { name: "exports" }
   | { name: "notFound" };
 
 /** Parse a pathname into a route. */
@@ -35,6 +36,7 @@ export function matchRoute(path: string): Route {
   const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
   if (parts.length === 0 || (parts.length === 1 && parts[0] === "saes")) return { name: "saes" };
   if (parts[0] === "jobs" && parts.length === 1) return { name: "jobs" };
+  if (parts[0] === "exports" && parts.length === 1) return { name: "exports" };
   if (parts[0] === "saes" && parts.length === 2) return { name: "sae", saeId: parts[1] };
   if (parts[0] === "saes" && parts.length === 4 && parts[2] === "features" && /^\d+$/.test(parts[3])) {
     return { name: "feature", saeId: parts[1], index: Number(parts[3]) };

@@ -82,13 +82,17 @@ export const useExportStore = create<ExportState>(() => ({
 
 const { getState: get, setState: set } = useExportStore;
 
+let estimateGeneration = 0;
+
 async function refreshEstimate(): Promise<void> {
   const { saeId, config } = get();
   if (!saeId) return;
+  const mine = ++estimateGeneration; // an estimate takes a moment: ignore answers to superseded configs
   try {
-    set({ estimate: await api.exportEstimate(saeId, configForRequest(config)), estimateError: null });
+    const estimate = await api.exportEstimate(saeId, configForRequest(config));
+    if (mine === estimateGeneration) set({ estimate, estimateError: null });
   } catch (e) {
-    set({ estimate: null, estimateError: (e as Error).message });
+    if (mine === estimateGeneration) set({ estimate: null, estimateError: (e as Error).message });
   }
 }
 

@@ -9,7 +9,7 @@ import { create } from "zustand";
 import { useShallow } from "zustand/react/shallow";
 import { api } from "../api/client";
 import type { Job } from "../api/types";
-import { isFinished, watchJob } from "../api/watchJob";
+import { isFinished, isSettled, watchJob } from "../api/watchJob";
 
 interface JobsState {
   jobs: Record<string, Job>;
@@ -23,7 +23,7 @@ export const useJobsStore = create<JobsState>(() => ({ jobs: {}, order: [], erro
 
 const watchers = new Map<string, () => void>();
 const finishCallbacks = new Map<string, ((job: Job) => void)[]>();
-const isLive = (job: Job) => !isFinished(job) && job.status !== "paused";
+const isLive = (job: Job) => !isSettled(job);
 
 function upsert(job: Job): void {
   const { jobs, order } = useJobsStore.getState();
@@ -70,7 +70,7 @@ export const jobActions = {
   },
   /** Follow one job live (idempotent); `onFinish` runs once when it completes, fails or is cancelled. */
   watch,
-  /** Record a new state of a job (stops watching it once it is finished or paused). */
+  /** Record a new state of a job (stops watching it once it is finished, paused or interrupted). */
   upsert,
   cancel: async (jobId: string): Promise<void> => upsert(await api.cancelJob(jobId)),
   pause: async (jobId: string): Promise<void> => upsert(await api.pauseJob(jobId)),

@@ -1,4 +1,5 @@
-"""The FastAPI application: REST API under /api/v1 and the built web UI at /."""
+"""The FastAPI application: REST API under /api/v1 (behind the API token when MISTUDIO_API_TOKEN is set; see
+`api/auth.py`) and the built web UI at /. Error messages never show the store's or its temp folders' paths."""
 
 from __future__ import annotations
 
@@ -12,6 +13,10 @@ from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel
 
 from mistudio import __version__
+from mistudio.api.auth import TokenAuthMiddleware
+from mistudio.api.deps import scrub_paths, server_path_patterns
+from mistudio.api.docs import mount_docs
+from mistudio.api.routes import auth as auth_routes
 from mistudio.api.routes import exports, features, hub, jobs, saes
 from mistudio.errors import MiStudioError
 from mistudio.studio import Studio
@@ -24,6 +29,7 @@ class Health(BaseModel):
 
     status: str
     version: str
+    auth_required: bool = False
 
 
 def error_body(message: str, kind: str, details: dict | None = None) -> dict:
@@ -31,9 +37,12 @@ def error_body(message: str, kind: str, details: dict | None = None) -> dict:
     return {"error": {"type": kind, "message": message, "details": details or {}}, "detail": message}
 
 
-def create_app(studio: Studio | None = None, start_worker: bool = True) -> FastAPI:
-    """Build the app around `studio` (opened from the settings when not given)."""
+def create_app(studio: Studio | None = None, start_worker: bool = True, *, auth: bool = True) -> FastAPI:
+    """Build the app around `studio` (opened from the settings when not given). With `MISTUDIO_API_TOKEN` set
+    every `/api/` route but `GET /api/v1/health` needs it; `auth=False` (`serve --no-auth`) serves without."""
     studio = studio or Studio.open()
+    token = studio.settings.api_token if auth else None
+    private_paths = server_path_patterns(studio)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -43,14 +52,17 @@ def create_app(studio: Studio | None = None, start_worker: bool = True) -> FastA
         if start_worker:
             studio.stop_worker()
 
-    app = FastAPI(title="miStudio", version=__version__, lifespan=lifespan,
+    app = FastAPI(title="miStudio", version=__version__, lifespan=lifespan, docs_url=None,
                   description="SAE management, feature dashboards and Neuronpedia export.")
     app.state.studio = studio
+    app.state.api_token = token
+    if token:
+        app.add_middleware(TokenAuthMiddleware, token=token)
 
     @app.exception_handler(MiStudioError)
     async def _mistudio_error(_request: Request, exc: MiStudioError) -> JSONResponse:
-        return JSONResponse(status_code=exc.http_status, content=error_body(exc.message, type(exc).__name__,
-                                                                            exc.details))
+        return JSONResponse(status_code=exc.http_status, content=error_body(
+            scrub_paths(exc.message, private_paths), type(exc).__name__, scrub_paths(exc.details, private_paths)))
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -60,11 +72,12 @@ def create_app(studio: Studio | None = None, start_worker: bool = True) -> FastA
 
     @app.get("/api/v1/health", tags=["meta"], response_model=Health)
     def health() -> Health:
-        return Health(status="ok", version=__version__)
+        return Health(status="ok", version=__version__, auth_required=token is not None)
 
-    for module in (saes, hub, jobs, features, exports):
+    for module in (auth_routes, saes, hub, jobs, features, exports):
         app.include_router(module.router, prefix="/api/v1")
 
+    mount_docs(app, STATIC_DIR)  # Swagger UI served from the web UI's build: works offline
     _mount_web(app)
     return app
 

@@ -7,13 +7,15 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from mistudio.catalog.service import apply_detected, get_record, source_for
+from mistudio.catalog.import_checks import run_import_checks
+from mistudio.catalog.service import apply_detected, get_record, registry_data_for, source_for
 from mistudio.db.models import SAERecord, utcnow
 from mistudio.errors import JobPaused, MiStudioError
 from mistudio.fsutil import dir_size
 from mistudio.jobs.context import JobContext
 from mistudio.jobs.registry import register_job_type
 from mistudio.saes.formats import find_saes
+from mistudio.saes.registry import apply_registry_data
 from mistudio.studio import Studio
 
 
@@ -28,7 +30,8 @@ def _mark(ctx: JobContext[Studio], sae_id: str, **fields: Any) -> None:
 
 @register_job_type("sae_download")
 def download_job(ctx: JobContext[Studio], params: dict[str, Any]) -> dict[str, Any]:
-    """Download → detect → move into the store; the partial download is kept for a resume."""
+    """Download → detect (applying the SAELens registry's data when a release lists the SAE) → move into the
+    store; the partial download is kept for a resume."""
     from mistudio.hub.download import download_sae
 
     settings = ctx.studio.settings
@@ -55,6 +58,12 @@ def download_job(ctx: JobContext[Studio], params: dict[str, Any]) -> dict[str, A
             raise MiStudioError(f"{repo_id}/{path_in_repo} holds {len(found)} SAEs; choose one with --path "
                                 "(`mistudio sae browse` lists them)")
         detected = found[0]
+        # a SAELens release lists it (by the path asked for, or the SAE path it resolved to): its overrides,
+        # scaling factor and ids
+        registry = params.get("registry") or registry_data_for(repo_id, result.sae_path)
+        if registry:
+            apply_registry_data(detected.config, registry)
+        report = run_import_checks(detected)  # the same checks as a local import, before anything is "ready"
         ctx.stage("registering")
         target = settings.saes_dir / sae_id
         if target.exists():
@@ -63,6 +72,7 @@ def download_job(ctx: JobContext[Studio], params: dict[str, Any]) -> dict[str, A
         shutil.rmtree(tmp_target, ignore_errors=True)
         tmp_target.mkdir(parents=True)
         for name in detected.files:
+            (tmp_target / name).parent.mkdir(parents=True, exist_ok=True)  # e.g. Llama Scope's checkpoints/
             shutil.copy2(detected.root / name, tmp_target / name)
         tmp_target.rename(target)
         with ctx.session() as s, s.begin():
@@ -73,6 +83,8 @@ def download_job(ctx: JobContext[Studio], params: dict[str, Any]) -> dict[str, A
             record.local_path = settings.relative_to_home(target)
             record.size_bytes = dir_size(target)
             record.error_message = None
+            record.metadata_json = {**(record.metadata_json or {}), "content_sha256": report.fingerprint,
+                                    "import_checks": report.to_dict()}
             record.updated_at = utcnow()
         shutil.rmtree(partial, ignore_errors=True)
         ctx.progress(1.0, message="done")

@@ -26,37 +26,75 @@ class LabelsImportResult(BaseModel):
     labels_updated: int = Field(description="Feature summary rows whose label was set")
 
 
+def _rows_of(data: bytes, filename: str) -> list[Any]:
+    """The raw rows of a labels file (CSV with a header row, or JSON).
+
+    Raises:
+        InvalidInputError: the file is not UTF-8, not valid JSON/CSV, or not one of the two shapes.
+    """
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InvalidInputError(f"{filename} is not UTF-8 text; save it as UTF-8 CSV or JSON") from None
+    if filename.lower().endswith(".json"):
+        try:
+            doc = json.loads(text)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            raise InvalidInputError(f"{filename} is not valid JSON ({exc})") from None
+        if isinstance(doc, dict) and "explanations" in doc:
+            features = doc["explanations"]
+            if not isinstance(features, list) or not all(
+                    isinstance(f, dict) and isinstance(f.get("explanations"), list) for f in features):
+                raise InvalidInputError(f"{filename}: `explanations` should be a list of "
+                                        "{feature_index, explanations: [...]} objects, as exports write it")
+            return [{"feature_index": f.get("feature_index"), **e} if isinstance(e, dict) else e
+                    for f in features for e in f["explanations"]]
+        if isinstance(doc, list):
+            return doc
+        raise InvalidInputError(f"{filename}: expected a list of rows or an export's explanations.json")
+    if filename.lower().endswith(".csv"):
+        try:
+            return list(csv.DictReader(io.StringIO(text)))
+        except csv.Error as exc:
+            raise InvalidInputError(f"{filename} is not valid CSV ({exc})") from None
+    raise InvalidInputError(f"{filename}: labels must be a .csv or .json file")
+
+
+def _text_field(row: dict[Any, Any], key: str) -> str | None:
+    value = row.get(key)
+    return value if isinstance(value, str) and value else None
+
+
 def parse_labels(data: bytes, filename: str) -> list[dict[str, Any]]:
     """Rows `{feature_index, description, method?, model?, score?, category?}` from CSV (header row) or JSON
-    (a list of rows, or `{"explanations": [{feature_index, explanations: [...]}]}` as exports write it)."""
-    text = data.decode("utf-8-sig")
-    rows: list[dict[str, Any]]
-    if filename.lower().endswith(".json"):
-        doc = json.loads(text)
-        if isinstance(doc, dict) and "explanations" in doc:
-            rows = [{"feature_index": f["feature_index"], **e} for f in doc["explanations"] for e in f["explanations"]]
-        elif isinstance(doc, list):
-            rows = doc
-        else:
-            raise InvalidInputError(f"{filename}: expected a list of rows or an export's explanations.json")
-    elif filename.lower().endswith(".csv"):
-        rows = list(csv.DictReader(io.StringIO(text)))
-    else:
-        raise InvalidInputError(f"{filename}: labels must be a .csv or .json file")
+    (a list of rows, or `{"explanations": [{feature_index, explanations: [...]}]}` as exports write it).
+
+    Raises:
+        InvalidInputError: the file cannot be read, or a row lacks an integer feature index or a description, or
+            has a score that is not a number.
+    """
     out = []
-    for n, row in enumerate(rows, start=1):
+    for n, row in enumerate(_rows_of(data, filename), start=1):
+        if not isinstance(row, dict):
+            raise InvalidInputError(f"{filename} row {n}: expected an object with feature_index and description")
         index: Any = row.get("feature_index", row.get("index"))
         desc = row.get("description") or row.get("label") or row.get("explanation")
+        if isinstance(index, bool) or (isinstance(index, float) and not index.is_integer()):
+            raise InvalidInputError(f"{filename} row {n}: feature_index {index!r} is not an integer")
         try:
             index = int(index)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise InvalidInputError(f"{filename} row {n}: feature_index {index!r} is not an integer") from None
-        if not desc or not str(desc).strip():
+        if not isinstance(desc, (str, int, float)) or isinstance(desc, bool) or not str(desc).strip():
             raise InvalidInputError(f"{filename} row {n}: no description/label")
         score = row.get("score")
-        out.append({"feature_index": index, "description": str(desc).strip(), "method": row.get("method") or "import",
-                    "model": row.get("model") or None, "score": float(score) if score not in (None, "") else None,
-                    "category": row.get("category") or None})
+        try:
+            score = float(score) if score not in (None, "") else None
+        except (TypeError, ValueError):
+            raise InvalidInputError(f"{filename} row {n}: score {score!r} is not a number") from None
+        out.append({"feature_index": index, "description": str(desc).strip(),
+                    "method": _text_field(row, "method") or "import", "model": _text_field(row, "model"),
+                    "score": score, "category": _text_field(row, "category")})
     return out
 
 

@@ -49,6 +49,9 @@ class SAE(BaseModel):
     latest_extraction_id: str | None = Field(description="Its newest completed extraction")
     created_at: str | None = Field(description="ISO 8601 timestamp")
     updated_at: str | None = Field(description="ISO 8601 timestamp")
+    duplicate_of: str | None = Field(None, description="Set only in an import's answer when the same weights and "
+                                     "config were already catalogued: the id of that SAE, which is what came back "
+                                     "(nothing new was stored)")
 
     @classmethod
     def from_record(cls, record: SAERecord, n_features_extracted: int | None = None,

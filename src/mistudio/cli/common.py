@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 import sys
 from collections.abc import Callable
@@ -36,6 +37,34 @@ def cli_errors(fn: F) -> F:
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+class _LazyModule:
+    """Stands for a module and imports it on first attribute access."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(importlib.import_module(self._name), attr)
+
+
+def lazy_module(name: str) -> Any:
+    """Module `name`, imported when first used: commands that compute nothing (`--help`, listings) then start
+    without loading torch."""
+    return _LazyModule(name)
+
+
+def human_bytes(n: int | None) -> str:
+    """1536 → '1.5 KB' (empty when unknown)."""
+    if n is None:
+        return ""
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if size < 1024 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return ""
 
 
 def open_studio() -> Studio:

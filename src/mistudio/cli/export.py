@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from mistudio.cli.common import cli_errors, err_console, open_studio, print_json, run_job_with_progress
+from mistudio.cli.ids import resolve_sae, short_id
 from mistudio.fsutil import link_or_copy
 
 if TYPE_CHECKING:
@@ -77,10 +78,14 @@ def neuronpedia(
     hf_repo_id: str = typer.Option(None, help="HuggingFace repo for the SAELens folder."),
     base_export: Path = typer.Option(None, help="Incremental: previous export to merge with."),
     config_file: Path = typer.Option(None, "--config", help="JSON file with an export config."),
+    resume: bool = typer.Option(True, "--resume/--no-resume",
+                                help="Continue an interrupted or paused export of the same SAE and settings "
+                                     "(default), or start a new one."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Export an SAE's dashboards (+ SAELens weights) into a validated, deterministic archive."""
-    from mistudio.export.service import start_export
+    """Export an SAE's dashboards (+ SAELens weights) into a validated, deterministic archive. Run again after an
+    interruption, it continues where it stopped."""
+    from mistudio.export.service import find_resumable_export, finished_batches, start_export
 
     cfg = _config(preset, config_file, format=fmt, n_examples=examples, interval_examples=interval_examples,
                   logit_k=logit_k, n_bins=bins,
@@ -88,11 +93,20 @@ def neuronpedia(
                   base_export=str(base_export) if base_export else None,
                   selection=_selection(features, labeled, label_text, min_freq, max_freq, min_max_activation))
     studio = open_studio()
-    started = start_export(studio, sae_id, cfg)
-    state = run_job_with_progress(studio, started.job_id, quiet=as_json)
+    sae_id = resolve_sae(studio, sae_id)
+    job_id = find_resumable_export(studio, sae_id, cfg) if resume else None
+    resumed = job_id is not None
+    if job_id is not None:
+        previous = studio.runner.get(job_id).status
+        err_console.print(f"resuming {previous} export job {short_id(job_id)} ({finished_batches(studio, job_id)} "
+                          "batch(es) already written); --no-resume starts over", highlight=False)
+        studio.runner.resume(job_id, enqueue=False)
+    else:
+        job_id = start_export(studio, sae_id, cfg).job_id
+    state = run_job_with_progress(studio, job_id, quiet=as_json)
     result = state.result or {}
     link_or_copy(studio.settings.absolute(result["output_path"]), out)  # a hard link: no second copy on disk
-    result = {**result, "archive": str(out), "job_id": started.job_id}
+    result = {**result, "archive": str(out), "job_id": job_id, "resumed": resumed}
     if as_json:
         print_json(result)
     else:
@@ -110,7 +124,8 @@ def estimate(sae_id: str, preset: str = typer.Option(None), config_file: Path = 
     from mistudio.export.service import gather_inputs
 
     cfg = _config(preset, config_file)
-    result = do_estimate(gather_inputs(open_studio(), sae_id, load_weights=False), cfg)
+    studio = open_studio()
+    result = do_estimate(gather_inputs(studio, resolve_sae(studio, sae_id), load_weights=False), cfg)
     if as_json:
         print_json(result.model_dump())
     else:
@@ -173,6 +188,7 @@ def labels_import(sae_id: str, file: Path = typer.Argument(..., help="CSV or JSO
     from mistudio.catalog.labels import import_labels_file
 
     studio = open_studio()
+    sae_id = resolve_sae(studio, sae_id)
     with studio.sessions() as s, s.begin():
         result = import_labels_file(s, sae_id, file)
     if as_json:

@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from mistudio.cli.common import cli_errors, console, open_studio, print_json, run_job_with_progress
+from mistudio.cli.ids import resolve_sae
 
 
 def _extract(sae_id: str = typer.Argument(..., help="SAE id (see `mistudio sae list`)."),
@@ -25,6 +26,7 @@ def _extract(sae_id: str = typer.Argument(..., help="SAE id (see `mistudio sae l
     from mistudio.extraction.service import start_extraction
 
     studio = open_studio()
+    sae_id = resolve_sae(studio, sae_id)
     started = start_extraction(studio, sae_id, model, dataset, submit=False, n_tokens=n_tokens,
                                context_size=context_size, top_k=top_k, batch_size=batch_size, device=device)
     result: dict[str, Any] = started.model_dump()
@@ -50,6 +52,7 @@ def _features(sae_id: str = typer.Argument(...),
     from mistudio.extraction.summaries import list_features
 
     studio = open_studio()
+    sae_id = resolve_sae(studio, sae_id)
     extraction_id = latest_extraction_id(studio, sae_id)
     with studio.sessions() as s:
         result = list_features(s, extraction_id, sort=sort, order=order, dead=dead, page=page,
@@ -75,7 +78,7 @@ def _feature(sae_id: str = typer.Argument(...), index: int = typer.Argument(...)
     from mistudio.extraction.service import get_store
 
     studio = open_studio()
-    _, store = get_store(studio, sae_id)
+    _, store = get_store(studio, resolve_sae(studio, sae_id))
     data = feature_dashboard(store, index)
     if as_json:
         print_json(data)

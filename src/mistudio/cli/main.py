@@ -17,9 +17,13 @@ def _register_optional() -> None:
     """Sub-commands of the extraction and export packages."""
     from mistudio.cli import export as export_cli
     from mistudio.cli import extract as extract_cli
+    from mistudio.cli import jobs as jobs_cli
+    from mistudio.cli import store as store_cli
 
     extract_cli.register(app)
     export_cli.register(app)
+    jobs_cli.register(app)
+    store_cli.register(app)
 
 
 _register_optional()
@@ -33,14 +37,27 @@ def version() -> None:
 
 @app.command()
 def serve(host: str = typer.Option("127.0.0.1", help="Interface to bind."),
-          port: int = typer.Option(8000, help="Port to listen on.")) -> None:
-    """Start the studio: REST API at /api/v1 and the web UI at /."""
+          port: int = typer.Option(8000, help="Port to listen on."),
+          no_auth: bool = typer.Option(False, "--no-auth", help="Serve without MISTUDIO_API_TOKEN even on a "
+                                       "non-loopback address (anyone who can reach it may use the API).")) -> None:
+    """Start the studio: REST API at /api/v1 and the web UI at /. A non-loopback --host needs MISTUDIO_API_TOKEN
+    (or --no-auth)."""
     import uvicorn
 
     from mistudio.api.app import create_app
+    from mistudio.api.auth import serve_access_warning
+    from mistudio.errors import MiStudioError
+    from mistudio.settings import get_settings
 
+    try:
+        warning = serve_access_warning(host, get_settings().api_token, no_auth)
+    except MiStudioError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+    if warning:
+        typer.echo(warning, err=True)
     typer.echo(f"miStudio {__version__} — open http://{host}:{port}/ (API docs at /docs)")
-    uvicorn.run(create_app(), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(auth=not no_auth), host=host, port=port, log_level="info")
 
 
 if __name__ == "__main__":

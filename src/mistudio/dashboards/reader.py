@@ -120,6 +120,8 @@ def _logits(store: FeatureStore, index: int, logit_k: int | None) -> Logits:
     neg_ids = store.row("logit_lens", "neg_ids", index).tolist()[:k]
     neg_vals = store.row("logit_lens", "neg_vals", index).tolist()[:k]
     counts = store.row("logit_lens", "hist_counts", index).tolist()
+    if not counts:  # no logit lens for this SAE's hook (see the manifest's `logit_lens`)
+        return {"top_positive": [], "top_negative": [], "histogram": {"bin_edges": [], "counts": []}}
     lmin = float(store.row("logit_lens", "hist_min", index))
     lmax = float(store.row("logit_lens", "hist_max", index))
     edges = np.linspace(lmin, lmax, len(counts) + 1).tolist()
@@ -129,11 +131,12 @@ def _logits(store: FeatureStore, index: int, logit_k: int | None) -> Logits:
 
 
 def feature_dashboard(store: FeatureStore, index: int, *, n_examples: int | None = None,
-                      logit_k: int | None = None, n_bins: int | None = None,
+                      top_examples: int | None = None, logit_k: int | None = None, n_bins: int | None = None,
                       context: tuple[int, int] | None = None, rank_tokens_by: str = "sum",
                       include_intervals: bool = True) -> FeatureDashboard:
-    """The JSON-ready dashboard of feature `index`: `n_examples` top examples (all stored when None), then,
-    with `include_intervals`, the interval (quantile-band) examples.
+    """The JSON-ready dashboard of feature `index`: the top examples (at most `top_examples`; all stored when
+    None), then, with `include_intervals`, the interval (quantile-band) examples; `n_examples` caps the whole
+    list (top examples first, the intervals fill what is left, highest interval first).
 
     Raises:
         NotFoundError: no such feature, or the store lacks a part the dashboard needs.
@@ -145,9 +148,12 @@ def feature_dashboard(store: FeatureStore, index: int, *, n_examples: int | None
     vmin, vmax = stats["min_activation"], stats["max_activation"]
     h_edges, h_counts = log_histogram(counts, vmin, vmax, n_bins)
     f_edges, f_counts = linear_histogram(counts, vmin, vmax, n_bins)
-    examples, ids, vals = _examples(store, index, n_examples, context)
-    if include_intervals:
-        examples += _interval_examples(store, index, counts, vmax, context)
+    caps = [cap for cap in (n_examples, top_examples) if cap is not None]
+    top_cap = min(caps) if caps else None
+    examples, ids, vals = _examples(store, index, top_cap, context)
+    if include_intervals and (n_examples is None or len(examples) < n_examples):
+        intervals = _interval_examples(store, index, counts, vmax, context)
+        examples += intervals if n_examples is None else intervals[:n_examples - len(examples)]
     return {
         "feature_index": index,
         "statistics": _finite_statistics(stats),
@@ -171,8 +177,9 @@ def iter_dashboards(store: FeatureStore, indices: Iterable[int], **options: Any)
 
 
 class StoreDashboards:
-    """The dashboards of one feature store, next to its manifest and summary arrays (a dashboard source for
-    export)."""
+    """The dashboards of one feature store, next to its manifest and summary arrays: the export's dashboard
+    source (`export.source.DashboardSource`). There `n_examples` is the export's own setting, the number of
+    TOP examples per feature, with the interval examples after them: it is passed on as `top_examples`."""
 
     def __init__(self, store: FeatureStore) -> None:
         self.store = store
@@ -195,18 +202,19 @@ class StoreDashboards:
         """Per-feature frequency, max, mean, dead flag and top token id."""
         return self.store.summary_arrays()
 
-    def feature_dashboard(self, index: int, **options: Any) -> FeatureDashboard:
-        """The dashboard of feature `index` (see `feature_dashboard`).
+    def feature_dashboard(self, index: int, *, n_examples: int | None = None, **options: Any) -> FeatureDashboard:
+        """The dashboard of feature `index` with at most `n_examples` top examples (see `feature_dashboard`).
 
         Raises:
             NotFoundError: no such feature, or the store lacks a part the dashboard needs.
         """
-        return feature_dashboard(self.store, index, **options)
+        return feature_dashboard(self.store, index, top_examples=n_examples, **options)
 
-    def iter_dashboards(self, indices: Iterable[int], **options: Any) -> Iterator[FeatureDashboard]:
-        """Dashboards of `indices`, one at a time (see `iter_dashboards`).
+    def iter_dashboards(self, indices: Iterable[int], *, n_examples: int | None = None,
+                        **options: Any) -> Iterator[FeatureDashboard]:
+        """Dashboards of `indices`, one at a time, with at most `n_examples` top examples each.
 
         Raises:
             NotFoundError: no such feature, or the store lacks a part the dashboard needs.
         """
-        return iter_dashboards(self.store, indices, **options)
+        return iter_dashboards(self.store, indices, top_examples=n_examples, **options)

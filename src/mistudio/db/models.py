@@ -101,9 +101,11 @@ class Job(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     type: Mapped[str] = mapped_column(String(50))
     status: Mapped[str] = mapped_column(String(20), default="pending")
-    # pending|running|paused|completed|failed|cancelled
+    # pending|running|paused|interrupted|completed|failed|cancelled
     sae_id: Mapped[str | None] = mapped_column(String(36))
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # host:pid:start-time of the process running the job (jobs.liveness), so a dead one is recognised
+    runner: Mapped[str | None] = mapped_column(String(200))
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     current_stage: Mapped[str | None] = mapped_column(String(100))
     stages: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)

@@ -119,33 +119,24 @@ def _check_invariants(feats: list[PreparedFeature]) -> None:
                                     f"{first['location']}: {first['message']}", details={"issues": problems[:100]})
 
 
-# batch loaders forked worker processes inherit (set before the pool forks), so dashboards are read in the
-# workers instead of being pickled across — that copy cost as much as writing them
-_INHERITED: dict[int, Callable[[], list[BatchItem]]] = {}
-
-
-def _write_inherited(writer: BatchWriter, k: int) -> dict[str, Any]:
-    return writer.write(k, _INHERITED[k]())
+def _write_loaded(writer: BatchWriter, k: int, load: Callable[[], list[BatchItem]]) -> dict[str, Any]:
+    return writer.write(k, load())
 
 
 def run_batches(writer: BatchWriter, batches: Sequence[tuple[int, Callable[[], list[BatchItem]]]], workers: int,
                 on_done: Callable[[int, dict[str, Any]], None], check_cancelled: Callable[[], None], *,
                 load_in_workers: bool = False) -> None:
     """Write every `(k, load_items)` batch, calling `on_done(k, result)` as each finishes. With `workers > 1`
-    the batches are written by that many processes; with `load_in_workers` (only for sources safe to read from
-    forked processes) the workers also load them, else this process loads and sends them. At most
+    the batches are written by that many processes; with `load_in_workers` (the loaders are picklable and read
+    their data themselves, e.g. from a feature store's files) the workers also load them, else this process loads
+    them and sends the items. At most
     `workers + 1` batches are in flight, so memory stays bounded. A cancellation or error stops the pool first."""
     if workers <= 1:
         for k, load in batches:
             check_cancelled()
             on_done(k, writer.write(k, load()))
         return
-    context = pool_context()
-    inherit = load_in_workers and context.get_start_method() == "fork"
-    if inherit:
-        _INHERITED.clear()
-        _INHERITED.update(batches)
-    pool = ProcessPoolExecutor(workers, mp_context=context)
+    pool = ProcessPoolExecutor(workers, mp_context=pool_context())
     pending: dict[Future[dict[str, Any]], int] = {}
 
     def drain(limit: int) -> None:
@@ -157,10 +148,9 @@ def run_batches(writer: BatchWriter, batches: Sequence[tuple[int, Callable[[], l
     try:
         for k, load in batches:
             check_cancelled()
-            fut = pool.submit(_write_inherited, writer, k) if inherit else pool.submit(writer.write, k, load())
+            fut = pool.submit(_write_loaded, writer, k, load) if load_in_workers else pool.submit(writer.write, k, load())
             pending[fut] = k
             drain(workers)
         drain(0)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-        _INHERITED.clear()

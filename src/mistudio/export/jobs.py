@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
-from mistudio.db.models import ExportRecord, utcnow
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mistudio.db.models import ExportRecord, Job, utcnow
 from mistudio.errors import JobCancelled, JobPaused
 from mistudio.export.config import ExportConfig
 from mistudio.export.pipeline import STAGES, ExportCallbacks, build_export
-from mistudio.export.service import gather_inputs
+from mistudio.export.service import gather_inputs, work_dir
 from mistudio.jobs.context import JobContext
-from mistudio.jobs.registry import register_job_type
+from mistudio.jobs.registry import register_job_type, register_status_hook
+from mistudio.studio import Studio
 
 
 def _update(ctx: JobContext, export_id: str, **fields: Any) -> None:
@@ -31,7 +36,7 @@ def export_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     ctx.set_stages(STAGES)
     _update(ctx, export_id, status="running", error_message=None)
     out = settings.exports_dir / f"{ctx.job_id}.zip"
-    work = settings.tmp_dir / f"export-{ctx.job_id}"
+    work = work_dir(settings, ctx.job_id)
     current = [0]
 
     def stage(name: str) -> None:
@@ -50,6 +55,7 @@ def export_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
         raise
     except JobCancelled:
         _update(ctx, export_id, status="cancelled", finished_at=utcnow())
+        shutil.rmtree(work, ignore_errors=True)
         raise
     except Exception as exc:
         _update(ctx, export_id, status="failed", error_message=getattr(exc, "message", None) or str(exc),
@@ -62,3 +68,16 @@ def export_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     result["export_id"] = export_id
     return result
 
+
+
+@register_status_hook("export")
+def export_job_status(studio: Studio, session: Session, job: Job) -> None:
+    """Keep the export record in step when the runner interrupts, cancels or re-queues an export job; a cancelled
+    export's work folder is removed (an interrupted one keeps it: resuming continues from it)."""
+    rec = session.scalars(select(ExportRecord).where(ExportRecord.job_id == job.id)).first()
+    if rec is not None and rec.status != "completed":
+        rec.status = job.status
+        rec.error_message = job.error_message
+        rec.finished_at = job.finished_at
+    if job.status == "cancelled":
+        shutil.rmtree(work_dir(studio.settings, job.id), ignore_errors=True)

@@ -30,7 +30,7 @@ from mistudio.export.prepare import ExplanationDoc
 from mistudio.export.readme import readme_text
 from mistudio.export.selection import select_features
 from mistudio.export.source import DashboardSource, dataset_name, manifest_value
-from mistudio.export.workers import default_workers
+from mistudio.export.workers import default_workers, warm_up
 from mistudio.fsutil import atomic_write_bytes
 from mistudio.saes.model import SAE
 
@@ -141,6 +141,9 @@ def build_export(inputs: ExportInputs, cfg: ExportConfig, out_zip: Path, work_di
         base, extraction_id=inputs.extraction_id, config=cfg.content_dict(), explanations=inputs.explanations)
     indices = sorted(set(selected) | (base.indices if base else set()))
     batches = [indices[i:i + cfg.batch_size] for i in range(0, len(indices), cfg.batch_size)]
+    workers = default_workers(len(indices), cfg.workers)
+    if workers > 1:
+        warm_up()
 
     work_dir = Path(work_dir)
     stage_dir, state = work_dir / "stage", work_dir / _STATE
@@ -166,11 +169,14 @@ def build_export(inputs: ExportInputs, cfg: ExportConfig, out_zip: Path, work_di
                          n_shards=max(1, len(batches)))
     merge_share = 0.15 if cfg.wants_neuronpedia else 0.0  # of the stage's progress: ordering activation rows
     results: dict[int, dict[str, Any]] = {}
-    todo = []
+    todo: list[tuple[int, Callable[[], list[BatchItem]]]] = []
+    store_path = _store_path(inputs.source) if base is None else None
     for k, batch in enumerate(batches):
         marker = _batch_marker(state, k)
         if marker.exists():
             results[k] = json.loads(marker.read_text())
+        elif store_path is not None:
+            todo.append((k, StoreBatch(store_path, batch, _dashboard_options(cfg), _explanations_of(inputs, cfg, batch))))
         else:
             todo.append((k, functools.partial(_batch_items, inputs, cfg, batch, reuse, base)))
 
@@ -180,9 +186,9 @@ def build_export(inputs: ExportInputs, cfg: ExportConfig, out_zip: Path, work_di
         n_done = sum(len(batches[j]) for j in results)
         callbacks.progress((1 - merge_share) * len(results) / len(batches), f"features: {n_done} / {len(indices)}")
 
-    workers = default_workers(len(indices), cfg.workers)
-    # a base export is a zip read through one shared file offset, so only this process may read it
-    run_batches(writer, todo, workers, done, callbacks.check_cancelled, load_in_workers=base is None)
+    # workers read a feature store themselves; other sources (and a base export, a zip read through one shared
+    # file offset) are read here and the items sent
+    run_batches(writer, todo, workers, done, callbacks.check_cancelled, load_in_workers=store_path is not None)
     results_list = [results[k] for k in range(len(batches))]
     if cfg.wants_neuronpedia:
         _merge_activations(writer, results_list, workers, callbacks, merge_share)
@@ -232,13 +238,52 @@ def _ensure_part(inputs: ExportInputs, part: str) -> None:
     inputs.compute_part(part)
 
 
+def _dashboard_options(cfg: ExportConfig) -> dict[str, Any]:
+    return {"n_examples": cfg.n_examples, "logit_k": cfg.logit_k, "n_bins": cfg.n_bins,
+            "include_intervals": cfg.interval_examples}
+
+
+def _explanations_of(inputs: ExportInputs, cfg: ExportConfig, batch: list[int]) -> dict[int, list[ExplanationDoc]]:
+    if not cfg.include_explanations:
+        return {}
+    return {i: inputs.explanations[i] for i in batch if i in inputs.explanations}
+
+
+def _store_path(source: DashboardSource) -> Path | None:
+    """The folder of the feature store behind `source`, when it is one (worker processes then open it)."""
+    path = getattr(getattr(source, "store", None), "path", None)
+    return Path(path) if path is not None else None
+
+
+@functools.lru_cache(maxsize=4)
+def _worker_source(path: Path) -> DashboardSource:
+    """The feature store at `path` as a dashboard source, opened once per (worker) process."""
+    from mistudio.dashboards.reader import StoreDashboards
+    from mistudio.store.feature_store import open_store
+
+    return StoreDashboards(open_store(path))
+
+
+@dataclass(frozen=True)
+class StoreBatch:
+    """A batch's dashboards (with explanations) read from the feature store at `store_path`; picklable, so a worker
+    process loads its own batches instead of receiving them."""
+
+    store_path: Path
+    batch: list[int]
+    options: dict[str, Any]
+    explanations: dict[int, list[ExplanationDoc]]
+
+    def __call__(self) -> list[BatchItem]:
+        dashboards = _worker_source(self.store_path).iter_dashboards(self.batch, **self.options)
+        return [(d, self.explanations.get(d["feature_index"], [])) for d in dashboards]
+
+
 def _batch_items(inputs: ExportInputs, cfg: ExportConfig, batch: list[int], reuse: set[int],
                  base: BaseExport | None) -> list[BatchItem]:
     """A batch's raw dashboards (with explanations) and the features reused from the base export, in order."""
     fresh = [i for i in batch if i not in reuse]
-    dashboards = {d["feature_index"]: d for d in inputs.source.iter_dashboards(
-        fresh, n_examples=cfg.n_examples, logit_k=cfg.logit_k, n_bins=cfg.n_bins,
-        include_intervals=cfg.interval_examples)}
+    dashboards = {d["feature_index"]: d for d in inputs.source.iter_dashboards(fresh, **_dashboard_options(cfg))}
     explanations = inputs.explanations if cfg.include_explanations else {}
     out: list[BatchItem] = []
     for i in batch:

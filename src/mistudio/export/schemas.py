@@ -15,7 +15,7 @@ from mistudio.paging import Page
 __all__ = ["Export", "ExportEstimate", "ExportPage", "ExportStarted", "ExportStatus", "ExportStatusName",
            "ValidationIssue", "ValidationReport"]
 
-ExportStatusName = Literal["pending", "running", "paused", "completed", "failed", "cancelled"]
+ExportStatusName = Literal["pending", "running", "paused", "interrupted", "completed", "failed", "cancelled"]
 
 
 class Export(BaseModel):

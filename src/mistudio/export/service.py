@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from mistudio.db.models import Explanation, ExportRecord, Extraction, FeatureSummary
-from mistudio.errors import InvalidInputError, NotFoundError
+from mistudio.errors import ConflictError, InvalidInputError, NotFoundError
 from mistudio.export.config import ExportConfig
-from mistudio.export.pipeline import ExportInputs, SAEInfo
 from mistudio.export.prepare import ExplanationDoc
 from mistudio.export.schemas import Export, ExportEstimate, ExportPage, ExportStarted
 from mistudio.export.selection import select_features
 from mistudio.export.source import manifest_value
 from mistudio.export.validate.values import MIN_EXAMPLES
 from mistudio.export.workers import default_workers
+from mistudio.settings import Settings
 from mistudio.studio import Studio
+
+if TYPE_CHECKING:  # the pipeline loads torch; listing and deleting exports never need it
+    from mistudio.export.pipeline import ExportInputs
 
 # measured by benchmarks/bench_export.py on realistic data (docs/export.md; 2 cores, 20 examples × 128 tokens),
 # scaled linearly with examples × context size: archive bytes per feature of features/, of the bulk-import rows
@@ -29,7 +35,18 @@ _BULK_ROW_BYTES = 3_300
 _WINDOW_TEXT_BYTES = 5_100  # the 20 examples' token text of one feature, compressed on its own
 _SAEDASHBOARD_BYTES = 7_800
 _SECONDS_SERIAL = 0.0068
-_SECONDS_PARALLEL = 0.0026
+# the sampled estimate: how many features it exports for real; how much of a worker each pool process gains and
+# what starting the pools costs (fork server with its imports, workers opening the store; measured on 2 shared
+# cores, where 2 workers make an export about 1.1x faster); how fast the SAELens weights are written
+_SAMPLE_FEATURES = 32
+_PARALLEL_EFFICIENCY = 0.55
+_POOL_START_S = 3.0
+_WEIGHTS_BYTES_PER_S = 200e6
+
+
+def work_dir(settings: Settings, job_id: str) -> Path:
+    """The work folder of export job `job_id` (finished batches, kept so a resumed job continues)."""
+    return settings.tmp_dir / f"export-{job_id}"
 
 
 def latest_extraction(session: Session, sae_id: str, extraction_id: str | None = None) -> Extraction:
@@ -70,6 +87,7 @@ def gather_inputs(studio: Studio, sae_id: str, extraction_id: str | None = None,
     """Everything an export of `sae_id` reads: SAE weights, feature store, explanations, labels."""
     from mistudio.catalog.service import get_record, load_sae_for
     from mistudio.dashboards.reader import StoreDashboards
+    from mistudio.export.pipeline import ExportInputs, SAEInfo
     from mistudio.store.feature_store import open_store
 
     with studio.sessions() as s:
@@ -106,28 +124,101 @@ def gather_inputs(studio: Studio, sae_id: str, extraction_id: str | None = None,
 
 
 def estimate(inputs: ExportInputs, cfg: ExportConfig) -> ExportEstimate:
-    """Archive size, packaging time, feature count and the data that is missing and will be computed."""
+    """Archive size, packaging time, feature count and the data that is missing and will be computed.
+
+    Size and time come from exporting an evenly spread sample of the selected features for real (into a temporary
+    folder, one process) and scaling it to the whole selection; the SAELens weights are added from their shapes.
+    Where the sample cannot run (parts missing, a base export), fixed per-feature figures are used."""
     summary = inputs.source.summary_arrays()
     indices = select_features(cfg.selection, inputs.source.n_features, summary, inputs.labels)
     manifest = inputs.source.manifest or {}
-    context_size = int(manifest_value(manifest, "context_size", default=0) or 128)
-    scale = cfg.n_examples / 20 * context_size / 128
     has = getattr(inputs.source, "has", None)
     missing = [p for p in ("top_examples", "logit_lens", "histograms", "vocab") if has is not None and not has(p)]
     dead = int(summary["dead"][indices].sum())
-    weights = inputs.info.d_sae * inputs.info.d_in * 2 * 4 if cfg.wants_saelens else 0
+    d_in, d_sae = inputs.info.d_in, inputs.info.d_sae
+    weights = (2 * d_sae * d_in + d_sae + d_in) * 4 + 1024 if cfg.wants_saelens else 0
     n = len(indices)
+    workers = default_workers(n, cfg.workers)
+    measured = None if missing or cfg.base_export else _measure_sample(inputs, cfg, indices)
+    once_s = 0.0
+    if measured is not None:
+        per_feature_bytes, fixed_bytes, serial_s, once_s = measured
+        size = fixed_bytes + per_feature_bytes * n
+    else:
+        size, serial_s = _fixed_rate_estimate(cfg, manifest, n)
+    n_batches = max(1, -(-n // cfg.batch_size))
+    speedup = 1.0 if workers <= 1 else max(1.0, min(workers, n_batches) * _PARALLEL_EFFICIENCY)
+    seconds = once_s + serial_s * n / speedup + (_POOL_START_S if workers > 1 else 0.0)
+    if cfg.wants_saelens:
+        seconds += weights / _WEIGHTS_BYTES_PER_S
+    notes = [f"{dead} dead feature(s) have no examples and are left out of the Neuronpedia batches"] if dead else []
+    return ExportEstimate(n_features=n, size_bytes=int(size + weights),
+                          seconds=round(seconds + (60.0 if "logit_lens" in missing else 0.0), 1),
+                          missing=missing, n_dead=dead, notes=notes, min_examples=MIN_EXAMPLES)
+
+
+def _fixed_rate_estimate(cfg: ExportConfig, manifest: dict, n: int) -> tuple[float, float]:
+    """(archive bytes without weights, serial seconds per feature) from fixed per-feature figures."""
+    context_size = int(manifest_value(manifest, "context_size", default=0) or 128)
+    scale = cfg.n_examples / 20 * context_size / 128
     per_feature = float(_FEATURE_DOC_BYTES)
     if cfg.wants_neuronpedia:
         windows = int(manifest_value(manifest, "n_windows", "n_prompts", default=0)) or n * cfg.n_examples
         shared = min(1.0, windows / max(1, n * cfg.n_examples))  # distinct windows per exported example
         per_feature += _BULK_ROW_BYTES + _WINDOW_TEXT_BYTES * shared
         per_feature += _SAEDASHBOARD_BYTES if cfg.saedashboard_batches else 0
-    per_second = _SECONDS_PARALLEL if default_workers(n, cfg.workers) > 1 else _SECONDS_SERIAL
-    notes = [f"{dead} dead feature(s) have no examples and are left out of the Neuronpedia batches"] if dead else []
-    return ExportEstimate(n_features=n, size_bytes=int(n * per_feature * scale + weights),
-                          seconds=round(n * per_second * scale + (60.0 if "logit_lens" in missing else 0.0), 1),
-                          missing=missing, n_dead=dead, notes=notes, min_examples=MIN_EXAMPLES)
+    return n * per_feature * scale, _SECONDS_SERIAL * scale
+
+
+def _measure_sample(inputs: ExportInputs, cfg: ExportConfig,
+                    indices: list[int]) -> tuple[float, float, float, float] | None:
+    """Export two evenly spread samples of `indices` for real, a small one (which also pays the one-off costs:
+    caches, imports) and a larger one; return (bytes per feature, fixed bytes, serial seconds per feature) of the
+    whole selection's archive without the SAELens weights, and one-off seconds), fitted through the two."""
+    small = _export_sample(inputs, cfg, indices, _SAMPLE_FEATURES // 4)
+    large = _export_sample(inputs, cfg, indices, _SAMPLE_FEATURES)
+    if small is None or large is None:
+        return None
+    (n1, bytes1, s1), (n2, bytes2, s2) = small, large
+    if n2 <= n1:  # the selection is no larger than the sample: it was exported whole
+        return bytes2 / n2, 0.0, s2 / n2, 0.0
+    per_byte = max(0.0, (bytes2 - bytes1) / (n2 - n1))
+    per_s = s2 / n2  # warm: the small sample paid the one-off costs, which the real export pays once too
+    return per_byte, max(0.0, bytes2 - per_byte * n2), per_s, max(0.0, s1 - per_s * n1)
+
+
+def _export_sample(inputs: ExportInputs, cfg: ExportConfig, indices: list[int],
+                   size: int) -> tuple[int, float, float] | None:
+    """Export `size` evenly spread features of `indices` into a temporary folder, in this process; return
+    (features, the archive bytes the real export's selection would count, seconds of the stages that scale)."""
+    import dataclasses
+    import tempfile
+    import zipfile
+
+    from mistudio.export.config import FeatureSelection
+    from mistudio.export.pipeline import build_export
+
+    step = max(1, len(indices) // size)
+    sample = indices[::step][:size]
+    # the weights are counted from their shapes, so the sample needs none: its SAELens-only variant is a
+    # Neuronpedia export whose neuronpedia/ files are left out of the count
+    sample_cfg = cfg.model_copy(update={
+        "format": "neuronpedia", "workers": 1, "base_export": None,
+        "selection": FeatureSelection(mode="list", indices=sample)})
+    with tempfile.TemporaryDirectory(prefix="estimate-") as tmp:
+        try:
+            result = build_export(dataclasses.replace(inputs, compute_part=None), sample_cfg,
+                                  Path(tmp) / "sample.zip", Path(tmp) / "work")
+        except (InvalidInputError, NotFoundError):
+            return None
+        with zipfile.ZipFile(Path(tmp) / "sample.zip") as zf:
+            members = zf.infolist()
+        total = (Path(tmp) / "sample.zip").stat().st_size
+    overhead = (total - sum(m.compress_size for m in members)) / max(1, len(members))  # headers, directory
+    counted = sum(m.compress_size + overhead for m in members
+                  if cfg.wants_neuronpedia or not m.filename.startswith("neuronpedia/"))
+    timings = result["timings"]
+    return len(sample), counted, timings.get("Writing JSON files", 0.0) + timings.get("Creating archive", 0.0)
 
 
 def start_export(studio: Studio, sae_id: str, cfg: ExportConfig, extraction_id: str | None = None,
@@ -137,10 +228,12 @@ def start_export(studio: Studio, sae_id: str, cfg: ExportConfig, extraction_id: 
 
     Raises:
         NotFoundError: no such extraction or base export.
-        InvalidInputError: the SAE has no completed extraction, or the base export has no archive.
+        InvalidInputError: the SAE has no completed extraction, the base export has no archive, or the feature
+            selection is empty or names features the SAE does not have (refused before any job starts).
     """
     with studio.sessions() as s, s.begin():
         ext = latest_extraction(s, sae_id, extraction_id)
+        _check_selection(studio, ext, cfg, labels_for(s, ext.id))
         if base_export_id is not None:
             cfg = cfg.model_copy(update={"base_export": str(_finished_archive(studio, s, sae_id, base_export_id))})
         record = ExportRecord(sae_id=sae_id, extraction_id=ext.id, config=cfg.model_dump(), status="pending",
@@ -153,6 +246,21 @@ def start_export(studio: Studio, sae_id: str, cfg: ExportConfig, extraction_id: 
     with studio.sessions() as s, s.begin():
         s.execute(update(ExportRecord).where(ExportRecord.id == export_id).values(job_id=job_id))
     return ExportStarted(job_id=job_id, export_id=export_id)
+
+
+def _check_selection(studio: Studio, ext: Extraction, cfg: ExportConfig,
+                     labels: dict[int, tuple[str | None, str | None]]) -> None:
+    """Refuse a selection that matches no feature or names unknown ones, before a job is queued.
+
+    Raises:
+        InvalidInputError: what is wrong with the selection.
+    """
+    from mistudio.store.feature_store import open_store
+
+    if not ext.store_path:
+        raise InvalidInputError(f"extraction {ext.id} has no feature store")
+    store = open_store(studio.settings.absolute(ext.store_path))
+    select_features(cfg.selection, store.n_features, store.summary_arrays(), labels)
 
 
 def _finished_archive(studio: Studio, session: Session, sae_id: str, export_id: str) -> Path:
@@ -192,3 +300,62 @@ def export_path(studio: Studio, rec: ExportRecord) -> Path:
     if rec.status != "completed" or not rec.output_path:
         raise InvalidInputError(f"export {rec.id} is {rec.status}; download it when it has completed")
     return studio.settings.absolute(rec.output_path)
+
+
+def find_resumable_export(studio: Studio, sae_id: str, cfg: ExportConfig,
+                          extraction_id: str | None = None) -> str | None:
+    """The newest export job of `sae_id` with this very config and extraction that stopped before finishing
+    (interrupted — its process died — or paused), so running the same export again continues it; None if none."""
+    from mistudio.db.models import Job
+
+    studio.runner.reconcile()
+    wanted = json.loads(json.dumps(cfg.model_dump(), default=str))
+    with studio.sessions() as s:
+        try:
+            ext_id = latest_extraction(s, sae_id, extraction_id).id
+        except (InvalidInputError, NotFoundError):
+            return None
+        jobs = s.scalars(select(Job).where(Job.type == "export", Job.sae_id == sae_id,
+                                           Job.status.in_(("interrupted", "paused")))
+                         .order_by(Job.created_at.desc()))
+        for job in jobs:
+            params = job.params or {}
+            if params.get("extraction_id") == ext_id and params.get("config") == wanted:
+                return job.id
+    return None
+
+
+def finished_batches(studio: Studio, job_id: str) -> int:
+    """How many batches an export job's work folder holds finished (what a resume skips)."""
+    state = work_dir(studio.settings, job_id) / ".state"
+    return len(list(state.glob("batch-*.json"))) if state.exists() else 0
+
+
+def delete_export(studio: Studio, export_id: str) -> None:
+    """Delete an export: its archive, its work folder and its record.
+
+    Raises:
+        NotFoundError: no export `export_id`.
+        ConflictError: its job is running; cancel it first.
+    """
+    studio.runner.reconcile()
+    with studio.sessions() as s:
+        rec = s.get(ExportRecord, export_id)
+        if rec is None:
+            raise NotFoundError(f"export {export_id} not found; `mistudio exports list` shows them")
+        job_id, output = rec.job_id, rec.output_path
+        job_status = studio.runner.get(job_id).status if job_id else None
+    if job_status == "running":
+        raise ConflictError(f"export {export_id} is being written by job {job_id}; cancel it first")
+    if job_id and job_status in ("pending", "paused", "interrupted"):
+        studio.runner.cancel(job_id)
+    home = studio.settings.home
+    archives = [studio.settings.absolute(output)] if output else []
+    if job_id:
+        archives.append(studio.settings.exports_dir / f"{job_id}.zip")
+        shutil.rmtree(work_dir(studio.settings, job_id), ignore_errors=True)
+    for archive in archives:
+        if archive.resolve().is_relative_to(home.resolve()):
+            archive.unlink(missing_ok=True)
+    with studio.sessions() as s, s.begin():
+        s.execute(delete(ExportRecord).where(ExportRecord.id == export_id))

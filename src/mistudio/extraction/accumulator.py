@@ -8,9 +8,14 @@ it also keeps, per feature, a uniform random sample of R of the windows where th
 of a deterministic pseudo-random key per (window, feature)), with the window's max, its argmax and the activation
 row in float16 — the candidates for the interval ("quantile-band") examples. Positions holding a special token
 (BOS/EOS/PAD) are excluded: they are zeroed before anything is counted or selected.
+
+The exact sums are float64. On a device without float64 (Apple MPS) `state_placement` keeps those two sums on the
+CPU and each batch's partial sums are formed in float32 on the device, then added in float64 on the CPU.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 
@@ -40,16 +45,39 @@ def window_keys(window_ids: torch.Tensor, start: int, stop: int, seed: int) -> t
     return (h << 31) | w.unsqueeze(0)
 
 
+# device types whose kernels have no float64 (MPS rejects float64 tensors outright)
+_NO_FLOAT64 = frozenset({"mps"})
+
+
+@dataclass(frozen=True)
+class StatePlacement:
+    """Where the float64 sums live (`sum_device`) and in which dtype a batch's values are summed and binned on
+    the accumulator's device (`batch_dtype`)."""
+
+    sum_device: torch.device
+    batch_dtype: torch.dtype
+
+
+def state_placement(device: torch.device | str) -> StatePlacement:
+    """float64 on `device` where it supports float64; otherwise float64 sums on the CPU, float32 batch sums."""
+    device = torch.device(device)
+    if device.type in _NO_FLOAT64:
+        return StatePlacement(sum_device=torch.device("cpu"), batch_dtype=torch.float32)
+    return StatePlacement(sum_device=device, batch_dtype=torch.float64)
+
+
 class Accumulator:
     """Per-feature running statistics, histograms and top-K examples for `d_sae` features."""
 
     def __init__(self, d_sae: int, top_k: int, context_size: int, device: torch.device, *, reservoir: int = 0,
-                 seed: int = 0) -> None:
+                 seed: int = 0, placement: StatePlacement | None = None) -> None:
         self.d_sae, self.top_k, self.context_size, self.device = d_sae, top_k, context_size, device
         self.reservoir, self.seed = reservoir, seed
+        self.placement = placement or state_placement(device)
+        sum_device = self.placement.sum_device
         self.count = torch.zeros(d_sae, dtype=torch.int64, device=device)
-        self.sum = torch.zeros(d_sae, dtype=torch.float64, device=device)
-        self.sumsq = torch.zeros(d_sae, dtype=torch.float64, device=device)
+        self.sum = torch.zeros(d_sae, dtype=torch.float64, device=sum_device)
+        self.sumsq = torch.zeros(d_sae, dtype=torch.float64, device=sum_device)
         self.max = torch.zeros(d_sae, dtype=torch.float32, device=device)
         self.min = torch.full((d_sae,), float("inf"), dtype=torch.float32, device=device)
         self.hist = torch.zeros(d_sae, FINE_BINS, dtype=torch.int32, device=device)
@@ -58,7 +86,7 @@ class Accumulator:
         self.top_pos = torch.zeros(d_sae, top_k, dtype=torch.int64, device=device)
         self.top_rows = torch.zeros(d_sae, top_k, context_size, dtype=torch.float32, device=device)
         self.n_tokens = torch.zeros((), dtype=torch.int64, device=device)
-        self._inner_edges = torch.from_numpy(fine_edges()[1:-1]).to(device)
+        self._inner_edges = torch.from_numpy(fine_edges()[1:-1]).to(self.placement.batch_dtype).to(device)
         r = reservoir
         self.res_key = torch.full((d_sae, r), -1, dtype=torch.int64, device=device)
         self.res_win = torch.full((d_sae, r), -1, dtype=torch.int64, device=device)
@@ -88,13 +116,14 @@ class Accumulator:
         nz = (acts > 0).view(-1, n_f).nonzero()
         feat = nz[:, 1]
         values = acts.view(-1, n_f)[nz[:, 0], feat]
-        values64 = values.to(torch.float64)
+        wide = self.placement.batch_dtype
+        values_wide = values.to(wide)
         count = torch.bincount(feat, minlength=n_f)
-        total = torch.zeros(n_f, dtype=torch.float64, device=acts.device).index_add_(0, feat, values64)
-        total_sq = torch.zeros(n_f, dtype=torch.float64, device=acts.device).index_add_(0, feat, values64 * values64)
+        total = torch.zeros(n_f, dtype=wide, device=acts.device).index_add_(0, feat, values_wide)
+        total_sq = torch.zeros(n_f, dtype=wide, device=acts.device).index_add_(0, feat, values_wide * values_wide)
         vmax = torch.zeros(n_f, dtype=torch.float32, device=acts.device).scatter_reduce_(0, feat, values, "amax")
         vmin = torch.full((n_f,), float("inf"), device=acts.device).scatter_reduce_(0, feat, values, "amin")
-        bins = fine_bin_index(values64, self._inner_edges)
+        bins = fine_bin_index(values_wide, self._inner_edges)
         hist = torch.bincount(feat * FINE_BINS + bins, minlength=n_f * FINE_BINS).view(n_f, FINE_BINS)
 
         # running top-k windows: merge the batch's per-window maxima with the current top-k
@@ -119,8 +148,8 @@ class Accumulator:
 
         # every allocation is done: now commit (an out-of-memory error above leaves the state untouched)
         self.count[start:stop] += count
-        self.sum[start:stop] += total
-        self.sumsq[start:stop] += total_sq
+        self.sum[start:stop] += total.to(self.sum.device, torch.float64)
+        self.sumsq[start:stop] += total_sq.to(self.sum.device, torch.float64)
         torch.maximum(self.max[start:stop], vmax, out=self.max[start:stop])
         torch.minimum(self.min[start:stop], vmin, out=self.min[start:stop])
         self.hist[start:stop] += hist.to(torch.int32)
@@ -162,4 +191,5 @@ class Accumulator:
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         """Restore a state saved by `state_dict()`."""
         for key in self.state_keys:
-            getattr(self, key).copy_(state[key].to(self.device))
+            target = getattr(self, key)
+            target.copy_(state[key].to(target.device))

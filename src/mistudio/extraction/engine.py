@@ -1,17 +1,20 @@
 """The streaming dashboard engine: one pass over the windows computes every per-feature quantity.
 
-For each batch of windows: the model runs up to the SAE's hook only (`lm.hooks.capture_activations`), the optional
-activation transform is applied (TransformerLens weight-processing equivalence), then the SAE encodes the batch
-`feature_chunk` features at a time (`SAE.encode_chunks`, which applies the SAE's own normalisation and
-`apply_b_dec_to_input`), and each chunk is folded into the `Accumulator` on the same device. Peak memory is
-O(batch × context × feature_chunk) plus the accumulator, whatever d_sae is. The accumulator also keeps, per
-feature, a seeded uniform sample of the active windows (the candidates for the interval examples), so no second
-pass is needed for them either.
+For each batch of windows: the model runs up to the SAE's hook only (`lm.hooks.capture_many` stops the forward
+pass there; a transcoder's input and output hooks are captured in the same pass), the optional activation
+transform is applied (TransformerLens weight-processing equivalence, on the captured per-head shape; an SAE over
+all heads then flattens them), then the SAE encodes the batch `feature_chunk` features at a time
+(`SAE.encode_chunks`, which applies the SAE's own normalisation and `apply_b_dec_to_input`), and each chunk is
+folded into the `Accumulator` on the same device and into the reconstruction error (`extraction.reconstruction`,
+judged against a transcoder's output hook). Peak memory is O(batch × context × feature_chunk) plus the
+accumulator, whatever d_sae is. The accumulator also keeps, per feature, a seeded uniform sample of the active
+windows (the candidates for the interval examples), so no second pass is needed for them either.
 
-A checkpoint (accumulator state + windows done) is written every `checkpoint_every` batches and when the run is
-stopped (cancel/pause raised by the `check` callback), so a resumed run skips finished batches and ends with
-the same arrays as an uninterrupted one. A CUDA out-of-memory error halves the batch and retries the same windows
-from the feature chunk that failed (an accumulator update is all-or-nothing).
+A checkpoint (accumulator state + windows done, one atomic file) is written every `checkpoint_every` batches and
+when the run is stopped (cancel/pause raised by the `check` callback), so a resumed run skips finished batches
+and ends with the same arrays as an uninterrupted one. A CUDA out-of-memory error halves the batch and retries
+the same windows from the feature chunk that failed (an accumulator update is all-or-nothing). The manifest
+records the hooks captured, the window conventions, the input normalisation and the logit-lens basis.
 """
 
 from __future__ import annotations
@@ -30,12 +33,14 @@ from mistudio.datasets.windows import Windows
 from mistudio.errors import InvalidInputError
 from mistudio.extraction.accumulator import Accumulator
 from mistudio.extraction.finalize import write_accumulated, write_logit_lens, write_vocab
+from mistudio.extraction.reconstruction import Reconstruction, measurable
 from mistudio.lm.tokens import special_token_ids
 from mistudio.saes.model import SAE
 from mistudio.store.feature_store import FeatureStore
 from mistudio.store.fine_grid import FINE_BINS, LOG_MAX, LOG_MIN, QUANTILE_REL_ERROR
 
 ProgressFn = Callable[[dict[str, Any]], None]
+Transform = Callable[[torch.Tensor], torch.Tensor]
 
 
 @dataclass
@@ -53,6 +58,8 @@ class ExtractionSettings:
     interval_examples: int = 5
     interval_reservoir: int = 0
     interval_seed: int = 0
+    norm_sample_windows: int = 256
+    reconstruction: bool = True
 
     def reservoir_size(self) -> int:
         """Candidate windows kept per feature for interval examples: `interval_reservoir`, or by default
@@ -62,10 +69,13 @@ class ExtractionSettings:
         return self.interval_reservoir or 4 * self.n_intervals * self.interval_examples
 
     def cache_fields(self) -> dict[str, Any]:
-        """The fields that change the results."""
-        return {"top_k": self.top_k, "logit_k": self.logit_k, "logit_bins": self.logit_bins,
-                "n_intervals": self.n_intervals, "interval_examples": self.interval_examples,
-                "interval_reservoir": self.reservoir_size(), "interval_seed": self.interval_seed}
+        """The fields that change the results (`reconstruction` adds a manifest entry only)."""
+        fields = {"top_k": self.top_k, "logit_k": self.logit_k, "logit_bins": self.logit_bins,
+                  "n_intervals": self.n_intervals, "interval_examples": self.interval_examples,
+                  "interval_reservoir": self.reservoir_size(), "interval_seed": self.interval_seed}
+        if self.norm_sample_windows != ExtractionSettings.norm_sample_windows:  # only when set: earlier keys hold
+            fields["norm_sample_windows"] = self.norm_sample_windows
+        return fields
 
 
 def settings_key(*parts: Any) -> str:
@@ -77,51 +87,95 @@ def _is_oom(exc: BaseException) -> bool:
     return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
 
 
+def sae_hooks(sae: SAE) -> tuple[str, str | None]:
+    """(the hook the SAE reads, the hook a transcoder's reconstruction is judged against or None): the exact HF
+    module path when the config records one (`hf_hook_name`, `hf_hook_name_out`), else the TransformerLens name.
+
+    Raises:
+        InvalidInputError: the SAE's config names no hook.
+    """
+    cfg = sae.cfg
+    read = cfg.hf_hook_name or cfg.hook_name
+    if not read:
+        raise InvalidInputError("the SAE does not say which hook it reads (no hook_name in its config)")
+    if not sae.is_transcoder:
+        return read, None
+    out = cfg.hf_hook_name_out or cfg.hook_name_out
+    if not out:
+        raise InvalidInputError("the transcoder does not say which hook it writes (no hook_name_out in its config)")
+    return read, out
+
+
 class BatchEncoder:
-    """Runs batches of windows through the model (up to the SAE's hook) and the SAE, feature chunk by feature
-    chunk, and folds the activations into the accumulator; halves the batch on a CUDA out-of-memory error.
+    """Runs batches of windows through the model (up to the SAE's hooks) and the SAE, feature chunk by feature
+    chunk, and folds the activations into the accumulator (and the reconstruction error into `reconstruction`);
+    halves the batch on a CUDA out-of-memory error.
 
     Raises:
         InvalidInputError: the SAE's config names no hook.
     """
 
     def __init__(self, loaded: Any, sae: SAE, windows: Windows, settings: ExtractionSettings,
-                 transform: Callable[[torch.Tensor], torch.Tensor] | None, acc: Accumulator) -> None:
+                 transform: Transform | None, acc: Accumulator, *, target_transform: Transform | None = None,
+                 reconstruction: Reconstruction | None = None) -> None:
         self.loaded, self.sae, self.windows, self.settings = loaded, sae, windows, settings
-        self.transform, self.acc = transform, acc
+        self.transform, self.target_transform, self.acc = transform, target_transform, acc
+        self.reconstruction = reconstruction
         self.batch_size = settings.batch_size
         self.device = acc.device
         self.special = torch.tensor(special_token_ids(loaded.tokenizer), dtype=torch.int64, device=self.device)
-        if not sae.cfg.hook_name:
-            raise InvalidInputError("the SAE does not say which hook it reads (no hook_name in its config)")
-        self.hook: str = sae.cfg.hook_name
+        self.hook, self.hook_out = sae_hooks(sae)
         self.head = sae.cfg.hook_head_index
 
-    def _inputs(self, idx: torch.Tensor) -> torch.Tensor:
-        from mistudio.lm.hooks import capture_activations
+    def inputs(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The SAE's inputs for windows `idx` `[B, C, d_in]` and, for a transcoder, its target `[B, C, d_out]`
+        (one forward pass, stopped after the last hook)."""
+        from mistudio.lm.hooks import capture_many
 
         tokens = self.windows.tokens[idx]
-        acts = capture_activations(self.loaded, tokens, None, self.hook, head_index=self.head)
+        hooks = [self.hook] + ([self.hook_out] if self.hook_out else [])
+        captured = capture_many(self.loaded, tokens, None, hooks)
+        x = self._prepared(captured[self.hook], self.transform, self.head)
+        target = None
+        if self.hook_out is not None:
+            target = self._prepared(captured[self.hook_out], self.target_transform, None)
+        return x, target
+
+    def _prepared(self, acts: torch.Tensor, transform: Transform | None, head: int | None) -> torch.Tensor:
+        if head is not None:
+            if acts.ndim != 4:
+                raise InvalidInputError(f"hook_head_index is set but {self.hook} is not a per-head hook")
+            acts = acts[..., head, :]
+        if transform is not None:  # built for the captured shape ([..., heads, d_head] for per-head hooks)
+            acts = transform(acts)
         if acts.ndim == 4:  # per-head hook (hook_z …) read by an SAE over all heads
             acts = acts.flatten(-2)
-        if self.transform is not None:
-            acts = self.transform(acts)
         return acts.to(self.sae.device)
 
-    def process(self, idx: torch.Tensor, first_chunk: int = 0) -> None:
-        """Fold windows `idx` into the accumulator, from feature chunk `first_chunk` on (OOM-safe)."""
+    def process(self, idx: torch.Tensor, first_chunk: int = 0, decoded: torch.Tensor | None = None) -> None:
+        """Fold windows `idx` into the accumulator, from feature chunk `first_chunk` on (OOM-safe); `decoded`
+        carries the reconstruction of the chunks already done."""
         chunk = self.settings.feature_chunk
         done = first_chunk
+        rec = self.reconstruction
         try:
             with torch.no_grad():
-                x = self._inputs(idx)
+                x, target = self.inputs(idx)
                 tokens = self.windows.tokens[idx].to(self.device)
                 valid = ~torch.isin(tokens, self.special)
+                if rec is not None and decoded is None:
+                    decoded = torch.zeros(*x.shape[:-1], self.sae.W_dec.shape[1], dtype=self.sae.dtype,
+                                          device=self.sae.device)
                 for start, acts in self.sae.encode_chunks(x, chunk, start=done * chunk):
+                    part = rec.partial(self.sae, acts, start) if rec is not None else None
                     self.acc.update(acts.to(self.device), start, idx, valid)
+                    if part is not None and decoded is not None:
+                        decoded.add_(part)
                     if done == 0:
                         self.acc.count_tokens(valid)
                     done += 1
+                if rec is not None and decoded is not None:
+                    rec.update(self.sae, decoded, x, target if target is not None else x, valid)
         except (torch.OutOfMemoryError, RuntimeError) as exc:
             if not _is_oom(exc) or len(idx) == 1:
                 raise
@@ -129,75 +183,160 @@ class BatchEncoder:
                 torch.cuda.empty_cache()
             half = len(idx) // 2
             self.batch_size = max(1, half)
-            self.process(idx[:half], done)
-            self.process(idx[half:], done)
+            self.process(idx[:half], done, decoded[:half] if decoded is not None else None)
+            self.process(idx[half:], done, decoded[half:] if decoded is not None else None)
+
+
+@torch.no_grad()
+def estimate_norm_scaling_factor(encoder: BatchEncoder, n_windows: int) -> float:
+    """SAELens's `expected_average_only_in` factor, `sqrt(d_in) / E‖x‖`, with the mean norm over every position
+    (special tokens included, as SAELens's activation store does) of the SAE's inputs on the first `n_windows`
+    windows.
+
+    Raises:
+        InvalidInputError: the inputs are all zero.
+    """
+    total, count = 0.0, 0
+    n = min(n_windows, len(encoder.windows))
+    for lo in range(0, n, encoder.batch_size):
+        x, _ = encoder.inputs(torch.arange(lo, min(lo + encoder.batch_size, n)))
+        norms = x.float().norm(dim=-1)
+        total += float(norms.sum())
+        count += norms.numel()
+    mean_norm = total / max(count, 1)
+    if not mean_norm > 0:
+        raise InvalidInputError(f"the activations at {encoder.hook} are all zero; no norm scaling factor exists")
+    return float(encoder.sae.cfg.d_in) ** 0.5 / mean_norm
+
+
+def _normalization(store: FeatureStore, sae: SAE, encoder: BatchEncoder, settings: ExtractionSettings) -> None:
+    """Fold an `expected_average_only_in` factor into the SAE (estimated once, kept in the manifest so a
+    resumed run uses the same one) and record the input normalisation in the manifest."""
+    recorded = store.manifest.get("normalization") or {}
+    known = sae.cfg.extra.get("norm_scaling_factor")
+    if sae.cfg.normalize_activations == "expected_average_only_in":
+        if known is not None:  # the release's factor, not folded at load
+            entry: dict[str, Any] = {"factor": float(known), "source": "release"}
+        elif recorded.get("factor") is not None:
+            entry = dict(recorded)
+        else:
+            entry = {"factor": estimate_norm_scaling_factor(encoder, settings.norm_sample_windows),
+                     "source": "estimated", "sample_windows": min(settings.norm_sample_windows, len(encoder.windows))}
+        sae.fold_activation_norm_scaling_factor(float(entry["factor"]))
+        store.update_manifest(normalization={**entry, "mode": "expected_average_only_in"})
+    elif not recorded:
+        store.update_manifest(normalization={
+            "mode": sae.cfg.normalize_activations, "factor": float(known) if known is not None else None,
+            "source": "release, folded at load" if known is not None else None})
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def run_extraction(loaded: Any, sae: SAE, windows: Windows, store_dir: str | Path, *,
                    settings: ExtractionSettings | None = None, manifest: dict[str, Any] | None = None,
-                   transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                   transform: Transform | None = None, target_transform: Transform | None = None,
                    progress: ProgressFn | None = None, check: Callable[[], None] | None = None,
                    device: torch.device | str | None = None) -> FeatureStore:
-    """Run (or resume, or reuse) the extraction into `store_dir` and return the completed FeatureStore."""
+    """Run (or resume, or reuse) the extraction into `store_dir` and return the completed FeatureStore.
+
+    `transform` maps the captured input activations (as `lm.hooks.capture_activations` returns them) to the
+    SAE's training distribution, `target_transform` a transcoder's output-hook activations. An SAE whose config
+    says `normalize_activations: expected_average_only_in` gets its norm scaling factor estimated and folded in
+    (in place, as SAELens does at load). A run stopped by `check` leaves a checkpoint and the manifest status
+    `interrupted`; any other error leaves the status `failed` with the error in the manifest.
+
+    Raises:
+        InvalidInputError: the SAE names no hook, or too many windows.
+    """
     settings = settings or ExtractionSettings()
     dev = torch.device(device) if device is not None else sae.device
     n, context_size = len(windows), windows.context_size
+    hook, hook_out = sae_hooks(sae)
     key = settings_key(manifest or {}, settings.cache_fields(), n, context_size,
                        hashlib.sha256(windows.tokens.numpy().tobytes()).hexdigest())
     store = FeatureStore.create(store_dir, {
         **(manifest or {}), "settings": asdict(settings), "settings_key": key, "n_features": sae.cfg.d_sae,
         "n_windows": n, "context_size": context_size, "prepend_bos": windows.prepend_bos, "top_k": settings.top_k,
         "dataset": windows.dataset, "special_token_ids": special_token_ids(loaded.tokenizer),
+        "hooks": {"input": hook, "output": hook_out, "hook_name": sae.cfg.hook_name,
+                  "hook_head_index": sae.cfg.hook_head_index, "transcoder": hook_out is not None},
+        "windows": {"prepend_bos": windows.prepend_bos, "bos_token_id": windows.bos_token_id,
+                    "separator_token_id": windows.separator_token_id,
+                    "concat_sequences": windows.concat_sequences},
         "histogram": {"log_min": LOG_MIN, "log_max": LOG_MAX, "fine_bins": FINE_BINS,
                       "quantile_rel_error": QUANTILE_REL_ERROR},
-        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        "created_at": _now()})
     if store.manifest.get("status") == "completed":
         return store
-    if not store.has("windows"):
-        store.write_part("windows", {"tokens": windows.tokens.to(torch.int32), "document": windows.document,
-                                     "offset": windows.offset})
-    if n >= 2**31:
-        raise InvalidInputError(f"{n} windows is too many for one extraction (at most 2**31 - 1)")
-    acc = Accumulator(sae.cfg.d_sae, settings.top_k, context_size, dev, reservoir=settings.reservoir_size(),
-                      seed=settings.interval_seed)
-    start = 0
-    checkpoint = store.load_checkpoint()
-    if checkpoint is not None:
-        acc.load_state_dict(checkpoint[0])
-        start = checkpoint[1]
-    encoder = BatchEncoder(loaded, sae, windows, settings, transform, acc)
-    t0, tokens_done, batches = time.monotonic(), 0, 0
-    pos = start
-    while pos < n:
-        if check is not None:
-            try:
-                check()
-            except BaseException:
-                store.save_checkpoint(acc.state_dict(), pos)
-                raise
-        idx = torch.arange(pos, min(pos + encoder.batch_size, n))
-        encoder.process(idx)
-        pos += len(idx)
-        batches += 1
-        tokens_done += len(idx) * context_size
-        if batches % settings.checkpoint_every == 0 and pos < n:
-            store.save_checkpoint(acc.state_dict(), pos)
+    store.update_manifest(status="running", error=None)
+    interrupted = False
+    try:
+        if n >= 2**31:
+            raise InvalidInputError(f"{n} windows is too many for one extraction (at most 2**31 - 1)")
+        if not store.has("windows"):
+            store.write_part("windows", {"tokens": windows.tokens.to(torch.int32), "document": windows.document,
+                                         "offset": windows.offset})
+        acc = Accumulator(sae.cfg.d_sae, settings.top_k, context_size, dev, reservoir=settings.reservoir_size(),
+                          seed=settings.interval_seed)
+        not_measured = measurable(sae) if settings.reconstruction else "disabled in the settings"
+        rec = Reconstruction(int(sae.W_dec.shape[1]), dev) if not_measured is None else None
+        encoder = BatchEncoder(loaded, sae, windows, settings, transform, acc, target_transform=target_transform,
+                               reconstruction=rec)
+        _normalization(store, sae, encoder, settings)
+
+        def state() -> dict[str, torch.Tensor]:
+            return {**acc.state_dict(), **(rec.state_dict() if rec is not None else {})}
+
+        pos = 0
+        checkpoint = store.load_checkpoint()
+        if checkpoint is not None:
+            acc.load_state_dict(checkpoint[0])
+            if rec is not None:
+                rec.load_state_dict(checkpoint[0])
+            pos = checkpoint[1]
+        t0, tokens_done, batches = time.monotonic(), 0, 0
+        while pos < n:
+            if check is not None:
+                try:
+                    check()
+                except BaseException:
+                    store.save_checkpoint(state(), pos)
+                    interrupted = True
+                    store.update_manifest(status="interrupted", windows_done=pos)
+                    raise
+            idx = torch.arange(pos, min(pos + encoder.batch_size, n))
+            encoder.process(idx)
+            pos += len(idx)
+            batches += 1
+            tokens_done += len(idx) * context_size
+            if batches % settings.checkpoint_every == 0 and pos < n:
+                store.save_checkpoint(state(), pos)
+            if progress is not None:
+                elapsed = max(time.monotonic() - t0, 1e-9)
+                rate = tokens_done / elapsed
+                progress({"windows_done": pos, "n_windows": n, "fraction": pos / n, "tokens_per_s": rate,
+                          "eta_s": (n - pos) * context_size / rate if rate else None,
+                          "batch_size": encoder.batch_size})
+        elapsed = time.monotonic() - t0
         if progress is not None:
-            elapsed = max(time.monotonic() - t0, 1e-9)
-            rate = tokens_done / elapsed
-            progress({"windows_done": pos, "n_windows": n, "fraction": pos / n, "tokens_per_s": rate,
-                      "eta_s": (n - pos) * context_size / rate if rate else None, "batch_size": encoder.batch_size})
-    elapsed = time.monotonic() - t0
-    if progress is not None:
-        progress({"windows_done": n, "n_windows": n, "fraction": 1.0, "stage": "finalising",
-                  "tokens_per_s": tokens_done / max(elapsed, 1e-9), "eta_s": 0.0, "batch_size": encoder.batch_size})
-    write_accumulated(store, acc, windows.tokens)
-    write_vocab(store, loaded.tokenizer)
-    if settings.compute_logit_lens:
-        write_logit_lens(store, loaded, sae)
-    store.clear_checkpoint()
-    store.update_manifest(status="completed", n_tokens=int(acc.n_tokens),
-                          finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                          timings={"pass_s": round(elapsed, 3),
-                                   "tokens_per_s": round(tokens_done / max(elapsed, 1e-9), 1)})
-    return store
+            progress({"windows_done": n, "n_windows": n, "fraction": 1.0, "stage": "finalising",
+                      "tokens_per_s": tokens_done / max(elapsed, 1e-9), "eta_s": 0.0,
+                      "batch_size": encoder.batch_size})
+        write_accumulated(store, acc, windows.tokens)
+        write_vocab(store, loaded.tokenizer)
+        if settings.compute_logit_lens:
+            write_logit_lens(store, loaded, sae)
+        reconstruction = {"target_hook": hook_out or hook, **(
+            rec.result() if rec is not None else {"skipped": not_measured})}
+        store.clear_checkpoint()
+        store.update_manifest(status="completed", n_tokens=int(acc.n_tokens), finished_at=_now(),
+                              reconstruction=reconstruction,
+                              timings={"pass_s": round(elapsed, 3),
+                                       "tokens_per_s": round(tokens_done / max(elapsed, 1e-9), 1)})
+        return store
+    except BaseException as exc:
+        if not interrupted:
+            store.update_manifest(status="failed", error=f"{type(exc).__name__}: {exc}")
+        raise

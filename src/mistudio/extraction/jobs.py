@@ -10,7 +10,7 @@ from mistudio.datasets.sources import load_texts
 from mistudio.datasets.windows import n_windows_for, tokenize_windows
 from mistudio.db.models import Extraction, utcnow
 from mistudio.errors import InvalidInputError, JobCancelled, JobPaused
-from mistudio.extraction.engine import ExtractionSettings, ProgressFn, run_extraction
+from mistudio.extraction.engine import ExtractionSettings, ProgressFn, run_extraction, sae_hooks
 from mistudio.extraction.summaries import write_summaries
 from mistudio.jobs.context import JobContext
 from mistudio.jobs.registry import register_job_type
@@ -52,11 +52,16 @@ def extraction_job(ctx: JobContext[Studio], params: dict[str, Any]) -> dict[str,
         _set_status(ctx, extraction_id, status="running")
         loaded = load_model(params["model"], device=params.get("device"), dtype=params.get("dtype"))
         sae = load_sae_for(studio, sae_id, device=str(loaded.device))
-        hook = sae.cfg.hook_name
-        if not hook:
-            raise InvalidInputError(f"SAE {sae_id} does not say which hook it reads (no hook_name in its config)")
+        try:
+            hook, hook_out = sae_hooks(sae)
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"SAE {sae_id}: {exc.message}") from exc
         resolve_hook(loaded, hook)
         transform = activation_transform_for(sae.cfg, hook, loaded, sae.cfg.hook_head_index)
+        target_transform = None
+        if hook_out is not None:
+            resolve_hook(loaded, hook_out)
+            target_transform = activation_transform_for(sae.cfg, hook_out, loaded)
         ctx.stage("tokenize")
         context_size = int(params.get("context_size") or sae.cfg.context_size or 128)
         n_windows = n_windows_for(params.get("n_tokens"), params.get("n_prompts"), context_size)
@@ -64,22 +69,27 @@ def extraction_job(ctx: JobContext[Studio], params: dict[str, Any]) -> dict[str,
                             split=params.get("split", "train"))
         windows = tokenize_windows(source, loaded.tokenizer, context_size=context_size, n_windows=n_windows,
                                    prepend_bos=sae.cfg.prepend_bos, shuffle=bool(params.get("shuffle", True)),
-                                   seed=int(params.get("seed", 0)))
+                                   seed=int(params.get("seed", 0)),
+                                   separator=sae.cfg.extra.get("sequence_separator_token", "bos"),
+                                   concat_sequences=not sae.cfg.extra.get("disable_concat_sequences", False))
         ctx.stage("extract")
         store_dir = settings.features_dir / sae_id / extraction_id
         _set_status(ctx, extraction_id, store_path=settings.relative_to_home(store_dir))
         engine_settings = ExtractionSettings(**{
             f.name: params[f.name] for f in fields(ExtractionSettings) if params.get(f.name) is not None})
         store = run_extraction(loaded, sae, windows, store_dir, settings=engine_settings, transform=transform,
-                               progress=_progress_reporter(ctx), check=ctx.check_cancelled,
+                               target_transform=target_transform, progress=_progress_reporter(ctx),
+                               check=ctx.check_cancelled,
                                manifest={"model": loaded.name, "sae_id": sae_id, "extraction_id": extraction_id,
                                          "hook_name": hook, "sae_config": sae.cfg.to_dict()})
         ctx.stage("summaries")
         with ctx.session() as s, s.begin():
             n = write_summaries(s, sae_id, extraction_id, store)
         arrays = store.summary_arrays()
+        reconstruction = store.manifest.get("reconstruction") or {}
         stats = {"n_dead": int(arrays["dead"].sum()), "n_alive": int((~arrays["dead"]).sum()),
-                 "mean_l0": float(arrays["frequency"].sum()), **store.manifest.get("timings", {})}
+                 "mean_l0": float(arrays["frequency"].sum()), **store.manifest.get("timings", {}),
+                 **{key: reconstruction[key] for key in ("mse", "explained_variance") if key in reconstruction}}
         _set_status(ctx, extraction_id, status="completed", n_tokens=int(store.manifest["n_tokens"]),
                     n_features=n, statistics=stats, finished_at=utcnow())
         return {"extraction_id": extraction_id, "n_features": n, "n_tokens": int(store.manifest["n_tokens"]),

@@ -18,9 +18,9 @@ DEFAULTS: dict[str, Any] = {"n_tokens": 262_144, "n_prompts": None, "context_siz
                             "batch_size": 32, "feature_chunk": 4096, "device": None, "dtype": None, "seed": 0,
                             "shuffle": True, "text_field": "text", "split": "train", "logit_k": 50,
                             "logit_bins": 50, "checkpoint_every": 50, "n_intervals": 5, "interval_examples": 5,
-                            "interval_reservoir": 0, "interval_seed": 0}
-# settings that do not change the results (not part of the cache key)
-_OPERATIONAL = ("batch_size", "feature_chunk", "device", "checkpoint_every")
+                            "interval_reservoir": 0, "interval_seed": 0, "reconstruction": True}
+# settings that do not change the feature arrays (not part of the cache key)
+_OPERATIONAL = ("batch_size", "feature_chunk", "device", "checkpoint_every", "reconstruction")
 
 
 def start_extraction(studio: Studio, sae_id: str, model: str | None, dataset: str, *, submit: bool = True,

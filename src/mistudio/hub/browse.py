@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-import posixpath
-import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from mistudio.errors import CorruptFileError, NotFoundError
-from mistudio.hub import remote_files as rf
-from mistudio.hub.client import HubConnection, connect, hub_errors, resolve_commit
-from mistudio.hub.layout import SPARSIFY_REPO_CONFIG, sae_files
-from mistudio.hub.remote_files import TensorHeader
-from mistudio.saes.formats import classify_paths
-from mistudio.saes.gemma_scope_paths import parse_leaf, width_features
-from mistudio.saes.model import layer_from_hook_name
+from mistudio.errors import CorruptFileError, InvalidInputError, NotFoundError, UnknownFormatError
+from mistudio.hub.client import connect, hub_errors, resolve_commit
+from mistudio.hub.layout import sae_files
+from mistudio.hub.remote_files import RemoteFiles
+from mistudio.saes.formats import Inspection, classify_paths, inspect_at
+from mistudio.saes.gemma_scope_paths import l0_label_rank, parse_leaf, parse_leaf_2, width_features
 
-NATIVE_FORMAT_TAG = "mistudio-sae"
 _HEADER_WORKERS = 8
-_DICTIONARY_LEARNING_ARCH = {
-    "AutoEncoder": "standard", "AutoEncoderTopK": "topk", "GatedAutoEncoder": "gated",
-    "JumpReluAutoEncoder": "jumprelu", "BatchTopKSAE": "jumprelu", "MatryoshkaBatchTopKSAE": "jumprelu",
-}
+_ITEMSIZES = {"float64": 8, "int64": 8, "float32": 4, "int32": 4, "float16": 2, "bfloat16": 2, "int16": 2}
 
 
 class RepoFileInfo(BaseModel):
@@ -45,8 +37,10 @@ class MemoryEstimate(BaseModel):
 class HubSAE(BaseModel):
     """One SAE found in a repo, described from its config and file headers only."""
 
-    path: str = Field(description="Folder of the SAE inside the repo ('' for the repo root)")
-    format: str = Field(description="saelens, gemma_scope, sparsify, dictionary_learning or mistudio")
+    path: str = Field(description="Where the SAE is in the repo: its folder ('' for the repo root), or the file or "
+                                  "file stem that is this SAE when one folder holds several (as SAELens's registry "
+                                  "names it)")
+    format: str = Field(description="The format's name (see `mistudio.saes.formats.FORMAT_NAMES`)")
     files: list[RepoFileInfo] = Field(description="The files a download of this SAE fetches")
     download_bytes: int = Field(description="Total size of `files`")
     d_in: int | None = None
@@ -59,6 +53,15 @@ class HubSAE(BaseModel):
     model_name: str | None = None
     width: str | None = Field(None, description="Gemma Scope width label, e.g. 16k")
     l0: int | None = Field(None, description="Gemma Scope average L0")
+    l0_label: str | None = Field(None, description="Gemma Scope 2 L0 label: small, medium, big (big_affine: affine)")
+    site: str | None = Field(None, description="Gemma Scope 2 site folder (resid_post, mlp_out_all, transcoder, ...)")
+    d_out: int | None = Field(None, description="Transcoders: the output width")
+    hook_name_out: str | None = Field(None, description="Transcoders: the hook they write")
+    hf_hook_name: str | None = Field(None, description="The HF module path read, as SAELens records it")
+    hf_hook_name_out: str | None = Field(None, description="Transcoders: the HF module path written")
+    shapes_known: bool = Field(True, description="False when the weights are a pickle whose header cannot be read "
+                                                 "remotely: the shapes come from the config and are checked after "
+                                                 "download")
     config: dict[str, Any] | None = Field(None, description="The SAE's config file as the source wrote it")
     tensors: dict[str, list[int]] = Field(default_factory=dict, description="Tensor name → shape, from file headers")
     memory: MemoryEstimate | None = None
@@ -66,7 +69,10 @@ class HubSAE(BaseModel):
 
 
 class GemmaScopeL0(BaseModel):
-    l0: int
+    """One L0 choice: Gemma Scope's average L0, or Gemma Scope 2's label (`small`, `medium`, `big`, `big_affine`)."""
+
+    l0: int | None = None
+    label: str | None = None
     path: str
 
 
@@ -77,8 +83,10 @@ class GemmaScopeWidth(BaseModel):
 
 
 class GemmaScopeLayer(BaseModel):
-    """One layer folder (`layer` None is the `embedding` folder) with its widths and L0 choices."""
+    """One layer (`layer` None is the `embedding` folder) with its widths and L0 choices; Gemma Scope 2 layers
+    also name their site folder (one repo holds several sites)."""
 
+    site: str | None = None
     layer: int | None
     widths: list[GemmaScopeWidth]
 
@@ -93,8 +101,9 @@ class RepoListing(BaseModel):
     n_files: int
     total_bytes: int = Field(description="Size of all the repo's files")
     saes: list[HubSAE]
-    gemma_scope: list[GemmaScopeLayer] = Field(default_factory=list,
-                                               description="Gemma Scope leaves grouped layer → width → L0")
+    gemma_scope: list[GemmaScopeLayer] = Field(
+        default_factory=list,
+        description="Gemma Scope leaves grouped layer → width → L0 (Gemma Scope 2: per site folder, L0 labels)")
 
     def sae(self, path: str) -> HubSAE:
         """The SAE at `path`; NotFoundError naming a few valid paths otherwise."""
@@ -119,16 +128,25 @@ def browse_repo(repo_id: str, revision: str | None = None, token: str | None = N
     found = [(folder, fmt) for folder, fmt in classify_paths(paths)
              if not prefix or folder == prefix or folder.startswith(prefix + "/")]
 
+    remote = RemoteFiles(conn, repo_id, commit.sha, sizes)
+
     def describe(item: tuple[str, str]) -> HubSAE | None:
-        folder, fmt = item
-        files = [RepoFileInfo(path=p, size=sizes[p]) for p in sae_files(folder, fmt, paths)]
-        entry = HubSAE(path=folder, format=fmt, files=files, download_bytes=sum(f.size for f in files))
+        location, fmt = item
+        files = [RepoFileInfo(path=p, size=sizes[p]) for p in sae_files(location, fmt, paths)]
+        entry = HubSAE(path=location, format=fmt, files=files, download_bytes=sum(f.size for f in files))
         with hub_errors(conn, repo_id, revision):
             try:
-                return _INSPECTORS[fmt](conn, repo_id, commit.sha, entry, sizes)
-            except CorruptFileError as exc:
+                inspection = inspect_at(remote, location, fmt, {"repo_id": repo_id, "path_in_repo": location})
+            except UnknownFormatError as exc:
+                if fmt == "mistudio":
+                    return None  # an ordinary model's config.json + model.safetensors, not an SAE
                 entry.error = exc.message
                 return entry
+            except (CorruptFileError, InvalidInputError) as exc:
+                entry.error = exc.message
+                return entry
+        _fill(entry, inspection)
+        return entry
 
     with ThreadPoolExecutor(max_workers=_HEADER_WORKERS) as pool:
         saes = [e for e in pool.map(describe, found) if e is not None]
@@ -138,131 +156,60 @@ def browse_repo(repo_id: str, revision: str | None = None, token: str | None = N
     )
 
 
-def _fill_from_tensors(entry: HubSAE, tensors: dict[str, TensorHeader], enc: str, enc_is_transposed: bool) -> None:
-    """Set d_in/d_sae from the encoder shape, the dtype from the tensors, and the memory estimate."""
-    entry.tensors = {name: list(t.shape) for name, t in tensors.items()}
-    if enc in tensors and len(tensors[enc].shape) == 2:
-        rows, cols = tensors[enc].shape
-        entry.d_in, entry.d_sae = (cols, rows) if enc_is_transposed else (rows, cols)
-    if tensors:
-        entry.dtype = entry.dtype or next(iter(tensors.values())).dtype
-        n = sum(t.numel for t in tensors.values())
-        entry.memory = MemoryEstimate(n_params=n, bytes_at_dtype=sum(t.nbytes for t in tensors.values()),
-                                      bytes_fp16=2 * n, bytes_fp32=4 * n)
-
-
-def _estimate_memory(entry: HubSAE, n_params: int, itemsize: int = 4) -> None:
-    entry.memory = MemoryEstimate(n_params=n_params, bytes_at_dtype=itemsize * n_params,
-                                  bytes_fp16=2 * n_params, bytes_fp32=4 * n_params)
-
-
-def _sub_object(doc: dict[str, Any], key: str) -> dict[str, Any]:
-    """`doc[key]` when it is a JSON object, else an empty one."""
-    value = doc.get(key)
-    return value if isinstance(value, dict) else {}
-
-
-def _join(folder: str, name: str) -> str:
-    return posixpath.join(folder, name) if folder else name
-
-
-def _inspect_saelens(conn: HubConnection, repo_id: str, sha: str, entry: HubSAE,
-                     sizes: dict[str, int]) -> HubSAE:
-    cfg = rf.fetch_json(conn, repo_id, _join(entry.path, "cfg.json"), sha)
-    meta = _sub_object(cfg, "metadata")
-    entry.config = cfg
-    entry.hook_name = meta.get("hook_name") or cfg.get("hook_name") or cfg.get("hook_point")
-    entry.model_name = meta.get("model_name") or cfg.get("model_name")
-    entry.layer = cfg.get("hook_layer", cfg.get("hook_point_layer")) or layer_from_hook_name(entry.hook_name)
-    kwargs = cfg.get("activation_fn_kwargs") or {}
-    entry.k = cfg.get("k") or kwargs.get("k")
-    entry.dtype = cfg.get("dtype")
-    tensors = rf.safetensors_headers(conn, repo_id, _join(entry.path, "sae_weights.safetensors"), sha)
-    _fill_from_tensors(entry, tensors, "W_enc", enc_is_transposed=False)
-    arch = cfg.get("architecture")
-    if arch is None:
-        arch = "topk" if cfg.get("activation_fn_str", cfg.get("activation_fn")) == "topk" else (
-            "jumprelu" if "threshold" in tensors else "standard")
-    entry.architecture = arch
-    return entry
-
-
-def _inspect_gemma_scope(conn: HubConnection, repo_id: str, sha: str, entry: HubSAE,
-                         sizes: dict[str, int]) -> HubSAE:
-    npz = _join(entry.path, "params.npz")
-    tensors = rf.npz_headers(conn, repo_id, npz, sha, sizes[npz])
-    _fill_from_tensors(entry, tensors, "W_enc", enc_is_transposed=False)
-    entry.architecture = "jumprelu"
-    key = parse_leaf(entry.path)
-    if key is not None:
+def _fill(entry: HubSAE, inspection: Inspection) -> None:
+    """Set an entry's fields from what the format's inspector found."""
+    cfg = inspection.config
+    entry.d_in, entry.d_sae, entry.architecture, entry.dtype = cfg.d_in, cfg.d_sae, cfg.architecture, cfg.dtype
+    entry.k = int(cfg.k) if cfg.k is not None else None
+    entry.layer, entry.hook_name, entry.model_name = cfg.hook_layer, cfg.hook_name, cfg.model_name
+    entry.d_out, entry.hook_name_out = cfg.d_out, cfg.hook_name_out
+    entry.hf_hook_name, entry.hf_hook_name_out = cfg.hf_hook_name, cfg.hf_hook_name_out
+    entry.config = inspection.source_config
+    entry.shapes_known = inspection.shapes_known
+    if inspection.tensors:
+        entry.tensors = {name: list(t.shape) for name, t in inspection.tensors.items()}
+        entry.dtype = next(iter(inspection.tensors.values())).dtype
+        numels = {name: _numel(t.shape) for name, t in inspection.tensors.items()}
+        n = sum(numels.values())
+        at_dtype = sum(numels[name] * _ITEMSIZES.get(t.dtype, 4) for name, t in inspection.tensors.items())
+    else:
+        n = inspection.n_params()
+        at_dtype = n * _ITEMSIZES.get(cfg.dtype, 4)
+    entry.memory = MemoryEstimate(n_params=n, bytes_at_dtype=at_dtype, bytes_fp16=2 * n, bytes_fp32=4 * n)
+    if (key := parse_leaf(entry.path)) is not None and entry.format == "gemma_scope":
         entry.layer, entry.width, entry.l0 = key.layer, key.width, key.l0
-    return entry
+    if (key2 := parse_leaf_2(entry.path)) is not None and entry.format == "gemma_scope_2":
+        entry.site, entry.width, entry.l0_label = key2.site, key2.width, key2.l0_label
 
 
-def _inspect_sparsify(conn: HubConnection, repo_id: str, sha: str, entry: HubSAE,
-                      sizes: dict[str, int]) -> HubSAE:
-    cfg = rf.fetch_json(conn, repo_id, _join(entry.path, "cfg.json"), sha)
-    entry.config = cfg
-    entry.architecture, entry.k = "topk", cfg.get("k")
-    match = re.search(r"(\d+)$", posixpath.basename(entry.path))
-    entry.layer = int(match.group(1)) if match else None
-    run_cfg = _join(posixpath.dirname(entry.path), SPARSIFY_REPO_CONFIG)
-    if run_cfg in sizes:
-        model = rf.fetch_json(conn, repo_id, run_cfg, sha).get("model")
-        entry.model_name = model if isinstance(model, str) else None
-    tensors = rf.safetensors_headers(conn, repo_id, _join(entry.path, "sae.safetensors"), sha)
-    _fill_from_tensors(entry, tensors, "encoder.weight", enc_is_transposed=True)
-    return entry
-
-
-def _inspect_dictionary_learning(conn: HubConnection, repo_id: str, sha: str, entry: HubSAE,
-                                 sizes: dict[str, int]) -> HubSAE:
-    cfg = rf.fetch_json(conn, repo_id, _join(entry.path, "config.json"), sha)
-    trainer = _sub_object(cfg, "trainer")
-    entry.config = cfg
-    entry.d_in, entry.d_sae = trainer.get("activation_dim"), trainer.get("dict_size")
-    entry.architecture = _DICTIONARY_LEARNING_ARCH.get(trainer.get("dict_class", ""))
-    entry.k, entry.layer, entry.model_name = trainer.get("k"), trainer.get("layer"), trainer.get("lm_name")
-    if entry.d_in and entry.d_sae:  # ae.pt is a pickle: estimate from the config (fp32 weights, biases)
-        entry.dtype = "float32"
-        _estimate_memory(entry, 2 * entry.d_in * entry.d_sae + entry.d_in + entry.d_sae)
-    return entry
-
-
-def _inspect_native(conn: HubConnection, repo_id: str, sha: str, entry: HubSAE,
-                    sizes: dict[str, int]) -> HubSAE | None:
-    doc = rf.fetch_json(conn, repo_id, _join(entry.path, "config.json"), sha)
-    if doc.get("format") != NATIVE_FORMAT_TAG:
-        return None  # an ordinary model's config.json + model.safetensors, not an SAE
-    cfg = _sub_object(doc, "config")
-    entry.config = doc
-    entry.architecture, entry.k, entry.dtype = cfg.get("architecture"), cfg.get("k"), cfg.get("dtype")
-    entry.hook_name, entry.model_name, entry.layer = cfg.get("hook_name"), cfg.get("model_name"), cfg.get("hook_layer")
-    tensors = rf.safetensors_headers(conn, repo_id, _join(entry.path, "model.safetensors"), sha)
-    _fill_from_tensors(entry, tensors, "W_enc", enc_is_transposed=False)
-    return entry
-
-
-_INSPECTORS = {
-    "saelens": _inspect_saelens,
-    "gemma_scope": _inspect_gemma_scope,
-    "sparsify": _inspect_sparsify,
-    "dictionary_learning": _inspect_dictionary_learning,
-    "mistudio": _inspect_native,
-}
+def _numel(shape: tuple[int, ...]) -> int:
+    n = 1
+    for dim in shape:
+        n *= dim
+    return n
 
 
 def _gemma_scope_tree(saes: list[HubSAE]) -> list[GemmaScopeLayer]:
-    """Group Gemma Scope leaves as layer → width → L0 choices (sorted numerically)."""
-    tree: dict[int | None, dict[str, list[tuple[int, HubSAE]]]] = {}
+    """Group Gemma Scope leaves as layer → width → L0 choices (sorted numerically); Gemma Scope 2 leaves are
+    grouped the same way within each site folder, after Gemma Scope 1's, L0 labels ordered small → big."""
+    tree: dict[tuple[str, int | None], dict[str, list[tuple[tuple[int, int], GemmaScopeL0, HubSAE]]]] = {}
     for entry in saes:
-        if entry.format == "gemma_scope" and entry.width is not None and entry.l0 is not None:
-            tree.setdefault(entry.layer, {}).setdefault(entry.width, []).append((entry.l0, entry))
+        if entry.width is None:
+            continue
+        if entry.format == "gemma_scope" and entry.l0 is not None:
+            choice, order = GemmaScopeL0(l0=entry.l0, path=entry.path), (entry.l0, 0)
+            site = ""
+        elif entry.format == "gemma_scope_2" and entry.l0_label is not None and entry.site is not None:
+            choice = GemmaScopeL0(label=entry.l0_label, path=entry.path)
+            order, site = l0_label_rank(entry.l0_label), entry.site
+        else:
+            continue
+        tree.setdefault((site, entry.layer), {}).setdefault(entry.width, []).append((order, choice, entry))
     return [
-        GemmaScopeLayer(layer=layer, widths=[
-            GemmaScopeWidth(width=width, d_sae=leaves[0][1].d_sae,
-                            l0s=[GemmaScopeL0(l0=l0, path=e.path) for l0, e in sorted(leaves, key=lambda le: le[0])])
-            for width, leaves in sorted(tree[layer].items(), key=lambda kv: width_features(kv[0]))
+        GemmaScopeLayer(site=site or None, layer=layer, widths=[
+            GemmaScopeWidth(width=width, d_sae=leaves[0][2].d_sae,
+                            l0s=[choice for _, choice, _ in sorted(leaves, key=lambda item: item[0])])
+            for width, leaves in sorted(tree[(site, layer)].items(), key=lambda kv: width_features(kv[0]))
         ])
-        for layer in sorted(tree, key=lambda v: -1 if v is None else v)
+        for site, layer in sorted(tree, key=lambda key: (key[0], -1 if key[1] is None else key[1]))
     ]

@@ -9,6 +9,7 @@ cancelled or failed download never leaves a finished-looking SAE behind.
 from __future__ import annotations
 
 import os
+import posixpath
 import shutil
 import time
 from collections.abc import Callable
@@ -37,13 +38,16 @@ _CANCEL_POLL_S = 0.25
 
 @dataclass
 class DownloadResult:
-    """What was downloaded: the local root, the SAE folder inside it, the commit, files and bytes."""
+    """What was downloaded: the local root, the SAE folder inside it, the commit, files and bytes, and the SAE's
+    path in the repo (a folder, or a file / file stem for formats keeping several SAEs in one folder) and format."""
 
     local_dir: Path
     sae_dir: Path
     commit_sha: str
     files: list[str] = field(default_factory=list)
     total_bytes: int = 0
+    sae_path: str = ""
+    format: str = ""
 
 
 class _Counter:
@@ -150,8 +154,9 @@ def download_sae(repo_id: str, path_in_repo: str, dest_dir: Path, revision: str 
     staging.rename(dest_dir)
     counter.done = counter.total
     counter.report()
-    return DownloadResult(local_dir=dest_dir, sae_dir=dest_dir / folder if folder else dest_dir, commit_sha=sha,
-                          files=files, total_bytes=counter.total)
+    local_folder = folder if _is_folder(folder, sorted(sizes)) else posixpath.dirname(folder)
+    return DownloadResult(local_dir=dest_dir, sae_dir=dest_dir / local_folder if local_folder else dest_dir,
+                          commit_sha=sha, files=files, total_bytes=counter.total, sae_path=folder, format=fmt)
 
 
 def partial_dir(dest_dir: Path) -> Path:
@@ -160,15 +165,36 @@ def partial_dir(dest_dir: Path) -> Path:
 
 
 def _find_sae(repo_id: str, sha: str, path_in_repo: str, paths: list[str]) -> tuple[str, str]:
-    """The (folder, format) of the SAE named by `path_in_repo` (its folder or one of its files)."""
+    """The (SAE path, format) named by `path_in_repo`: the SAE's folder, its path (a file or file stem for
+    formats that keep several SAEs in one folder), or one of its files.
+
+    Raises:
+        NotFoundError: no SAE at `path_in_repo` (the message lists SAEs near it).
+    """
     wanted = path_in_repo.strip("/")
     found = dict(classify_paths(paths))
-    for candidate in (wanted, os.path.dirname(wanted)):
+    folder = posixpath.dirname(wanted)
+    candidates = [wanted, posixpath.splitext(wanted)[0]] if wanted in set(paths) else [wanted]
+    for candidate in candidates:
         if candidate in found:
             return candidate, found[candidate]
+    for sae_path, fmt in found.items():  # a file of a file-level SAE sharing its folder with others
+        if posixpath.dirname(sae_path) == folder and not _is_folder(sae_path, paths) \
+                and wanted in sae_files(sae_path, fmt, paths):
+            return sae_path, fmt
+    if folder in found:
+        return folder, found[folder]
     near = [f or "." for f in found if f.startswith(wanted)] or [f or "." for f in found]
     raise NotFoundError(f"no SAE at {wanted!r} in {repo_id}@{sha[:10]}; SAEs there include: "
                         f"{', '.join(near[:10]) or 'none'}")
+
+
+def _is_folder(sae_path: str, paths: list[str]) -> bool:
+    """Whether `sae_path` names a folder of the repo (rather than a file or a file stem)."""
+    if not sae_path:
+        return True
+    prefix = sae_path + "/"
+    return any(p.startswith(prefix) for p in paths)
 
 
 def resolve_gemma_scope(listing: RepoListing, layer: int | None, width: int | str, l0: int) -> str:

@@ -1,5 +1,6 @@
 """Read small things from files on the Hub without downloading them: whole small files, safetensors
-headers, and `.npz` tensor shapes through HTTP range reads."""
+headers, and `.npz` tensor shapes through HTTP range reads; `RemoteFiles` offers them as the `FileAccess` the
+SAE format inspectors use (`mistudio.saes.formats.access`)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from huggingface_hub.utils import get_session, hf_raise_for_status
 
 from mistudio.errors import CorruptFileError
 from mistudio.hub.client import HubConnection
-from mistudio.saes.formats.base import npz_arrays
+from mistudio.saes.formats.access import parse_yaml
+from mistudio.saes.formats.base import TensorInfo, npz_arrays
 
 _SAFETENSORS_DTYPES = {
     "F64": ("float64", 8), "F32": ("float32", 4), "F16": ("float16", 2), "BF16": ("bfloat16", 2),
@@ -130,3 +132,38 @@ def npz_headers(conn: HubConnection, repo_id: str, filename: str, commit: str, s
     remote = RangeFile(conn, conn.file_url(repo_id, filename, commit), size)
     arrays = npz_arrays(remote, label=f"{repo_id}/{filename}")
     return {name: TensorHeader(dtype.name, shape, dtype.itemsize) for name, (shape, dtype) in arrays.items()}
+
+
+class RemoteFiles:
+    """`FileAccess` over one Hub repo at one commit: JSON/YAML fetched whole, tensor headers by range reads,
+    pickles not readable (their shapes are known after download)."""
+
+    def __init__(self, conn: HubConnection, repo_id: str, commit: str, sizes: dict[str, int]) -> None:
+        self.conn, self.repo_id, self.commit, self.sizes = conn, repo_id, commit, sizes
+
+    @property
+    def where(self) -> str:
+        return self.repo_id
+
+    def exists(self, path: str) -> bool:
+        return path in self.sizes
+
+    def size(self, path: str) -> int:
+        return self.sizes[path]
+
+    def read_json(self, path: str) -> dict[str, Any]:
+        return fetch_json(self.conn, self.repo_id, path, self.commit)
+
+    def read_yaml(self, path: str) -> dict[str, Any]:
+        return parse_yaml(fetch_file(self.conn, self.repo_id, path, self.commit), f"{self.repo_id}/{path}")
+
+    def safetensors_header(self, path: str) -> dict[str, TensorInfo]:
+        return {name: TensorInfo(h.shape, h.dtype)
+                for name, h in safetensors_headers(self.conn, self.repo_id, path, self.commit).items()}
+
+    def npz_header(self, path: str) -> dict[str, TensorInfo]:
+        return {name: TensorInfo(h.shape, h.dtype)
+                for name, h in npz_headers(self.conn, self.repo_id, path, self.commit, self.sizes[path]).items()}
+
+    def pickle_header(self, path: str) -> dict[str, TensorInfo] | None:
+        return None

@@ -6,11 +6,18 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from mistudio.db.models import Job
     from mistudio.jobs.context import JobContext
 
 JobHandler = Callable[["JobContext[Any]", dict[str, Any]], dict[str, Any] | None]
+# (runner owner, session, job row): called inside the runner's transaction after the runner itself moved a job of
+# the type to a new status outside its handler (interrupted, cancelled while not running, re-queued)
+StatusHook = Callable[[Any, "Session", "Job"], None]
 
 _HANDLERS: dict[str, JobHandler] = {}
+_STATUS_HOOKS: dict[str, StatusHook] = {}
 
 
 def register_job_type(name: str) -> Callable[[JobHandler], JobHandler]:
@@ -21,6 +28,23 @@ def register_job_type(name: str) -> Callable[[JobHandler], JobHandler]:
         return fn
 
     return decorate
+
+
+def register_status_hook(name: str) -> Callable[[StatusHook], StatusHook]:
+    """Decorator registering `fn(owner, session, job)`, which keeps job type `name`'s own rows (an export record, an
+    extraction row) in step when the runner interrupts, cancels or re-queues one of its jobs outside the handler."""
+
+    def decorate(fn: StatusHook) -> StatusHook:
+        _STATUS_HOOKS[name] = fn
+        return fn
+
+    return decorate
+
+
+def get_status_hook(name: str) -> StatusHook | None:
+    """The status hook of job type `name`, if it has one."""
+    load_builtin_job_types()
+    return _STATUS_HOOKS.get(name)
 
 
 def get_handler(name: str) -> JobHandler:

@@ -1,5 +1,9 @@
 """The in-process job runner: a worker thread pulls pending jobs from a queue and runs their handlers
-off the request thread; state lives in the `jobs` table so it survives restarts."""
+off the request thread; state lives in the `jobs` table so it survives restarts.
+
+Each running job records the process that runs it (`jobs.liveness`). Whenever jobs are read, one whose process has
+died (a killed server or CLI) becomes `interrupted`: resumable from its last checkpoint, its running stage marked
+interrupted and its type's own rows told (`registry.register_status_hook`)."""
 
 from __future__ import annotations
 
@@ -10,13 +14,15 @@ import traceback
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from mistudio.db.models import Job as JobRecord
 from mistudio.db.models import utcnow
 from mistudio.db.session import session_factory
 from mistudio.errors import ConflictError, JobCancelled, JobPaused, MiStudioError
 from mistudio.jobs.context import JobContext, ProgressListener, require_job
-from mistudio.jobs.registry import get_handler
+from mistudio.jobs.liveness import is_alive, process_token
+from mistudio.jobs.registry import get_handler, get_status_hook
 from mistudio.jobs.schemas import Job
 
 S = TypeVar("S")
@@ -25,6 +31,9 @@ log = logging.getLogger(__name__)
 
 ACTIVE = ("pending", "running")
 FINISHED = ("completed", "failed", "cancelled")
+# nothing runs them; they wait for the user (resume or cancel)
+SETTLED = (*FINISHED, "paused", "interrupted")
+RESUMABLE = ("paused", "interrupted")
 
 
 class JobRunner(Generic[S]):
@@ -43,15 +52,60 @@ class JobRunner(Generic[S]):
 
     # -- lifecycle ------------------------------------------------------------------------------
     def recover(self) -> list[str]:
-        """Mark jobs left `running` by a dead process failed-resumable; return pending job ids."""
+        """At start-up: interrupt the jobs whose process died, and those left `running` without a recorded process
+        (rows from before processes were recorded); return the pending job ids, oldest first."""
         with self._sessions() as s, s.begin():
             for job in s.scalars(select(JobRecord).where(JobRecord.status == "running")):
-                job.status = "failed"
-                job.resumable = True
-                job.error_message = "interrupted: the process stopped while this job ran; resume it to continue"
-                job.finished_at = utcnow()
+                self._reconcile(s, job, unknown_is_dead=job.runner is None)
             return list(s.scalars(select(JobRecord.id).where(JobRecord.status == "pending")
                                   .order_by(JobRecord.created_at)))
+
+    def reconcile(self, job_id: str | None = None) -> list[str]:
+        """Mark the running jobs (or job `job_id`) whose process has died `interrupted`; return their ids."""
+        with self._sessions() as s, s.begin():
+            q = select(JobRecord).where(JobRecord.status == "running")
+            if job_id is not None:
+                q = q.where(JobRecord.id == job_id)
+            return [job.id for job in s.scalars(q) if self._reconcile(s, job)]
+
+    def _reconcile(self, session: Session, job: JobRecord, unknown_is_dead: bool = False) -> bool:
+        """Interrupt `job` if it is running and its process is gone (cancelled instead when a cancel was asked)."""
+        if job.status != "running":
+            return False
+        alive = is_alive(job.runner)
+        if alive or (alive is None and not unknown_is_dead):
+            return False
+        pid = (job.runner or "").split(":")[1:2]
+        who = f"pid {pid[0]}" if pid and pid[0] else "its process"
+        if job.cancel_requested:
+            self._end(session, job, "cancelled", f"cancelled; the process that ran it ({who}) had stopped")
+        else:
+            self._end(session, job, "interrupted", f"interrupted: the process that ran it ({who}) stopped; resume "
+                      "it to continue from its last checkpoint, or cancel it")
+        return True
+
+    def _end(self, session: Session, job: JobRecord, status: str, message: str | None) -> None:
+        """Move `job` to `status` outside its handler: stages, flags, timestamps, and its type's own rows."""
+        job.status = status
+        job.resumable = status in RESUMABLE
+        job.pause_requested = False
+        job.cancel_requested = job.cancel_requested and status != "cancelled"
+        if message is not None:
+            job.error_message = message
+        job.finished_at = utcnow()
+        stage_status = "cancelled" if status == "cancelled" else "interrupted"
+        stages = [dict(st) for st in (job.stages or [])]
+        for st in stages:
+            if st.get("status") == "running":
+                st["status"] = stage_status
+        job.stages = stages
+        self._notify(session, job)
+
+    def _notify(self, session: Session, job: JobRecord) -> None:
+        hook = get_status_hook(job.type)
+        if hook is not None:
+            session.flush()
+            hook(self.studio, session, job)
 
     def start(self) -> None:
         """Recover after a restart and start the worker threads."""
@@ -91,38 +145,51 @@ class JobRunner(Generic[S]):
         self._queue.put(job_id)
 
     def get(self, job_id: str) -> Job:
-        """The job's current state.
+        """The job's current state (a running job whose process died reads `interrupted`).
 
         Raises:
             NotFoundError: no job `job_id`.
         """
         with self._sessions() as s:
+            job = require_job(s, job_id)
+            if job.status != "running" or is_alive(job.runner) is not False:
+                return Job.from_record(job)
+        self.reconcile(job_id)
+        with self._sessions() as s:
             return Job.from_record(require_job(s, job_id))
 
-    def list(self, limit: int = 100, status: str | None = None, sae_id: str | None = None) -> list[Job]:
-        """Most recent jobs first."""
+    def list(self, limit: int = 100, status: str | None = None, sae_id: str | None = None,
+             job_type: str | None = None) -> list[Job]:
+        """Most recent jobs first (running jobs whose process died read `interrupted`)."""
+        self.reconcile()
         with self._sessions() as s:
             q = select(JobRecord).order_by(JobRecord.created_at.desc()).limit(limit)
             if status:
                 q = q.where(JobRecord.status == status)
             if sae_id:
                 q = q.where(JobRecord.sae_id == sae_id)
+            if job_type:
+                q = q.where(JobRecord.type == job_type)
             return [Job.from_record(j) for j in s.scalars(q)]
 
     def cancel(self, job_id: str) -> Job:
-        """Request cancellation; a pending or paused job is cancelled at once.
+        """End a job: a running one stops at its next check point; any other (pending, paused, interrupted,
+        failed — and running in a process that has died) is cancelled at once. Cancelling a cancelled job is a
+        no-op.
 
         Raises:
             NotFoundError: no job `job_id`.
-            ConflictError: the job has already finished.
+            ConflictError: the job has completed.
         """
         with self._sessions() as s, s.begin():
             job = require_job(s, job_id)
-            if job.status in FINISHED:
-                raise ConflictError(f"job {job_id} already {job.status}")
-            if job.status in ("pending", "paused"):
-                job.status, job.finished_at = "cancelled", utcnow()
-            job.cancel_requested = True
+            self._reconcile(s, job)
+            if job.status == "completed":
+                raise ConflictError(f"job {job_id} already completed; there is nothing to cancel")
+            if job.status == "running":
+                job.cancel_requested = True
+            elif job.status != "cancelled":
+                self._end(s, job, "cancelled", "cancelled by the user")
         return self.get(job_id)
 
     def pause(self, job_id: str) -> Job:
@@ -134,27 +201,34 @@ class JobRunner(Generic[S]):
         """
         with self._sessions() as s, s.begin():
             job = require_job(s, job_id)
+            self._reconcile(s, job)
             if job.status not in ACTIVE:
                 raise ConflictError(f"job {job_id} is {job.status}; only pending or running jobs can be paused")
             if job.status == "pending":
                 job.status = "paused"
+                job.resumable = True
             job.pause_requested = True
         return self.get(job_id)
 
-    def resume(self, job_id: str) -> Job:
-        """Re-queue a paused job or a failed-resumable one; it continues from its last checkpoint.
+    def resume(self, job_id: str, enqueue: bool = True) -> Job:
+        """Re-queue a paused, interrupted or failed-resumable job; it continues from its last checkpoint.
+        `enqueue=False` only marks it pending (the caller runs it, e.g. `run_inline`).
 
         Raises:
             NotFoundError: no job `job_id`.
-            ConflictError: the job is neither paused nor failed-resumable.
+            ConflictError: the job is not resumable.
         """
         with self._sessions() as s, s.begin():
             job = require_job(s, job_id)
-            if not (job.status == "paused" or (job.status == "failed" and job.resumable)):
-                raise ConflictError(f"job {job_id} is {job.status} and cannot be resumed")
+            self._reconcile(s, job)
+            if not (job.status in RESUMABLE or (job.status == "failed" and job.resumable)):
+                hint = " (it is still running)" if job.status == "running" else ""
+                raise ConflictError(f"job {job_id} is {job.status} and cannot be resumed{hint}")
             job.status, job.pause_requested, job.cancel_requested = "pending", False, False
-            job.error_message, job.finished_at = None, None
-        self._queue.put(job_id)
+            job.error_message, job.error_details, job.finished_at = None, None, None
+            self._notify(s, job)
+        if enqueue:
+            self._queue.put(job_id)
         return self.get(job_id)
 
     def add_listener(self, job_id: str, listener: ProgressListener) -> None:
@@ -183,6 +257,7 @@ class JobRunner(Generic[S]):
             if job.status != "pending":
                 return Job.from_record(job)
             job.status, job.started_at, job.progress = "running", utcnow(), job.progress or 0.0
+            job.runner = process_token()
             job_type, params = job.type, dict(job.params or {})
         ctx = JobContext(job_id, self._sessions, self.studio, listener or self._listeners.get(job_id))
         try:
@@ -192,12 +267,17 @@ class JobRunner(Generic[S]):
         except JobCancelled as exc:
             self._finish(job_id, "cancelled", error=str(exc))
         except JobPaused:
-            self._finish(job_id, "paused")
+            self._finish(job_id, "paused", resumable=True)
         except MiStudioError as exc:
             self._finish(job_id, "failed", error=exc.message, details=exc.details, resumable=True)
         except Exception as exc:  # noqa: BLE001 - a job must never leave its row hanging
             self._finish(job_id, "failed", error=f"{type(exc).__name__}: {exc}",
                          details={"traceback": traceback.format_exc(limit=20)}, resumable=True)
+        except BaseException as exc:  # Ctrl-C, SystemExit: the process is stopping under the job
+            with self._sessions() as s, s.begin():
+                self._end(s, require_job(s, job_id), "interrupted",
+                          f"interrupted ({type(exc).__name__}); resume it to continue from its last checkpoint")
+            raise
         return self.get(job_id)
 
     def _finish(self, job_id: str, status: str, *, result: dict[str, Any] | None = None, error: str | None = None,
@@ -217,9 +297,9 @@ class JobRunner(Generic[S]):
                 job.error_message = error
                 job.error_details = details
             job.resumable = resumable
-            if status in ("failed", "cancelled"):
+            if status in ("failed", "cancelled", "paused"):
                 stages = [dict(st) for st in (job.stages or [])]
                 for st in stages:
                     if st.get("status") == "running":
-                        st["status"] = "failed" if status == "failed" else "cancelled"
+                        st["status"] = status
                 job.stages = stages

@@ -9,8 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from mistudio.db.models import Job as JobRecord
 from mistudio.db.models import utcnow
 
-JobStatus = Literal["pending", "running", "paused", "completed", "failed", "cancelled"]
-StageStatus = Literal["pending", "running", "completed", "failed", "cancelled"]
+JobStatus = Literal["pending", "running", "paused", "interrupted", "completed", "failed", "cancelled"]
+StageStatus = Literal["pending", "running", "paused", "interrupted", "completed", "failed", "cancelled"]
 
 
 class JobStage(BaseModel):
@@ -42,7 +42,8 @@ class Job(BaseModel):
     error_message: str | None
     error_details: dict[str, Any] | None
     result: dict[str, Any] | None = Field(description="What the job's handler returned (completed jobs)")
-    resumable: bool = Field(description="Whether resume continues from the last checkpoint")
+    resumable: bool = Field(description="Whether resume continues from the last checkpoint (paused, interrupted "
+                            "and most failed jobs)")
     created_at: str | None = Field(description="ISO 8601 timestamp")
     started_at: str | None = Field(description="ISO 8601 timestamp")
     finished_at: str | None = Field(description="ISO 8601 timestamp")

@@ -21,8 +21,22 @@ from mistudio.settings import get_settings
 
 __all__ = ["SUPPORTED_FAMILIES", "LoadedModel", "hf_id_for", "load_model", "pick_device", "pick_dtype", "tl_name_for"]
 
-# HF `config.model_type` values whose module layout lm.hooks knows.
-SUPPORTED_FAMILIES: tuple[str, ...] = ("gpt2", "gpt_neox", "llama", "mistral", "qwen2", "gemma", "gemma2")
+# HF `config.model_type` values whose module layout lm.hooks knows. Llama covers Llama 1-3.x (llama3 rope
+# scaling included) and its distillations; `gemma3` is the multimodal Gemma3ForConditionalGeneration
+# (gemma-3-4b and larger: its language model is hooked), `gemma3_text` the text-only Gemma 3 (270m, 1b);
+# `qwen3_5` and `qwen3_5_moe` checkpoints are multimodal and load as their text causal LM (transformers drops
+# the vision tower).
+SUPPORTED_FAMILIES: tuple[str, ...] = (
+    "gpt2", "gpt_neox", "llama", "mistral", "qwen2", "gemma", "gemma2", "gemma3_text", "gemma3", "qwen3",
+    "qwen3_moe", "qwen3_5", "qwen3_5_text", "qwen3_5_moe", "qwen3_5_moe_text", "qwen3_next", "gpt_oss",
+)
+# Unsupported families with a supported relative: what to use instead (for the error message).
+_RELATED_FAMILIES = {
+    "gemma3n": "Gemma 3n (gemma3n) has a different architecture than Gemma 3; use google/gemma-3-* models",
+    "qwen3_vl": "Qwen3-VL is not supported; use the Qwen3 text models",
+    "qwen3_vl_moe": "Qwen3-VL is not supported; use the Qwen3 text models",
+    "mllama": "Llama 3.2 Vision (mllama) is not supported; use the Llama 3.x text models",
+}
 _DTYPES = {
     "float32": torch.float32, "fp32": torch.float32, "float": torch.float32,
     "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
@@ -148,32 +162,52 @@ def load_model(
     config = _load_config(source, token, local, offline)
     family = getattr(config, "model_type", None)
     if family not in SUPPORTED_FAMILIES:
+        hint = f" {_RELATED_FAMILIES[family]}." if family in _RELATED_FAMILIES else ""
         raise InvalidInputError(
-            f"Model {name!r} is a {family!r} model; supported families are {', '.join(SUPPORTED_FAMILIES)}."
+            f"Model {name!r} is a {family!r} model, which miStudio cannot hook.{hint} "
+            f"Supported families are {', '.join(SUPPORTED_FAMILIES)}."
         )
     dev = pick_device(device)
     torch_dtype = pick_dtype(dtype, dev)
-    extra: dict[str, Any] = {}
-    if family == "gemma2":
-        extra["attn_implementation"] = "eager"  # the attention logit soft-cap only runs in eager attention
     model = AutoModelForCausalLM.from_pretrained(
-        source, dtype=torch_dtype, token=token, local_files_only=offline, **extra
+        source, dtype=torch_dtype, token=token, local_files_only=offline, **model_load_kwargs(config)
     )
     model.to(dev).eval().requires_grad_(False)  # type: ignore[arg-type]
     tokenizer = AutoTokenizer.from_pretrained(source, token=token, local_files_only=offline)
-    n_heads = config.num_attention_heads if hasattr(config, "num_attention_heads") else config.n_head
-    d_model = config.hidden_size
+    text = config.get_text_config()
+    n_heads = text.num_attention_heads if hasattr(text, "num_attention_heads") else text.n_head
+    d_model = text.hidden_size
     return LoadedModel(
         model=model,
         tokenizer=tokenizer,
         family=family,
-        n_layers=config.num_hidden_layers,
+        n_layers=text.num_hidden_layers,
         d_model=d_model,
         n_heads=n_heads,
-        n_kv_heads=getattr(config, "num_key_value_heads", None) or n_heads,
-        d_head=getattr(config, "head_dim", None) or d_model // n_heads,
-        vocab_size=config.vocab_size,
+        n_kv_heads=getattr(text, "num_key_value_heads", None) or n_heads,
+        d_head=getattr(text, "head_dim", None) or d_model // n_heads,
+        vocab_size=text.vocab_size,
         device=dev,
         dtype=torch_dtype,
         name=name if local else source,
     )
+
+
+def model_load_kwargs(config: Any) -> dict[str, Any]:
+    """Extra `from_pretrained` arguments a family needs so its activations are the reference model's.
+
+    Eager attention where the config soft-caps attention logits (Gemma 2), which only eager attention applies;
+    MXFP4 checkpoints (gpt-oss) are dequantized, as TransformerLens loads them, so activations do not depend on
+    the quantization kernels.
+    """
+    extra: dict[str, Any] = {}
+    if getattr(config.get_text_config(), "attn_logit_softcapping", None):
+        extra["attn_implementation"] = "eager"
+    quantization = getattr(config, "quantization_config", None)
+    method = quantization.get("quant_method") if isinstance(quantization, dict) else getattr(
+        quantization, "quant_method", None)
+    if str(method).lower().endswith("mxfp4"):
+        from transformers.utils.quantization_config import Mxfp4Config
+
+        extra["quantization_config"] = Mxfp4Config(dequantize=True)
+    return extra

@@ -13,12 +13,22 @@ _BUILTIN: tuple[tuple[str, str], ...] = (
     (r"(gpt2-(?:medium|large|xl)|distilgpt2)", "{0}"),
     (r"(pythia-[0-9.]+[mb](?:-deduped)?(?:-v0)?)", "EleutherAI/{0}"),
     (r"(gemma-(?:2-)?(?:2b|7b|9b|27b)(?:-it)?)", "google/{0}"),
+    (r"(gemma-3-(?:270m|1b|4b|12b|27b)(?:-pt|-it)?)", "google/{0}"),
+    (r"(gpt-oss-(?:20b|120b))", "openai/{0}"),
     (r"mistral-7b", "mistralai/Mistral-7B-v0.1"),
     (r"mistral-7b-instruct", "mistralai/Mistral-7B-Instruct-v0.1"),
     (r"llama-2-7b", "meta-llama/Llama-2-7b-hf"),
     (r"llama-2-7b-chat", "meta-llama/Llama-2-7b-chat-hf"),
 )
-_QWEN = re.compile(r"qwen(2(?:\.5)?)-([0-9.]+)b(-instruct)?")
+# Hub repo names written without their organisation (dictionary_learning configs keep only the part after
+# the slash), spelled exactly as on the Hub: (pattern, organisation).
+_ORG_LESS: tuple[tuple[str, str], ...] = (
+    (r"(?:Meta-Llama-3|Llama-3\.\d)-[\w.-]+", "meta-llama"),
+    (r"DeepSeek-R1-Distill-[\w.-]+", "deepseek-ai"),
+    (r"Qwen(?:2|2\.5|3|3\.5)-[\w.-]+", "Qwen"),
+)
+_QWEN = re.compile(r"qwen(2(?:\.5)?|3)-([0-9.]+)b(-instruct)?")
+_HUB_URL = "https://huggingface.co/"
 
 
 @lru_cache(maxsize=1)
@@ -39,6 +49,9 @@ def _transformer_lens_tables() -> tuple[list[str], dict[str, list[str]]] | None:
 
 
 def _builtin_hf_id(name: str) -> str | None:
+    for pattern, organisation in _ORG_LESS:
+        if re.fullmatch(pattern, name):
+            return f"{organisation}/{name}"
     lowered = name.lower()
     for pattern, template in _BUILTIN:
         match = re.fullmatch(pattern, lowered)
@@ -52,7 +65,10 @@ def _builtin_hf_id(name: str) -> str | None:
 
 
 def hf_id_for(tl_name: str) -> str:
-    """The HuggingFace Hub id for a TransformerLens model name or alias (unknown names are returned unchanged)."""
+    """The HuggingFace Hub id for a TransformerLens model name or alias (unknown names are returned unchanged;
+    a `https://huggingface.co/<id>` link gives `<id>`)."""
+    if tl_name.startswith(_HUB_URL):
+        return tl_name[len(_HUB_URL):].strip("/")
     tables = _transformer_lens_tables()
     if tables is not None:
         official, aliases = tables
@@ -79,7 +95,7 @@ def tl_name_for(hf_id: str) -> str:
             prefix = template.replace("{0}", "")
             if hf_id.startswith(prefix) and re.fullmatch(pattern, hf_id[len(prefix):].lower()):
                 return hf_id[len(prefix):]
-    match = re.fullmatch(r"Qwen/Qwen(2(?:\.5)?)-([0-9.]+)B(-Instruct)?", hf_id)
+    match = re.fullmatch(r"Qwen/Qwen(2(?:\.5)?|3)-([0-9.]+)B(-Instruct)?", hf_id)
     if match:
         version, size, instruct = match.groups()
         return f"qwen{version}-{size}b{'-instruct' if instruct else ''}"

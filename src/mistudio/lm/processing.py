@@ -11,6 +11,11 @@ What each flag does to the activations miStudio captures (exact, checked against
   (with `fold_ln` on a LayerNorm model the bias first absorbs `ln1.b @ W_V`).
 * `fold_ln`, `center_unembed`: no effect on these hooks (only on weights and logits; see `lm.unembed`).
 * `refactor_factored_attn_matrices`: changes q/k/v/z in a way that is not reproduced: refused for those hooks.
+
+The transform takes the activations as `lm.hooks.capture_activations` returns them: per-head hooks
+`[..., heads, d_head]` (or `[..., d_head]` for one head); an SAE over all heads flattens them afterwards.
+An HF module path (`model.layers.3.output`) names a hook of the HF model itself, which SAELens reads without
+TransformerLens processing: its transform is the identity.
 """
 
 from __future__ import annotations
@@ -21,13 +26,13 @@ from typing import Any
 import torch
 
 from mistudio.errors import InvalidInputError
-from mistudio.lm.hooks import block_module, parse_hook_name, resolve_hook
+from mistudio.lm.hooks import block_module, is_hf_module_path, parse_hook_name, resolve_hook
 from mistudio.lm.loading import LoadedModel, module_tensor
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
 
 _RESIDUAL_WRITES = {"hook_embed", "hook_resid_pre", "hook_resid_mid", "hook_resid_post", "hook_attn_out",
-                    "hook_mlp_out"}
+                    "hook_mlp_out", "hook_mlp_in"}
 # LayerNorm families and the norm in front of their attention.
 _ATTN_LAYER_NORM = {"gpt2": "ln_1", "gpt_neox": "input_layernorm"}
 
@@ -68,6 +73,8 @@ def activation_transform_for(
 ) -> Transform:
     """A function mapping activations from `lm.hooks.capture_activations` (same hook, same head_index) to the
     activations of the TransformerLens model the SAE was trained on (`model_from_pretrained_kwargs`)."""
+    if is_hf_module_path(hook_name):
+        return _identity
     kwargs = pretrained_kwargs(sae_cfg)
     layer, kind = parse_hook_name(hook_name)
     layer_norm_model = loaded.family in _ATTN_LAYER_NORM

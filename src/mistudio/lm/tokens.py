@@ -1,9 +1,9 @@
 """Token id → display string for a whole vocabulary, computed once per tokenizer.
 
-* byte-level BPE pieces (GPT-2, Llama-3, Qwen): the piece's characters are mapped back to bytes (`Ġ` → space,
+* byte-level BPE pieces (GPT-2, Llama-3, Qwen, gpt-oss): the piece's characters are mapped back to bytes (`Ġ` → space,
   `Ċ` → newline) and decoded as UTF-8; bytes that are not valid UTF-8 on their own (one token holding part of a
   multi-byte character) become U+FFFD, so every string is valid text;
-* SentencePiece pieces (Llama-2, Gemma): `▁` → space and byte-fallback pieces `<0xNN>` → that byte;
+* SentencePiece pieces (Llama-2, Gemma 1-3): `▁` → space and byte-fallback pieces `<0xNN>` → that byte;
 * special and added tokens (BOS/EOS/PAD, `<|endoftext|>`) are shown as themselves.
 """
 
@@ -58,9 +58,7 @@ def vocab_strings(tokenizer: PreTrainedTokenizerBase) -> list[str]:
     size = len(tokenizer)
     converted = tokenizer.convert_ids_to_tokens(list(range(size)))
     pieces: list[str | None] = [converted] if isinstance(converted, str) else list(converted)
-    special = set(tokenizer.all_special_ids) | {
-        i for i, tok in getattr(tokenizer, "added_tokens_decoder", {}).items() if getattr(tok, "special", False)
-    }
+    special = set(special_token_ids(tokenizer))
     byte_level = _is_byte_level(pieces)
     table = byte_decoder()
     out: list[str] = []
@@ -77,8 +75,11 @@ def vocab_strings(tokenizer: PreTrainedTokenizerBase) -> list[str]:
 
 
 def special_token_ids(tokenizer: PreTrainedTokenizerBase) -> list[int]:
-    """Ids never chosen as an example's max token: BOS, EOS, PAD and the tokenizer's other special tokens."""
-    ids = set(tokenizer.all_special_ids)
+    """Ids never chosen as an example's max token: BOS, EOS, PAD and the tokenizer's other special tokens
+    (added tokens flagged special included, e.g. Gemma 3's `<start_of_image>`, Qwen's `<|im_start|>`)."""
+    ids = set(tokenizer.all_special_ids) | {
+        i for i, tok in getattr(tokenizer, "added_tokens_decoder", {}).items() if getattr(tok, "special", False)
+    }
     for attr in ("bos_token_id", "eos_token_id", "pad_token_id"):
         value = getattr(tokenizer, attr, None)
         if value is not None:

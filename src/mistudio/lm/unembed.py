@@ -6,7 +6,10 @@ LayerNorm models (GPT-2, GPT-NeoX), W_U is centred over d_model because the Laye
 mean-free. `center_unembed=True` also removes each row's mean over the vocabulary (TransformerLens'
 `center_unembed`; it shifts logits, not probabilities). Not included: the final norm's scale (it depends
 on the input), its bias (a constant logit offset, folded into `b_U` by TransformerLens), and Gemma-2's
-`final_logit_softcapping` (a nonlinearity on the full logits, not part of a direction's logit lens).
+`final_logit_softcapping` (a nonlinearity on the full logits, not part of a direction's logit lens; Gemma 3
+has none). Tied embeddings (Gemma, Qwen3 small models) need nothing special: W_U is the output head's weight,
+which is the embedding matrix itself (without Gemma's √d_model embedding scale, which transformers applies in the
+embedding's forward). Multimodal Gemma 3 uses its language model's final norm.
 """
 
 from __future__ import annotations
@@ -20,14 +23,12 @@ from mistudio.lm.loading import LoadedModel, module_tensor, optional_module_tens
 _FINAL_NORM = {
     "gpt2": "transformer.ln_f",
     "gpt_neox": "gpt_neox.final_layer_norm",
-    "llama": "model.norm",
-    "mistral": "model.norm",
-    "qwen2": "model.norm",
-    "gemma": "model.norm",
-    "gemma2": "model.norm",
+    "gemma3": "model.language_model.norm",  # Gemma3ForConditionalGeneration: its language model's final norm
 }
 _LAYER_NORM_FAMILIES = {"gpt2", "gpt_neox"}
-_OFFSET_RMS_FAMILIES = {"gemma", "gemma2"}  # RMSNorm scales by (1 + weight)
+# RMSNorm scales by (1 + weight): Gemma 1-3, and Qwen3.5 / Qwen3-Next (zero-initialised gains).
+_OFFSET_RMS_FAMILIES = {"gemma", "gemma2", "gemma3_text", "gemma3", "qwen3_5", "qwen3_5_text", "qwen3_5_moe",
+                        "qwen3_5_moe_text", "qwen3_next"}
 
 
 @dataclass
@@ -48,7 +49,7 @@ def unembedding(loaded: LoadedModel) -> Unembed:
     W_U = module_tensor(head, "weight").detach().float().T.contiguous()
     head_bias = optional_module_tensor(head, "bias")
     b_U = head_bias.detach().float() if head_bias is not None else None
-    norm = model.get_submodule(_FINAL_NORM[loaded.family])
+    norm = model.get_submodule(_FINAL_NORM.get(loaded.family, "model.norm"))
     weight = module_tensor(norm, "weight").detach().float()
     if loaded.family in _OFFSET_RMS_FAMILIES:
         weight = 1.0 + weight

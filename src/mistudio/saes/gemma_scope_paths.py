@@ -1,5 +1,7 @@
 """The one grammar of Gemma Scope names: repositories (`google/gemma-scope-2b-pt-res`), leaf folders
-(`layer_{L}/width_{W}/average_l0_{K}`) and width labels.
+(`layer_{L}/width_{W}/average_l0_{K}`) and width labels; and Gemma Scope 2's (`google/gemma-scope-2-1b-pt`,
+`{site}/layer_{L}_width_{W}_l0_{small|medium|big}[_affine]`, sites `resid_post`, `attn_out`, `mlp_out`,
+`transcoder`, each also as `{site}_all`).
 
 Widths are labelled as Gemma Scope and Neuronpedia label them: 16k = 16,384, 65k = 65,536, 131k = 131,072,
 262k = 262,144, 524k = 524,288, 1m = 1,048,576 features (the label is the count in thousands, or millions,
@@ -16,7 +18,13 @@ from typing import TypedDict
 from mistudio.errors import NotFoundError
 
 _LEAF_RE = re.compile(r"(?:^|/)(layer_(\d+)|embedding)/width_([0-9]+[km]?)/average_l0_(\d+)$")
-_REPO_RE = re.compile(r"gemma-scope-(2b|9b|27b)-(pt|it)-(res|mlp|att)")
+_REPO_RE = re.compile(r"gemma-scope-(2b|9b|27b)-(pt|it)-(res|mlp|att|transcoders)")
+_REPO2_RE = re.compile(r"gemma-scope-2-(\d+(?:\.\d+)?[mb])-(pt|it)")
+_LEAF2_RE = re.compile(
+    r"(?:^|/)((?:resid_post|attn_out|mlp_out|transcoder)(?:_all)?)/"
+    r"layer_(\d+)_width_(\d+[km])_l0_(small|medium|big)(_affine)?$"
+)
+GEMMA_SCOPE_2_SITES = ("resid_post", "attn_out", "mlp_out", "transcoder")
 _LAYER_RE = re.compile(r"layer_(\d+)")
 _WIDTH_RE = re.compile(r"width_(\d+[km])")
 _L0_RE = re.compile(r"average_l0_(\d+)")
@@ -104,7 +112,8 @@ def parse_folder(text: str) -> FolderParts:
 
 
 def hook_for(site: str, layer: int | None, embedding: bool) -> str | None:
-    """TransformerLens hook for a Gemma Scope site (`res`, `mlp`, `att`)."""
+    """TransformerLens hook for a Gemma Scope site (`res`, `mlp`, `att`; a `transcoders` repo reads
+    `blocks.L.ln2.hook_normalized`, see `transcoder_hooks`)."""
     if embedding and site == "res":
         return "hook_embed"
     if layer is None:
@@ -113,7 +122,99 @@ def hook_for(site: str, layer: int | None, embedding: bool) -> str | None:
         "res": f"blocks.{layer}.hook_resid_post",
         "mlp": f"blocks.{layer}.hook_mlp_out",
         "att": f"blocks.{layer}.attn.hook_z",
+        "transcoders": f"blocks.{layer}.ln2.hook_normalized",
     }[site]
+
+
+class Hooks(TypedDict):
+    """Where an SAE reads (and a transcoder writes): TransformerLens names and HF module paths."""
+
+    hook_name: str
+    hook_name_out: str | None
+    hf_hook_name: str | None
+    hf_hook_name_out: str | None
+
+
+def transcoder_hooks(layer: int, input_hook: str) -> Hooks:
+    """The hooks of a Gemma MLP transcoder at `layer`: it reads the MLP's normalised input (TransformerLens
+    `input_hook`, HF `pre_feedforward_layernorm.output`) and writes the MLP's normalised output
+    (`blocks.L.hook_mlp_out`, HF `post_feedforward_layernorm.output`)."""
+    return {
+        "hook_name": input_hook,
+        "hook_name_out": f"blocks.{layer}.hook_mlp_out",
+        "hf_hook_name": f"model.layers.{layer}.pre_feedforward_layernorm.output",
+        "hf_hook_name_out": f"model.layers.{layer}.post_feedforward_layernorm.output",
+    }
+
+
+@dataclass(frozen=True)
+class GemmaScope2Key:
+    """Where a Gemma Scope 2 leaf sits: site folder (`resid_post`, `transcoder_all`, ...), layer, width label,
+    L0 label (`small`, `medium`, `big`) and whether it is an affine (skip) transcoder."""
+
+    site: str
+    layer: int
+    width: str
+    l0: str
+    affine: bool
+
+    @property
+    def kind(self) -> str:
+        """The site without its `_all` suffix: `resid_post`, `attn_out`, `mlp_out` or `transcoder`."""
+        return self.site.removesuffix("_all")
+
+    @property
+    def l0_label(self) -> str:
+        """The L0 label as the picker shows it (`big`, or `big_affine` for an affine transcoder)."""
+        return self.l0 + ("_affine" if self.affine else "")
+
+
+_L0_LABELS = ("small", "medium", "big")
+
+
+def l0_label_rank(label: str) -> tuple[int, int]:
+    """Sort key of a Gemma Scope 2 L0 label: `small` < `medium` < `big`, each before its `_affine` variant."""
+    base = label.removesuffix("_affine")
+    return (_L0_LABELS.index(base) if base in _L0_LABELS else len(_L0_LABELS), int(label.endswith("_affine")))
+
+
+def parse_leaf_2(folder: str) -> GemmaScope2Key | None:
+    """The (site, layer, width, L0 label, affine) of a Gemma Scope 2 leaf folder, or None."""
+    match = _LEAF2_RE.search(folder.strip("/"))
+    if match is None:
+        return None
+    site, layer, width, l0, affine = match.groups()
+    return GemmaScope2Key(site, int(layer), width, l0, affine is not None)
+
+
+def gemma_scope_2_path(site: str, layer: int, width: int | str, l0: str, affine: bool = False) -> str:
+    """The repo folder of one Gemma Scope 2 SAE, e.g. `resid_post/layer_12_width_16k_l0_small`."""
+    return f"{site}/layer_{int(layer)}_width_{width_label(width)}_l0_{l0}" + ("_affine" if affine else "")
+
+
+def parse_repo_2(text: str | None) -> str | None:
+    """The Gemma 3 model a Gemma Scope 2 repo or path names (`google/gemma-scope-2-1b-pt` → `google/gemma-3-1b-pt`;
+    the 270m model has no `-pt` suffix), else None."""
+    match = _REPO2_RE.search(text or "")
+    if not match:
+        return None
+    size, variant = match.groups()
+    if size == "270m" and variant == "pt":
+        return "google/gemma-3-270m"
+    return f"google/gemma-3-{size}-{variant}"
+
+
+def gemma_scope_2_hooks(key: GemmaScope2Key) -> Hooks:
+    """The hooks SAELens gives a Gemma Scope 2 site (TransformerLens names and the HF module paths)."""
+    layer = key.layer
+    if key.kind == "transcoder":
+        return transcoder_hooks(layer, f"blocks.{layer}.hook_mlp_in")
+    hook, hf = {
+        "resid_post": (f"blocks.{layer}.hook_resid_post", f"model.layers.{layer}.output"),
+        "attn_out": (f"blocks.{layer}.attn.hook_z", f"model.layers.{layer}.self_attn.o_proj.input"),
+        "mlp_out": (f"blocks.{layer}.hook_mlp_out", f"model.layers.{layer}.post_feedforward_layernorm.output"),
+    }[key.kind]
+    return {"hook_name": hook, "hook_name_out": None, "hf_hook_name": hf, "hf_hook_name_out": None}
 
 
 def gemma_scope_path(layer: int | None, width: int | str, l0: int) -> str:
@@ -140,3 +241,27 @@ def resolve_choice(keys: list[GemmaScopeKey], layer: int | None, width: int | st
             f"L0 choices: {', '.join(map(str, l0s))}"
         )
     return gemma_scope_path(layer, label, l0)
+
+
+def resolve_choice_2(keys: list[GemmaScope2Key], site: str, layer: int, width: int | str, l0: str) -> str:
+    """Validate (site, layer, width, L0 label such as `small` or `big_affine`) against the Gemma Scope 2 leaves a
+    repo holds and return the leaf's folder; NotFoundError lists the valid choices at the first step that fails."""
+    label = width_label(width)
+    sites = sorted({k.site for k in keys})
+    if site not in sites:
+        raise NotFoundError(f"site {site!r} is not in this Gemma Scope 2 repo; sites: {', '.join(sites) or 'none'}")
+    at_site = [k for k in keys if k.site == site]
+    layers = sorted({k.layer for k in at_site})
+    if layer not in layers:
+        raise NotFoundError(f"layer {layer} is not in {site}; layers available: {', '.join(map(str, layers))}")
+    at_layer = [k for k in at_site if k.layer == layer]
+    widths = sorted({k.width for k in at_layer}, key=width_features)
+    if label not in widths:
+        raise NotFoundError(f"width {label} is not available in {site} at layer {layer}; widths: {', '.join(widths)}")
+    choices = [k for k in at_layer if k.width == label]
+    match = next((k for k in choices if k.l0_label == l0), None)
+    if match is None:
+        shown = sorted({k.l0_label for k in choices}, key=l0_label_rank)
+        raise NotFoundError(f"L0 {l0!r} is not available in {site} at layer {layer}, width {label}; "
+                            f"L0 choices: {', '.join(shown)}")
+    return gemma_scope_2_path(match.site, match.layer, match.width, match.l0, match.affine)

@@ -13,6 +13,13 @@ where x' = normalize(x) - b_dec * apply_b_dec_to_input.  Decoding is f @ W_dec +
 `rescale_acts_by_decoder_norm` divides f by the decoder row norms first), followed by the inverse of a run-time
 normalisation (`constant_norm_rescale`, `layer_norm`).  `expected_average_only_in` is a no-op at inference
 (SAELens folds the dataset scaling factor into the weights; see `fold_activation_norm_scaling_factor`).
+
+Transcoders (SAELens `transcoder`, `jumprelu_transcoder`, `skip_transcoder`, `jumprelu_skip_transcoder`) read
+one hook and write another (`hook_name_out`, width `d_out`): `architecture` is their activation (`standard` or
+`jumprelu`), `W_dec [d_sae, d_out]`, `b_dec [d_out]`, and b_dec is never subtracted from the input.  Decoding
+is f @ W_dec + b_dec with no output normalisation; a skip transcoder (`skip_connection`) adds x @ W_skip
+(`W_skip [d_in, d_out]`, the transpose of SAELens's `[d_out, d_in]`) in `forward`.  A cross-layer transcoder
+taken layer by layer (as SAELens takes it) is a plain transcoder whose decoder is the sum over target layers.
 """
 
 from __future__ import annotations
@@ -28,8 +35,9 @@ from torch import nn
 
 from mistudio.errors import InvalidInputError
 
-ARCHITECTURES = ("standard", "jumprelu", "topk", "batchtopk", "gated")
-NORMALIZATIONS = ("none", "expected_average_only_in", "constant_norm_rescale", "layer_norm")
+ARCHITECTURES = ("standard", "jumprelu", "topk", "batchtopk", "gated", "temporal")
+TRANSCODER_ACTIVATIONS = ("standard", "jumprelu")
+NORMALIZATIONS = ("none", "expected_average_only_in", "constant_norm_rescale", "layer_norm", "constant_scalar_rescale")
 DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32,
     "float16": torch.float16,
@@ -47,6 +55,21 @@ def layer_from_hook_name(hook_name: str | None) -> int | None:
         return None
     match = _LAYER_RE.search(hook_name)
     return int(match.group(1)) if match else None
+
+
+# TransformerLens-style names of an MLP's own input and output (circuit-tracer's `mlp.hook_in` / `mlp.hook_out`,
+# TransformerLens's `ln2.hook_normalized`) → the HF module path of the same tensor in `model.layers.L`
+_HF_MLP_HOOKS = {"mlp.hook_in": "mlp.input", "ln2.hook_normalized": "mlp.input", "mlp.hook_out": "mlp.output"}
+
+
+def hf_mlp_hook(hook_name: str | None) -> str | None:
+    """The HF module path of an MLP input/output hook (`blocks.3.mlp.hook_in` → `model.layers.3.mlp.input`),
+    else None (the TransformerLens name is resolved as it is)."""
+    layer = layer_from_hook_name(hook_name)
+    if hook_name is None or layer is None:
+        return None
+    kind = hook_name.split(f"{layer}.", 1)[-1]
+    return f"model.layers.{layer}.{_HF_MLP_HOOKS[kind]}" if kind in _HF_MLP_HOOKS else None
 
 
 def dtype_from_str(name: str | torch.dtype) -> torch.dtype:
@@ -85,7 +108,22 @@ class SAEConfig:
     dtype: str = "float32"
     model_from_pretrained_kwargs: dict[str, Any] = field(default_factory=dict)
     neuronpedia_id: str | None = None
+    d_out: int | None = None
+    hook_name_out: str | None = None
+    hf_hook_name: str | None = None
+    hf_hook_name_out: str | None = None
+    skip_connection: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_transcoder(self) -> bool:
+        """True when the SAE writes another hook than it reads (a transcoder)."""
+        return self.d_out is not None or self.hook_name_out is not None or self.skip_connection
+
+    @property
+    def output_width(self) -> int:
+        """Width of the decoder's output: `d_out` for a transcoder, else `d_in`."""
+        return self.d_out if self.d_out is not None else self.d_in
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
@@ -97,10 +135,24 @@ class SAEConfig:
                 f"unsupported normalize_activations {self.normalize_activations!r}; "
                 f"supported: {', '.join(NORMALIZATIONS)}"
             )
+        if self.normalize_activations == "constant_scalar_rescale" and self.architecture != "temporal":
+            raise InvalidInputError("normalize_activations constant_scalar_rescale is only defined for temporal SAEs")
         if self.architecture == "topk" and (self.k is None or int(self.k) < 1):
             raise InvalidInputError("a topk SAE needs a positive integer k")
         if self.d_in < 1 or self.d_sae < 1:
             raise InvalidInputError(f"d_in and d_sae must be positive (got {self.d_in}, {self.d_sae})")
+        if self.is_transcoder:
+            if self.architecture not in TRANSCODER_ACTIVATIONS:
+                raise InvalidInputError(
+                    f"a transcoder's activation must be one of {', '.join(TRANSCODER_ACTIVATIONS)} "
+                    f"(got {self.architecture!r})"
+                )
+            if self.apply_b_dec_to_input:
+                raise InvalidInputError(
+                    "a transcoder never subtracts b_dec from its input; set apply_b_dec_to_input to false"
+                )
+            if self.d_out is not None and self.d_out < 1:
+                raise InvalidInputError(f"d_out must be positive (got {self.d_out})")
         self.dtype = dtype_to_str(dtype_from_str(self.dtype))
         if self.hook_layer is None:
             self.hook_layer = layer_from_hook_name(self.hook_name)
@@ -115,8 +167,15 @@ class SAEConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         known = {k: v for k, v in data.items() if k in names}
         unknown = {k: v for k, v in data.items() if k not in names}
-        known["extra"] = {**unknown, **(known.get("extra") or {})}
-        return cls(**known)
+        extra = known.get("extra") or {}
+        if not isinstance(extra, dict):
+            raise InvalidInputError(f"SAE config `extra` should be an object, not {type(extra).__name__}")
+        known["extra"] = {**unknown, **extra}
+        try:
+            return cls(**known)
+        except (TypeError, ValueError, OverflowError) as exc:  # missing d_in/d_sae, values of the wrong type
+            raise InvalidInputError(f"malformed SAE config ({exc}); it needs integer d_in and d_sae and "
+                                    "fields of the documented types") from None
 
 
 def _param(*shape: int, dtype: torch.dtype) -> nn.Parameter:
@@ -126,13 +185,22 @@ def _param(*shape: int, dtype: torch.dtype) -> nn.Parameter:
 class SAE(nn.Module):
     """A sparse autoencoder for inference (SAELens 6 semantics). Parameters are created as zeros."""
 
+    TEMPORAL = False
+
     def __init__(self, cfg: SAEConfig) -> None:
         super().__init__()
+        if cfg.architecture == "temporal" and not self.TEMPORAL:
+            raise InvalidInputError("a temporal SAE is built by mistudio.saes.temporal.TemporalSAE (or "
+                                    "SAE.from_state_dict), not by SAE")
         self.cfg = cfg
-        dt = dtype_from_str(cfg.dtype)
+        self._init_parameters(cfg, dtype_from_str(cfg.dtype))
+
+    def _init_parameters(self, cfg: SAEConfig, dt: torch.dtype) -> None:
         self.W_enc = _param(cfg.d_in, cfg.d_sae, dtype=dt)
-        self.W_dec = _param(cfg.d_sae, cfg.d_in, dtype=dt)
-        self.b_dec = _param(cfg.d_in, dtype=dt)
+        self.W_dec = _param(cfg.d_sae, cfg.output_width, dtype=dt)
+        self.b_dec = _param(cfg.output_width, dtype=dt)
+        if cfg.skip_connection:
+            self.W_skip = _param(cfg.d_in, cfg.output_width, dtype=dt)
         if cfg.architecture == "gated":
             self.b_gate = _param(cfg.d_sae, dtype=dt)
             self.r_mag = _param(cfg.d_sae, dtype=dt)
@@ -145,21 +213,27 @@ class SAE(nn.Module):
     # ----- construction -------------------------------------------------------------------------------------
     @classmethod
     def from_state_dict(cls, cfg: SAEConfig, tensors: dict[str, torch.Tensor]) -> SAE:
-        """Build an SAE from SAELens-named tensors; shapes are checked, values cast to `cfg.dtype`."""
-        sae = cls(cfg)
-        expected = sae.expected_shapes()
+        """Build an SAE from SAELens-named tensors; shapes are checked, values cast to `cfg.dtype`
+        (a `temporal` config builds a `mistudio.saes.temporal.TemporalSAE`)."""
+        if cfg.architecture == "temporal" and cls is SAE:
+            from mistudio.saes.temporal import TemporalSAE
+
+            return TemporalSAE.from_state_dict(cfg, tensors)
+        with torch.device("meta"):  # shapes first: a config claiming huge widths must not allocate them
+            expected = cls(cfg).expected_shapes()
         missing = sorted(set(expected) - set(tensors))
         if missing:
             raise InvalidInputError(
                 f"{cfg.architecture} SAE weights are missing {', '.join(missing)} (found {', '.join(sorted(tensors))})"
             )
+        for name, shape in expected.items():
+            if tuple(tensors[name].shape) != shape:
+                raise InvalidInputError(f"tensor {name} has shape {tuple(tensors[name].shape)}, expected {shape}")
+        sae = cls(cfg)
         dt = dtype_from_str(cfg.dtype)
         with torch.no_grad():
-            for name, shape in expected.items():
-                value = tensors[name]
-                if tuple(value.shape) != shape:
-                    raise InvalidInputError(f"tensor {name} has shape {tuple(value.shape)}, expected {shape}")
-                getattr(sae, name).copy_(value.to(dt))
+            for name in expected:
+                sae.get_parameter(name).copy_(tensors[name].to(dt))
         return sae
 
     def expected_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -167,6 +241,11 @@ class SAE(nn.Module):
         return {name: tuple(p.shape) for name, p in self.named_parameters()}
 
     # ----- info ---------------------------------------------------------------------------------------------
+    @property
+    def is_transcoder(self) -> bool:
+        """True for a transcoder (reads `hook_name`, writes `hook_name_out`; see the module docstring)."""
+        return self.cfg.is_transcoder
+
     @property
     def dtype(self) -> torch.dtype:
         """The parameters' dtype."""
@@ -308,7 +387,7 @@ class SAE(nn.Module):
         if self.cfg.architecture == "topk" and self.cfg.rescale_acts_by_decoder_norm:
             f = f / self._decoder_norms()
         out = f @ self.W_dec + self.b_dec
-        if x is not None:
+        if x is not None and not self.cfg.is_transcoder:
             _, undo = self._normalize(x.to(self.dtype))
             if undo is not None:
                 scale, shift = undo
@@ -316,8 +395,12 @@ class SAE(nn.Module):
         return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Reconstruction of `x` (encode then decode, undoing any run-time normalisation)."""
-        return self.decode(self.encode(x), x)
+        """Reconstruction of `x` (encode then decode, undoing any run-time normalisation); a transcoder's
+        prediction of its output hook (plus `x @ W_skip` for a skip transcoder)."""
+        out = self.decode(self.encode(x), x)
+        if self.cfg.skip_connection:
+            out = out + x.to(self.dtype) @ self.W_skip
+        return out
 
     @torch.no_grad()
     def fold_activation_norm_scaling_factor(self, scaling_factor: float) -> None:

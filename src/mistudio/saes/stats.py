@@ -25,7 +25,8 @@ def _summary(values: torch.Tensor) -> dict[str, float]:
 def weight_statistics(sae: SAE) -> dict[str, Any]:
     """Decoder row-norm and encoder column-norm summaries, zero decoder rows, parameter count and bytes."""
     dec_norms = sae.W_dec.float().norm(dim=-1)
-    enc_norms = sae.W_enc.float().norm(dim=0)
+    encoder = sae.W_enc if hasattr(sae, "W_enc") else sae.W_dec.T  # a tied temporal SAE encodes with W_dec.T
+    enc_norms = encoder.float().norm(dim=0)
     stats: dict[str, Any] = {
         "architecture": sae.cfg.architecture,
         "d_in": sae.cfg.d_in,
@@ -38,6 +39,8 @@ def weight_statistics(sae: SAE) -> dict[str, Any]:
         "weights_nbytes": sae.weights_nbytes(),
         "dtype": sae.cfg.dtype,
     }
+    if sae.cfg.d_out is not None:
+        stats["d_out"] = sae.cfg.d_out
     if hasattr(sae, "threshold"):
         stats["threshold"] = _summary(sae.threshold.float())
     return stats

@@ -10,7 +10,8 @@ Files (all written atomically, temp file then rename):
   `windows` (-1 = empty slot), `positions`, `values` (window max) `[d_sae, R]`, `rows [d_sae, R, context_size]` float16;
 * `logit_lens.safetensors` – `pos_ids/pos_vals/neg_ids/neg_vals [d_sae, k]`, `hist_counts`, `hist_min/max`;
 * `summary.safetensors` – `top_token [d_sae]`; `vocab.json` – display string of every token id;
-* `checkpoint/` – accumulator state + windows done while a run is in progress (removed when it completes).
+* `checkpoint/state.safetensors` – accumulator state with the windows done in its metadata, one atomic file,
+  while a run is in progress (removed when it completes).
 Per-feature reads slice the safetensors files (memory-mapped), so memory stays bounded whatever d_sae is.
 """
 
@@ -34,6 +35,7 @@ from mistudio.store.fine_grid import FINE_BINS, QUANTILE_REL_ERROR, quantiles
 from mistudio.store.schemas import Statistics
 
 MANIFEST = "manifest.json"
+CHECKPOINT = "checkpoint/state.safetensors"
 PARTS = ("windows", "statistics", "histograms", "top_examples", "interval_examples", "logit_lens", "summary",
          "vocab")
 
@@ -151,18 +153,21 @@ class FeatureStore:
 
     # ----- checkpoints -------------------------------------------------------------------------------------
     def save_checkpoint(self, state: dict[str, torch.Tensor], windows_done: int) -> None:
-        """Save accumulator state, then the count of windows it covers (that file commits the checkpoint)."""
-        folder = self.path / "checkpoint"
-        atomic_write_bytes(folder / "state.safetensors", save(state))
-        atomic_write_text(folder / "progress.json", json.dumps({"windows_done": windows_done}))
+        """Save accumulator state and the count of windows it covers as ONE file, written atomically (temp file
+        then rename): a run stopped at any instant leaves either the previous checkpoint or this one, whole."""
+        atomic_write_bytes(self.path / CHECKPOINT, save(state, metadata={"windows_done": str(int(windows_done))}))
 
     def load_checkpoint(self) -> tuple[dict[str, torch.Tensor], int] | None:
-        """The last checkpoint (state, windows done), or None."""
-        folder = self.path / "checkpoint"
-        if not (folder / "progress.json").exists():
+        """The last checkpoint (state, windows done), or None (also for a checkpoint of an older layout, whose
+        state and progress were separate files and may disagree: the run then starts over)."""
+        path = self.path / CHECKPOINT
+        if not path.exists():
             return None
-        done = json.loads((folder / "progress.json").read_text())["windows_done"]
-        return load((folder / "state.safetensors").read_bytes()), int(done)
+        with safe_open(str(path), framework="pt") as fh:
+            metadata = fh.metadata() or {}
+            if "windows_done" not in metadata:
+                return None
+            return {key: fh.get_tensor(key) for key in fh.keys()}, int(metadata["windows_done"])  # noqa: SIM118
 
     def clear_checkpoint(self) -> None:
         """Remove the checkpoint folder (after completion)."""

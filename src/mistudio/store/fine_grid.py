@@ -3,8 +3,8 @@
 The grid has `FINE_BINS` bins with edges `10**linspace(LOG_MIN, LOG_MAX, FINE_BINS + 1)`; bin j holds
 `edges[j] <= v < edges[j+1]` (bin 0 also holds `0 < v < edges[0]`, the last bin also `v >= edges[-1]`). From the
 per-feature counts:
-* the log histogram with `n_bins` bins has edges on the fine grid (outer edges = the exact min / max), so its
-  counts are exact;
+* the log histogram with `n_bins` bins has inner edges on the fine grid and outer edges at the exact min / max,
+  so its counts are exact;
 * quantiles (nearest rank, `v_(ceil(p·n))`) are the geometric centre of the fine bin holding that rank, clipped to
   [min, max]; for values inside [10**LOG_MIN, 10**LOG_MAX] the relative error is at most `QUANTILE_REL_ERROR`;
 * the Neuronpedia-style linear histogram over [min, max] has its inner edges snapped to the nearest fine edge,
@@ -33,23 +33,24 @@ def fine_edges() -> np.ndarray:
 
 
 def fine_bin_index(values: torch.Tensor, inner_edges: torch.Tensor) -> torch.Tensor:
-    """Fine-grid bin of each positive value; `inner_edges` = `fine_edges()[1:-1]` as a float64 tensor."""
-    return torch.bucketize(values.to(torch.float64), inner_edges, right=True)
+    """Fine-grid bin of each positive value; `inner_edges` = `fine_edges()[1:-1]` as a tensor (float64, or
+    float32 on a device without float64), compared in the edges' dtype."""
+    return torch.bucketize(values.to(inner_edges.dtype), inner_edges, right=True)
 
 
 def log_histogram(counts: np.ndarray, vmin: float, vmax: float, n_bins: int) -> tuple[list[float], list[int]]:
-    """Exact log histogram (≤ n_bins bins on fine-grid edges) of one feature's fine counts."""
+    """Exact log histogram of one feature's fine counts: `min(n_bins, fine bins spanned)` bins, each a run of
+    consecutive fine bins (as equal as whole fine bins allow), inner edges on the fine grid, outer edges the
+    exact `vmin` and `vmax` (no value lies outside them, so the counts stay exact)."""
     nz = np.flatnonzero(counts)
     if nz.size == 0:
         return [], []
     edges = fine_edges()
     lo, hi = int(nz[0]), int(nz[-1]) + 1
-    width = max(1, math.ceil((hi - lo) / n_bins))
-    starts = np.arange(lo, hi, width)
-    sums = np.add.reduceat(counts[lo:hi], starts - lo)
-    out_edges = [float(edges[s]) for s in starts] + [float(edges[min(starts[-1] + width, FINE_BINS)])]
-    out_edges[0] = min(out_edges[0], vmin)
-    out_edges[-1] = max(out_edges[-1], vmax)
+    n_out = max(1, min(int(n_bins), hi - lo))
+    bounds = np.rint(np.linspace(lo, hi, n_out + 1)).astype(np.int64)
+    sums = np.add.reduceat(counts[lo:hi], bounds[:-1] - lo)
+    out_edges = [float(vmin)] + [float(edges[b]) for b in bounds[1:-1]] + [float(vmax)]
     return out_edges, [int(c) for c in sums]
 
 

@@ -128,6 +128,14 @@ async def import_labels_route(sae_id: str, file: UploadFile = File(...),
 
 @router.get("/exports", response_model=ExportPage, response_model_exclude_unset=True)
 def list_exports(sae_id: str | None = None, page: int = Query(1, ge=1), page_size: int = Query(50, ge=1, le=500),
-                 session: Session = Depends(get_session)) -> ExportPage:
-    """Exports, newest first."""
-    return service.list_exports(session, sae_id, page, page_size)
+                 studio: Studio = Depends(get_studio)) -> ExportPage:
+    """Exports, newest first (one whose job's process died reads `interrupted`)."""
+    studio.runner.reconcile()
+    with studio.sessions() as session:
+        return service.list_exports(session, sae_id, page, page_size)
+
+
+@router.delete("/exports/{export_id}", status_code=204, response_model=None)
+def delete_export(export_id: str, studio: Studio = Depends(get_studio)) -> None:
+    """Delete an export: its archive, its work folder and its record (409 while its job runs)."""
+    service.delete_export(studio, export_id)

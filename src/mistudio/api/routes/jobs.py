@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
 from mistudio.api.deps import get_studio
-from mistudio.jobs.runner import FINISHED
+from mistudio.jobs.runner import SETTLED
 from mistudio.jobs.schemas import Job, JobPage
 from mistudio.studio import Studio
 
@@ -25,9 +25,11 @@ class EventStreamResponse(StreamingResponse):
 
 @router.get("/jobs", response_model=JobPage, response_model_exclude_unset=True)
 def list_jobs(limit: int = Query(100, ge=1, le=1000), status: str | None = None, sae_id: str | None = None,
+              job_type: str | None = Query(None, alias="type",
+                                           description="Only jobs of this type (sae_download, extraction, export)"),
               studio: Studio = Depends(get_studio)) -> JobPage:
-    """Recent jobs, newest first."""
-    return JobPage(items=studio.runner.list(limit=limit, status=status, sae_id=sae_id))
+    """Recent jobs, newest first; a running job whose process died reads `interrupted`."""
+    return JobPage(items=studio.runner.list(limit=limit, status=status, sae_id=sae_id, job_type=job_type))
 
 
 @router.get("/jobs/{job_id}", response_model=Job, response_model_exclude_unset=True)
@@ -38,7 +40,8 @@ def get_job(job_id: str, studio: Studio = Depends(get_studio)) -> Job:
 
 @router.post("/jobs/{job_id}/cancel", response_model=Job, response_model_exclude_unset=True)
 def cancel_job(job_id: str, studio: Studio = Depends(get_studio)) -> Job:
-    """Cancel a job (it stops at its next check point)."""
+    """End a job: a running one stops at its next check point, any other unfinished one (pending, paused,
+    interrupted, failed) is cancelled at once; 409 for a completed job."""
     return studio.runner.cancel(job_id)
 
 
@@ -50,7 +53,7 @@ def pause_job(job_id: str, studio: Studio = Depends(get_studio)) -> Job:
 
 @router.post("/jobs/{job_id}/resume", response_model=Job, response_model_exclude_unset=True)
 def resume_job(job_id: str, studio: Studio = Depends(get_studio)) -> Job:
-    """Resume a paused or interrupted job."""
+    """Resume a paused, interrupted or failed-resumable job from its last checkpoint; 409 otherwise."""
     return studio.runner.resume(job_id)
 
 
@@ -69,7 +72,7 @@ async def job_events(job_id: str, studio: Studio = Depends(get_studio)) -> Event
             if body != last:
                 yield f"data: {body}\n\n"
                 last = body
-            if state.status in (*FINISHED, "paused"):
+            if state.status in SETTLED:
                 return
             await asyncio.sleep(0.3)
 

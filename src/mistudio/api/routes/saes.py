@@ -3,17 +3,17 @@ configuration, training links)."""
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData, UploadFile
 
-from mistudio.api.deps import get_session, get_studio
+from mistudio.api.deps import get_session, get_studio, path_pattern, scrub_paths
 from mistudio.catalog import service
 from mistudio.catalog.query import SAEQuery, extraction_counts, list_saes
 from mistudio.catalog.schemas import (
@@ -27,14 +27,15 @@ from mistudio.catalog.schemas import (
     TrainingList,
 )
 from mistudio.db.models import Training as TrainingRecord
-from mistudio.errors import InvalidInputError, NotFoundError
+from mistudio.errors import InvalidInputError, MiStudioError, NotFoundError
 from mistudio.studio import Studio
 
 router = APIRouter(tags=["saes"])
 
 
 class ImportRequest(BaseModel):
-    path: str = Field(description="A folder or .zip/.tar archive on the server holding the SAE files.")
+    path: str = Field(description="A folder or .zip/.tar archive on the server holding the SAE files; it must lie "
+                                  "inside a folder of MISTUDIO_IMPORT_ROOTS (else 403).")
     name: str | None = None
     source: Literal["upload", "trained"] = "upload"
     training_id: str | None = Field(None, description="Training record of a trained SAE.")
@@ -88,28 +89,62 @@ def get_saes(model: str | None = None, layer: int | None = None, source: str | N
                                        search=search, sort=sort, order=order, page=page, page_size=page_size))
 
 
-@router.post("/saes", status_code=201, response_model=SAE)
-async def create_sae(request: Request, studio: Studio = Depends(get_studio)) -> SAE:
-    """Import an SAE: JSON `{path, name}` for server-side files, or a multipart upload (`file`, `name`)."""
+def _save_upload(upload: UploadFile, target: Path, max_bytes: int) -> None:
+    """Copy an uploaded file to `target`, refusing more than `max_bytes`.
+
+    Raises:
+        InvalidInputError: the upload is larger than `max_bytes` (MISTUDIO_MAX_IMPORT_BYTES).
+    """
+    written = 0
+    with open(target, "wb") as out:
+        while chunk := upload.file.read(1 << 20):
+            written += len(chunk)
+            if written > max_bytes:
+                raise InvalidInputError(f"the upload is larger than MISTUDIO_MAX_IMPORT_BYTES ({max_bytes} bytes); "
+                                        "import fewer files or ask the operator to raise the limit")
+            out.write(chunk)
+
+
+@router.post("/saes", status_code=201, response_model=SAE,
+             responses={200: {"model": SAE, "description": "The same weights and config were already catalogued: "
+                                                          "that SAE, with `duplicate_of` set; nothing was stored"},
+                        403: {"description": "`path` is outside MISTUDIO_IMPORT_ROOTS (or none are set)"}})
+async def create_sae(request: Request, response: Response, studio: Studio = Depends(get_studio)) -> SAE:
+    """Import an SAE: a multipart upload (`file`, `name`), or JSON `{path, name}` for files on the server, allowed
+    only inside the folders of MISTUDIO_IMPORT_ROOTS. The files are checked (tensors against the config,
+    truncation, NaN/Inf, hook) before the SAE is catalogued."""
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         form = await request.form()
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
             raise InvalidInputError("multipart upload needs a `file` field holding a .zip or .tar archive")
+        filename = Path(upload.filename or "upload.zip").name or "upload.zip"
+        studio.settings.tmp_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=studio.settings.tmp_dir) as tmp:
-            target = Path(tmp) / Path(upload.filename or "upload.zip").name
-            with open(target, "wb") as out:
-                shutil.copyfileobj(upload.file, out)
-            return service.import_local(studio, target, name=_form_text(form, "name"),
-                                        original_name=upload.filename, model_name=_form_text(form, "model_name"),
-                                        hook_name=_form_text(form, "hook_name"))
-    try:
-        body = ImportRequest.model_validate(await request.json())
-    except ValueError as exc:
-        raise InvalidInputError(f"send JSON {{path, name}} or a multipart file upload ({exc})") from None
-    return service.import_local(studio, body.path, name=body.name, source=body.source,
-                                training_id=body.training_id, model_name=body.model_name, hook_name=body.hook_name)
+            target = Path(tmp) / filename
+            try:
+                await run_in_threadpool(_save_upload, upload, target, studio.settings.max_import_bytes)
+                sae = await run_in_threadpool(
+                    service.import_local, studio, target, name=_form_text(form, "name"), original_name=filename,
+                    model_name=_form_text(form, "model_name"), hook_name=_form_text(form, "hook_name"))
+            except MiStudioError as exc:
+                upload_paths = [(path_pattern(target), filename), (path_pattern(tmp), "the upload")]
+                exc.message = scrub_paths(exc.message, upload_paths)
+                exc.details = scrub_paths(exc.details, upload_paths)
+                raise
+    else:
+        try:
+            body = ImportRequest.model_validate(await request.json())
+        except ValueError as exc:
+            raise InvalidInputError(f"send JSON {{path, name}} or a multipart file upload ({exc})") from None
+        sae = await run_in_threadpool(
+            service.import_local, studio, body.path, name=body.name, source=body.source,
+            training_id=body.training_id, model_name=body.model_name, hook_name=body.hook_name,
+            allowed_roots=studio.settings.import_root_paths)
+    if sae.duplicate_of:
+        response.status_code = 200
+    return sae
 
 
 @router.get("/saes/{sae_id}", response_model=SAE)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import struct
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,6 +20,8 @@ from mistudio.saes.model import SAEConfig
 # safetensors dtype codes → our dtype names
 _ST_DTYPES = {"F32": "float32", "F16": "float16", "BF16": "bfloat16", "F64": "float64"}
 _MAX_HEADER = 100 * 1024 * 1024
+# what reading a damaged .npz raises: zip structure, bad .npy headers, flipped compression/encryption flags
+_NPZ_ERRORS = (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError, RuntimeError, zlib.error)
 
 
 class SeekableByteReader(Protocol):
@@ -41,13 +44,24 @@ class TensorInfo:
 
 @dataclass
 class DetectedSAE:
-    """What a reader found in a folder, without loading any weights."""
+    """What a reader found in a folder, without loading any weights.
+
+    `root` is the folder holding the SAE's files and `files` their names relative to it; `location` is empty when
+    the SAE is the whole folder, else the file or file stem inside `root` that is this SAE (several SAEs can
+    share one folder: `layer3.sae.pt`, `layer_3.safetensors`, a cross-layer transcoder's layer `3`)."""
 
     format: str
     root: Path
     files: list[str]
     config: SAEConfig
     config_preview: dict[str, Any] = field(default_factory=dict)
+    location: str = ""
+    source_config: dict[str, Any] | None = None
+
+    @property
+    def path(self) -> Path:
+        """`root`, or `root/location` for an SAE that is one file (or stem) of its folder."""
+        return self.root / self.location if self.location else self.root
 
     @property
     def d_in(self) -> int:
@@ -89,6 +103,7 @@ class DetectedSAE:
         return {
             "format": self.format,
             "root": str(self.root),
+            "location": self.location,
             "files": list(self.files),
             "d_in": self.d_in,
             "d_sae": self.d_sae,
@@ -97,6 +112,9 @@ class DetectedSAE:
             "layer": self.layer,
             "hook_name": self.hook_name,
             "model_name": self.model_name,
+            "is_transcoder": self.config.is_transcoder,
+            "d_out": self.config.d_out,
+            "hook_name_out": self.config.hook_name_out,
             "config_preview": self.config_preview,
         }
 
@@ -130,11 +148,36 @@ def _safetensors_layout(path: Path) -> tuple[dict[str, Any], int]:
                     f"{path} has an implausible header size; it is not a valid safetensors file"
                 )
             header = json.loads(fh.read(length))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise CorruptFileError(f"{path} has an unreadable safetensors header; re-download it") from exc
+    if not isinstance(header, dict):
+        raise CorruptFileError(f"{path} has an invalid safetensors header (not a JSON object); re-download it")
     header.pop("__metadata__", None)
+    for name, entry in header.items():
+        if not _valid_tensor_entry(entry):
+            raise CorruptFileError(
+                f"{path} has an invalid safetensors header entry for {name!r:.80} (needs dtype, a shape of "
+                "non-negative integers and two data offsets); re-download it"
+            )
     end = max((int(v["data_offsets"][1]) for v in header.values()), default=0)
     return header, 8 + length + end
+
+
+def _valid_tensor_entry(entry: Any) -> bool:
+    """A header entry `{"dtype": str, "shape": [int >= 0, ...], "data_offsets": [begin, end]}`."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("dtype"), str):
+        return False
+    shape, offsets = entry.get("shape"), entry.get("data_offsets")
+    if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                                              for d in shape):
+        return False
+    return (isinstance(offsets, list) and len(offsets) == 2
+            and all(isinstance(o, int) and not isinstance(o, bool) for o in offsets) and 0 <= offsets[0] <= offsets[1])
+
+
+def safetensors_expected_size(path: Path) -> int:
+    """The size in bytes a complete safetensors file has, from its header alone (compare with the file's size)."""
+    return _safetensors_layout(path)[1]
 
 
 def safetensors_header(path: Path) -> dict[str, TensorInfo]:
@@ -181,7 +224,7 @@ def npz_arrays(source: Path | SeekableByteReader,
                     )
                     shape, _, dtype = reader(fh)
                 out[member[: -len(".npy")]] = (tuple(int(d) for d in shape), np.dtype(dtype))
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+    except _NPZ_ERRORS as exc:
         raise CorruptFileError(f"{label or source} is not a readable .npz archive ({exc}); re-download it") from exc
     return out
 
@@ -196,7 +239,7 @@ def load_npz(path: Path) -> dict[str, torch.Tensor]:
     try:
         with np.load(path) as data:
             return {key: torch.from_numpy(np.asarray(data[key], dtype=np.float32)) for key in data.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+    except _NPZ_ERRORS as exc:
         raise CorruptFileError(
             f"{path} is truncated or unreadable ({exc}); delete it and download again"
         ) from exc

@@ -5,14 +5,14 @@
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from mistudio.errors import CorruptFileError, InvalidInputError
-from mistudio.saes.formats.base import DetectedSAE, read_json, require
+from mistudio.errors import InvalidInputError
+from mistudio.saes.formats.access import FileAccess, Inspection, Listing, join, load_torch_state
+from mistudio.saes.formats.base import require
 from mistudio.saes.model import SAE, SAEConfig
 
 NAME = "dictionary_learning"
@@ -30,19 +30,28 @@ DICT_CLASSES: dict[str, tuple[str, bool]] = {
 }
 
 
-def matches(names: set[str]) -> bool:
-    """True when a folder's file names look like a dictionary_learning SAE."""
-    return WEIGHTS_FILE in names and CFG_FILE in names
+def locate(listing: Listing, folder: str) -> list[str]:
+    """The folder when its file names look like a dictionary_learning SAE."""
+    names = listing.names(folder)
+    return [folder] if WEIGHTS_FILE in names and CFG_FILE in names else []
 
 
-def inspect(folder: Path, files: list[str], hints: dict[str, Any] | None = None) -> DetectedSAE:
-    """Everything comes from `config.json`; `ae.pt` is not opened."""
-    doc = read_json(folder / CFG_FILE)
+def sae_files(listing: Listing, location: str) -> list[str]:
+    """Every file directly in the SAE's folder."""
+    return sorted(join(location, n) for n in listing.names(location))
+
+
+def inspect(files: FileAccess, location: str, hints: dict[str, Any]) -> Inspection:
+    """Everything comes from `config.json`; `ae.pt` is not opened.
+
+    Raises:
+        InvalidInputError: the config has no `trainer.dict_class`, or names an unsupported class.
+    """
+    where = f"{files.where}/{join(location, CFG_FILE)}"
+    doc = files.read_json(join(location, CFG_FILE))
     trainer = doc.get("trainer")
     if not isinstance(trainer, dict) or "dict_class" not in trainer:
-        raise InvalidInputError(
-            f"{folder / CFG_FILE} has no trainer.dict_class; it is not a dictionary_learning config"
-        )
+        raise InvalidInputError(f"{where} has no trainer.dict_class; it is not a dictionary_learning config")
     dict_class = trainer["dict_class"]
     if dict_class not in DICT_CLASSES:
         raise InvalidInputError(
@@ -51,6 +60,7 @@ def inspect(folder: Path, files: list[str], hints: dict[str, Any] | None = None)
     arch, apply_b_dec = DICT_CLASSES[dict_class]
     layer = trainer.get("layer")
     lm_name = trainer.get("lm_name")
+    buffer: dict[str, Any] = doc["buffer"] if isinstance(doc.get("buffer"), dict) else {}
     config = SAEConfig(
         d_in=int(trainer["activation_dim"]),
         d_sae=int(trainer["dict_size"]),
@@ -59,40 +69,28 @@ def inspect(folder: Path, files: list[str], hints: dict[str, Any] | None = None)
         model_name=lm_name.split("/")[-1] if lm_name else None,
         hook_name=f"blocks.{layer}.hook_resid_post" if layer is not None else None,
         hook_layer=layer,
-        context_size=(doc.get("buffer") or {}).get("ctx_len"),
+        context_size=buffer.get("ctx_len"),
         prepend_bos=True,
         normalize_activations="none",
         apply_b_dec_to_input=apply_b_dec,
+        dataset_path="monology/pile-uncopyrighted",
         dtype="float32",
         extra={"dict_class": dict_class, "lm_name": lm_name, "submodule_name": trainer.get("submodule_name")},
     )
     preview = {"trainer": trainer, "buffer": doc.get("buffer")}
-    return DetectedSAE(NAME, folder, files, config, preview)
+    return Inspection(config, preview, None, source_config=doc)  # ae.pt is not opened: the config has the shapes
 
 
-def load_state(path: Path) -> dict[str, torch.Tensor]:
-    """`torch.load(weights_only=True)`; refuses pickles that would run code, reports truncated files."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise InvalidInputError(
-            f"refusing to load {path}: it needs arbitrary (unsafe) unpickling, not just tensors. "
-            "Re-save it as a plain state dict (torch.save(model.state_dict(), ...)) or as safetensors."
-        ) from exc
-    except (RuntimeError, EOFError, OSError) as exc:
-        raise CorruptFileError(f"{path} is truncated or unreadable ({exc}); re-download it") from exc
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise InvalidInputError(f"{path} is not a state dict of tensors")
-    return state
+load_state = load_torch_state
 
 
 def _first(state: dict[str, torch.Tensor], *names: str) -> torch.Tensor | None:
     return next((state[n] for n in names if n in state), None)
 
 
-def read(detected: DetectedSAE) -> SAE:
+def read(root: Path, location: str, config: SAEConfig) -> SAE:
     """Map the dictionary_learning state dict to SAELens names, as SAELens's `dictionary_learning_1` loader does."""
-    path = detected.root / WEIGHTS_FILE
+    path = (root / location if location else root) / WEIGHTS_FILE
     state = load_state(path)
     W_enc = (
         state["W_enc"]
@@ -120,7 +118,7 @@ def read(detected: DetectedSAE) -> SAE:
     }
     tensors = {k: v for k, v in tensors.items() if v is not None}
     require(tensors, ["W_enc", "W_dec", "b_dec"], path)
-    cfg = detected.config
+    cfg = config
     if cfg.architecture in ("jumprelu", "batchtopk"):
         require(tensors, ["threshold"], path)
         if tensors["threshold"].ndim == 0:

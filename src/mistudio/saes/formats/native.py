@@ -10,8 +10,8 @@ from safetensors.torch import save_file
 
 from mistudio.errors import UnknownFormatError
 from mistudio.fsutil import atomic_dir
-from mistudio.saes.formats.base import DetectedSAE, load_safetensors, read_json, safetensors_header
-from mistudio.saes.formats.saelens import state_dict
+from mistudio.saes.formats.access import FileAccess, Inspection, Listing, join, tensor_preview
+from mistudio.saes.formats.base import load_safetensors, read_json
 from mistudio.saes.model import SAE, SAEConfig
 
 NAME = "mistudio"
@@ -22,35 +22,44 @@ FORMAT_TAG = "mistudio-sae"
 FORMAT_VERSION = 1
 
 
-def matches(names: set[str]) -> bool:
-    """True when a folder's file names could be a miStudio SAE (config.json is checked on inspection)."""
-    return CFG_FILE in names and WEIGHTS_FILE in names
+def locate(listing: Listing, folder: str) -> list[str]:
+    """The folder when it could be a miStudio SAE (config.json is checked on inspection)."""
+    names = listing.names(folder)
+    return [folder] if CFG_FILE in names and WEIGHTS_FILE in names else []
 
 
-def inspect(folder: Path, files: list[str], hints: dict[str, Any] | None = None) -> DetectedSAE:
-    """Read `config.json` and the weights header; refuse a `config.json` that is not ours (e.g. an HF model)."""
-    doc = read_json(folder / CFG_FILE)
+def sae_files(listing: Listing, location: str) -> list[str]:
+    """Every file directly in the SAE's folder."""
+    return sorted(join(location, n) for n in listing.names(location))
+
+
+def inspect(files: FileAccess, location: str, hints: dict[str, Any]) -> Inspection:
+    """Read `config.json` and the weights header; refuse a `config.json` that is not ours (e.g. an HF model).
+
+    Raises:
+        UnknownFormatError: `config.json` is not a miStudio SAE config, or is of a newer format version.
+    """
+    where = f"{files.where}/{location}".rstrip("/")
+    doc = files.read_json(join(location, CFG_FILE))
     if doc.get("format") != FORMAT_TAG:
-        raise UnknownFormatError(
-            f'{folder / CFG_FILE} is not a miStudio SAE config (no "format": "{FORMAT_TAG}")'
-        )
+        raise UnknownFormatError(f'{where}/{CFG_FILE} is not a miStudio SAE config (no "format": "{FORMAT_TAG}")')
     if int(doc.get("format_version", 0)) > FORMAT_VERSION:
         raise UnknownFormatError(
-            f"{folder} uses miStudio SAE format version {doc['format_version']}; upgrade miStudio to read it"
+            f"{where} uses miStudio SAE format version {doc['format_version']}; upgrade miStudio to read it"
         )
     config = SAEConfig.from_dict(doc["config"])
-    header = safetensors_header(folder / WEIGHTS_FILE)
+    header = files.safetensors_header(join(location, WEIGHTS_FILE))
     preview: dict[str, Any] = {
         "format_version": doc.get("format_version"),
-        "tensors": {name: list(info.shape) for name, info in header.items()},
-        "has_training_metadata": TRAINING_FILE in files,
+        "tensors": tensor_preview(header),
+        "has_training_metadata": files.exists(join(location, TRAINING_FILE)),
     }
-    return DetectedSAE(NAME, folder, files, config, preview)
+    return Inspection(config, preview, header, source_config=doc)
 
 
-def read(detected: DetectedSAE) -> SAE:
+def read(root: Path, location: str, config: SAEConfig) -> SAE:
     """Load the weights of a detected miStudio SAE."""
-    return SAE.from_state_dict(detected.config, load_safetensors(detected.root / WEIGHTS_FILE))
+    return SAE.from_state_dict(config, load_safetensors((root / location if location else root) / WEIGHTS_FILE))
 
 
 def read_training_metadata(folder: Path) -> dict[str, Any] | None:
@@ -66,7 +75,8 @@ def write(
     out_dir = Path(out_dir)
     doc = {"format": FORMAT_TAG, "format_version": FORMAT_VERSION, "config": sae.cfg.to_dict()}
     with atomic_dir(out_dir, overwrite=overwrite) as tmp:
-        save_file(state_dict(sae), str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT_TAG})
+        tensors = {name: p.detach().to("cpu").contiguous() for name, p in sae.named_parameters()}
+        save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT_TAG})
         (tmp / CFG_FILE).write_text(json.dumps(doc, indent=2), encoding="utf-8")
         if training_metadata is not None:
             (tmp / TRAINING_FILE).write_text(json.dumps(training_metadata, indent=2), encoding="utf-8")

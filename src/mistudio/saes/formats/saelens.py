@@ -11,13 +11,8 @@ from safetensors.torch import save_file
 
 from mistudio.errors import InvalidInputError
 from mistudio.fsutil import atomic_dir
-from mistudio.saes.formats.base import (
-    DetectedSAE,
-    load_safetensors,
-    read_json,
-    require,
-    safetensors_header,
-)
+from mistudio.saes.formats.access import FileAccess, Inspection, Listing, join, tensor_preview
+from mistudio.saes.formats.base import load_safetensors, require
 from mistudio.saes.model import SAE, SAEConfig
 
 NAME = "saelens"
@@ -62,12 +57,29 @@ _CONSUMED = {
     "mistudio_extra",
     "finetuning_scaling_factor",
     "metadata",
+    "d_out",
+    "hook_name_out",
+    "hf_hook_name",
+    "hf_hook_name_out",
+}
+# SAELens transcoder architectures → (our activation architecture, skip connection)
+TRANSCODER_ARCHITECTURES: dict[str, tuple[str, bool]] = {
+    "transcoder": ("standard", False),
+    "skip_transcoder": ("standard", True),
+    "jumprelu_transcoder": ("jumprelu", False),
+    "jumprelu_skip_transcoder": ("jumprelu", True),
 }
 
 
-def matches(names: set[str]) -> bool:
-    """True when a folder's file names look like a SAELens SAE."""
-    return CFG_FILE in names and WEIGHTS_FILE in names
+def locate(listing: Listing, folder: str) -> list[str]:
+    """The folder when its file names look like a SAELens SAE."""
+    names = listing.names(folder)
+    return [folder] if CFG_FILE in names and WEIGHTS_FILE in names else []
+
+
+def sae_files(listing: Listing, location: str) -> list[str]:
+    """Every file directly in the SAE's folder."""
+    return sorted(join(location, n) for n in listing.names(location))
 
 
 def _flatten(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -86,9 +98,16 @@ def _normalization(value: Any) -> str:
     return str(value)
 
 
+def transcoder_architecture(arch: str, skip: bool) -> str:
+    """The SAELens architecture name of a transcoder with activation `arch` (`standard` / `jumprelu`)."""
+    return ("jumprelu_" if arch == "jumprelu" else "") + ("skip_" if skip else "") + "transcoder"
+
+
 def _architecture(flat: dict[str, Any]) -> tuple[str, Any]:
     """(architecture, k) following SAELens's own v5→v6 migration rules."""
     arch = flat.get("architecture") or "standard"
+    if arch in TRANSCODER_ARCHITECTURES:
+        arch = TRANSCODER_ARCHITECTURES[arch][0]
     k = flat.get("k")
     kwargs = flat.get("activation_fn_kwargs") or {}
     if flat.get("activation_fn") == "topk" and kwargs.get("k") is not None:
@@ -99,11 +118,24 @@ def _architecture(flat: dict[str, Any]) -> tuple[str, Any]:
 
 
 def parse_config(cfg: dict[str, Any]) -> SAEConfig:
-    """A SAELens `cfg.json` dict (v5 flat or v6 with `metadata`) → `SAEConfig`."""
+    """A SAELens `cfg.json` dict (v5 flat or v6 with `metadata`) → `SAEConfig`.
+
+    Raises:
+        InvalidInputError: not a SAELens config, or one whose values have the wrong types.
+    """
+    try:
+        return _parse_config(cfg)
+    except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as exc:
+        raise InvalidInputError(f"SAELens cfg.json is malformed ({type(exc).__name__}: {exc}); correct it or "
+                                "export the SAE again") from None
+
+
+def _parse_config(cfg: dict[str, Any]) -> SAEConfig:
     flat = _flatten(cfg)
     if "d_in" not in flat or "d_sae" not in flat:
         raise InvalidInputError("SAELens cfg.json lacks d_in/d_sae; it is not a SAELens SAE config")
     arch, k = _architecture(flat)
+    transcoder = TRANSCODER_ARCHITECTURES.get(str(flat.get("architecture")))
     extra = {key: value for key, value in flat.items() if key not in _CONSUMED}
     extra.update(flat.get("mistudio_extra") or {})
     return SAEConfig(
@@ -124,16 +156,25 @@ def parse_config(cfg: dict[str, Any]) -> SAEConfig:
         dtype=flat.get("dtype") or "float32",
         model_from_pretrained_kwargs=flat.get("model_from_pretrained_kwargs") or {},
         neuronpedia_id=flat.get("neuronpedia_id"),
+        d_out=int(flat["d_out"]) if transcoder is not None and flat.get("d_out") is not None else None,
+        hook_name_out=flat.get("hook_name_out"),
+        hf_hook_name=flat.get("hf_hook_name"),
+        hf_hook_name_out=flat.get("hf_hook_name_out"),
+        skip_connection=transcoder is not None and transcoder[1],
         extra=extra,
     )
 
 
-def inspect(folder: Path, files: list[str], hints: dict[str, Any] | None = None) -> DetectedSAE:
-    """Read `cfg.json` and the weights header only."""
-    cfg = read_json(folder / CFG_FILE)
+def inspect(files: FileAccess, location: str, hints: dict[str, Any]) -> Inspection:
+    """Read `cfg.json` and the weights header only.
+
+    Raises:
+        InvalidInputError: `cfg.json` lacks d_in / d_sae.
+    """
+    cfg = files.read_json(join(location, CFG_FILE))
     config = parse_config(cfg)
-    header = safetensors_header(folder / WEIGHTS_FILE)
-    require(header, ["W_enc", "W_dec"], folder / WEIGHTS_FILE)
+    header = files.safetensors_header(join(location, WEIGHTS_FILE))
+    require(header, ["W_enc", "W_dec"], Path(files.where) / location / WEIGHTS_FILE)
     preview = {
         "sae_lens_version": (cfg.get("metadata") or {}).get("sae_lens_version")
         or cfg.get("sae_lens_version"),
@@ -142,21 +183,23 @@ def inspect(folder: Path, files: list[str], hints: dict[str, Any] | None = None)
         "normalize_activations": config.normalize_activations,
         "apply_b_dec_to_input": config.apply_b_dec_to_input,
         "weights_dtype": header["W_enc"].dtype,
-        "tensors": {name: list(info.shape) for name, info in header.items()},
-        "has_sparsity": SPARSITY_FILE in files,
+        "tensors": tensor_preview(header),
+        "has_sparsity": files.exists(join(location, SPARSITY_FILE)),
     }
-    return DetectedSAE(NAME, folder, files, config, preview)
+    return Inspection(config, preview, header, source_config=cfg)
 
 
-def read(detected: DetectedSAE) -> SAE:
+def read(root: Path, location: str, config: SAEConfig) -> SAE:
     """Load the weights (float32 → the config's dtype); a non-trivial `scaling_factor` is folded into W_dec."""
-    path = detected.root / WEIGHTS_FILE
+    path = (root / location if location else root) / WEIGHTS_FILE
     tensors = load_safetensors(path)
     require(tensors, ["W_enc", "W_dec", "b_dec"], path)
     scale = tensors.pop("scaling_factor", None)
     if scale is not None and not torch.allclose(scale, torch.ones_like(scale)):
         tensors["W_dec"] = tensors["W_dec"] * scale.to(tensors["W_dec"].dtype)[:, None]
-    return SAE.from_state_dict(detected.config, tensors)
+    if "W_skip" in tensors:  # SAELens stores W_skip [d_out, d_in]
+        tensors["W_skip"] = tensors["W_skip"].T
+    return SAE.from_state_dict(config, tensors)
 
 
 def read_sparsity(folder: Path) -> torch.Tensor | None:
@@ -184,6 +227,9 @@ def config_dict(cfg: SAEConfig) -> dict[str, Any]:
         "neuronpedia_id": cfg.neuronpedia_id,
         "hook_layer": cfg.hook_layer,
     }
+    for key in ("hook_name_out", "hf_hook_name", "hf_hook_name_out"):
+        if getattr(cfg, key) is not None:
+            metadata[key] = getattr(cfg, key)
     if cfg.architecture == "batchtopk":
         metadata["mistudio_architecture"] = "batchtopk"
         metadata["k"] = cfg.k
@@ -203,17 +249,30 @@ def config_dict(cfg: SAEConfig) -> dict[str, Any]:
     if cfg.architecture == "topk":
         out["k"] = int(cfg.k)  # type: ignore[arg-type]
         out["rescale_acts_by_decoder_norm"] = cfg.rescale_acts_by_decoder_norm
+    if cfg.is_transcoder:
+        out["architecture"] = transcoder_architecture(cfg.architecture, cfg.skip_connection)
+        out["d_out"] = cfg.output_width
     return out
 
 
 def state_dict(sae: SAE) -> dict[str, torch.Tensor]:
-    """The SAE's tensors, detached, contiguous and on the CPU, under their SAELens names."""
-    return {name: p.detach().to("cpu").contiguous() for name, p in sae.named_parameters()}
+    """The SAE's tensors, detached, contiguous and on the CPU, under their SAELens names and shapes."""
+    out = {name: p.detach().to("cpu").contiguous() for name, p in sae.named_parameters()}
+    if "W_skip" in out:
+        out["W_skip"] = out["W_skip"].T.contiguous()
+    return out
 
 
 def write(sae: SAE, out_dir: Path, sparsity: torch.Tensor | None = None, *, overwrite: bool = False) -> Path:
-    """Write `sae` as a SAELens 6 folder (atomically) and return its path."""
+    """Write `sae` as a SAELens 6 folder (atomically) and return its path.
+
+    Raises:
+        InvalidInputError: a temporal SAE, or a sparsity vector of the wrong length.
+    """
     out_dir = Path(out_dir)
+    if sae.cfg.architecture == "temporal":
+        raise InvalidInputError("miStudio does not write temporal SAEs in the SAELens layout; keep the source files "
+                                "or write the miStudio layout (write_native)")
     if sparsity is not None and tuple(sparsity.shape) != (sae.cfg.d_sae,):
         raise InvalidInputError(f"sparsity must have shape ({sae.cfg.d_sae},), got {tuple(sparsity.shape)}")
     with atomic_dir(out_dir, overwrite=overwrite) as tmp:
