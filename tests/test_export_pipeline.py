@@ -60,6 +60,12 @@ def test_archive_layout(standard_sae: SAE, tmp_path: Path) -> None:
         batch = json.loads(zf.read("neuronpedia/batch-0.json"))
         src = f"neuronpedia/exports/tiny-gpt2/{meta['neuronpedia']['source_id']}"
         rows = [json.loads(line) for line in gzip.decompress(zf.read(f"{src}/activations/batch-0.jsonl.gz")).splitlines()]
+        release = json.loads(zf.read(f"{src}/release.jsonl").splitlines()[0])
+        sourceset = json.loads(zf.read(f"{src}/sourceset.jsonl").splitlines()[0])
+    # the release row carries what Neuronpedia's own converter writes: without `visibility` it imports PRIVATE, and
+    # without `creatorNameShort` the source page reads "null · ..."
+    assert release["visibility"] == "PUBLIC" and release["creatorNameShort"] == release["creatorName"]
+    assert release["defaultSourceSetName"] == sourceset["name"] and release["featured"] is False
     assert {"metadata.json", "README.md", "SHA256SUMS", "explanations/explanations.json", "saelens/cfg.json",
             "saelens/sae_weights.safetensors", "saelens/sparsity.safetensors", "saelens/pretrained_saes.yaml",
             f"{src}/model.jsonl", f"{src}/source.jsonl", f"{src}/sourceset.jsonl", f"{src}/release.jsonl"} <= names

@@ -87,8 +87,10 @@ def metadata_rows(shared: SharedRowValues, *, release_name: str, release_title: 
     urls = [release_url] if release_url else []
     return {
         BULK_RELEASE: {"name": release_name, "description": release_title, "descriptionShort": release_title,
-                          "urls": urls, "creatorName": creator_name, "creatorId": shared.creator_id,
-                          "createdAt": shared.created_at},
+                          "urls": urls, "creatorNameShort": creator_name, "creatorName": creator_name,
+                          "creatorId": shared.creator_id, "defaultSourceSetName": ids.source_set,
+                          "createdAt": shared.created_at, "visibility": "PUBLIC", "isNewUi": False,
+                          "featured": False},
         BULK_MODEL: {"id": ids.model_id, "displayName": ids.model_id, "displayNameShort": ids.model_id,
                         "creatorId": shared.creator_id, "tlensId": ids.model_id, "layers": 0, "neuronsPerLayer": 0,
                         "owner": "", "instruct": ids.model_id.endswith("-it"), "visibility": "PUBLIC",
