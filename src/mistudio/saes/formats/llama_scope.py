@@ -59,6 +59,14 @@ def _encoder_shapes(header: dict[str, TensorInfo], label: Path) -> tuple[int, in
     return int(d_in), int(d_sae)
 
 
+def _config(d_in: int, d_sae: int, hook_name: str, extra: dict[str, Any] | None = None) -> SAEConfig:
+    """The settings every Llama Scope SAE shares (as SAELens's loaders set them), for one width and hook."""
+    return SAEConfig(d_in=d_in, d_sae=d_sae, architecture="jumprelu", model_name=MODEL_NAME, hook_name=hook_name,
+                     context_size=1024, prepend_bos=True, normalize_activations="expected_average_only_in",
+                     apply_b_dec_to_input=False, dataset_path="cerebras/SlimPajama-627B", dtype="float32",
+                     extra=extra or {})
+
+
 def inspect(files: FileAccess, location: str, hints: dict[str, Any]) -> Inspection:
     """`hyperparams.json` and the checkpoint's safetensors header.
 
@@ -78,21 +86,9 @@ def inspect(files: FileAccess, location: str, hints: dict[str, Any]) -> Inspecti
     _encoder_shapes(header, Path(files.where) / weights)
     d_in = int(raw["d_model"])
     factor = d_in**0.5 / float(raw["dataset_average_activation_norm"]["in"])
-    config = SAEConfig(
-        d_in=d_in,
-        d_sae=int(raw["d_sae"]),
-        architecture="jumprelu",
-        model_name=MODEL_NAME,
-        hook_name=raw["hook_point_in"],
-        context_size=1024,
-        prepend_bos=True,
-        normalize_activations="expected_average_only_in",
-        apply_b_dec_to_input=False,
-        dataset_path="cerebras/SlimPajama-627B",
-        dtype="float32",
-        extra={"jump_relu_threshold": float(raw["jump_relu_threshold"]) * factor,
-               "norm_scaling_factor": factor},
-    )
+    config = _config(d_in, int(raw["d_sae"]), raw["hook_point_in"],
+                     extra={"jump_relu_threshold": float(raw["jump_relu_threshold"]) * factor,
+                            "norm_scaling_factor": factor})
     return Inspection(config, {"hyperparams": raw, "tensors": tensor_preview(header)}, header, source_config=raw)
 
 
@@ -146,19 +142,7 @@ class R1Distill:
             raise UnknownFormatError(f"{files.where}/{path} has no log_jumprelu_threshold")
         _encoder_shapes(header, Path(files.where) / path)
         d_in = int(raw["d_model"])
-        config = SAEConfig(
-            d_in=d_in,
-            d_sae=d_in * int(raw["expansion_factor"]),
-            architecture="jumprelu",
-            model_name=MODEL_NAME,
-            hook_name=raw["hook_point_in"],
-            context_size=1024,
-            prepend_bos=True,
-            normalize_activations="expected_average_only_in",
-            apply_b_dec_to_input=False,
-            dataset_path="cerebras/SlimPajama-627B",
-            dtype="float32",
-        )
+        config = _config(d_in, d_in * int(raw["expansion_factor"]), raw["hook_point_in"])
         return Inspection(config, {"config": raw, "tensors": tensor_preview(header)}, header, source_config=raw)
 
     @staticmethod
