@@ -139,6 +139,51 @@ class SyntheticStore:
         for i in indices:
             yield self.feature_dashboard(i, **options)
 
+    def has_neuronpedia_data(self) -> bool:
+        return True
+
+    def neuronpedia_feature(self, index: int, *, logit_lens: str = "neuronpedia") -> dict[str, Any]:
+        """The feature as the Neuronpedia pass gives it: the 20 top examples without position 0, then 5 quantile
+        bands × 5 examples from other windows, 3-decimal values; 50-bin histograms; related-feature lists."""
+        dash = self.feature_dashboard(index)
+        rng = np.random.default_rng(index + 1_000_003)
+        top = round(float(dash["statistics"]["max_activation"]), 3)
+        acts = [{"bin_min": -1, "bin_max": top, "bin_contains": -1, "tokens": ex["tokens"][1:],
+                 "values": np.round(np.asarray(ex["values"][1:]), 3).tolist(),
+                 "qualifying_token_index": ex["qualifying_token_index"] - 1, "token_ids": ex["token_ids"][1:],
+                 "window_index": ex["source"]["window_index"]} for ex in dash["activations"]]
+        edges = np.linspace(0, top, 6)
+        for band in range(4, -1, -1):
+            ids, vals, rows = self._examples(rng)
+            scale = edges[band + 1] / max(float(vals.max()), 1e-6)
+            for e in range(5):
+                values = np.round(vals[e] * scale, 3).tolist()
+                acts.append({"bin_min": round(float(edges[band]), 3), "bin_max": round(float(edges[band + 1]), 3),
+                             "bin_contains": round(float(rng.uniform(0, 0.01)), 5),
+                             "tokens": self._tokens(rows[e], ids[e].tolist())[1:], "values": values[1:],
+                             "qualifying_token_index": int(np.argmax(values)) - 1, "token_ids": ids[e].tolist()[1:],
+                             "window_index": rows[e]})
+        pos, neg = dash["logits"]["top_positive"][:10], dash["logits"]["top_negative"][:10]
+        three = sorted(rng.integers(0, 768, 3).tolist())
+        return {"feature_index": index, "neuron_alignment_indices": three,
+                "neuron_alignment_values": np.round(rng.random(3), 3).tolist(),
+                "neuron_alignment_l1": np.round(rng.random(3) / 10, 3).tolist(),
+                "correlated_neurons_indices": three, "correlated_neurons_l1": np.round(rng.random(3), 3).tolist(),
+                "correlated_neurons_pearson": np.round(rng.random(3), 3).tolist(),
+                "correlated_features_indices": three, "correlated_features_l1": np.round(rng.random(3), 3).tolist(),
+                "correlated_features_pearson": np.round(rng.random(3), 3).tolist(),
+                "neg_str": [t["token"] for t in neg], "neg_values": [round(t["value"], 3) for t in neg],
+                "pos_str": [t["token"] for t in pos], "pos_values": [round(t["value"], 3) for t in pos],
+                "frac_nonzero": float(self._freq[index]),
+                "freq_hist_data_bar_values": np.round(np.linspace(0.05, top, 50), 3).tolist(),
+                "freq_hist_data_bar_heights": rng.integers(0, 1000, 50).tolist(),
+                "logits_hist_data_bar_heights": rng.integers(0, 2000, 50).tolist(),
+                "logits_hist_data_bar_values": np.round(np.linspace(-1, 1, 50), 3).tolist(),
+                "n_prompts_total": POOL, "n_tokens_in_prompt": CTX, "dataset": "builtin:corpus",
+                "decoder_weights_dist": [], "activations": acts, "vector": [],
+                "topk_cos_sim_indices": [index, *sorted(rng.integers(0, self.n, 9).tolist())],
+                "topk_cos_sim_values": [1.0, *np.round(np.sort(rng.random(9))[::-1], 3).tolist()]}
+
 
 def main() -> None:
     parser = argparse.ArgumentParser()
@@ -157,7 +202,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp) / "bench.zip"
         t0 = time.perf_counter()
-        result = build_export(ExportInputs(source=store, info=info), cfg, out, Path(tmp) / "work")
+        result = build_export(ExportInputs(source=store, info=info, neuronpedia=store), cfg, out, Path(tmp) / "work")
         seconds = time.perf_counter() - t0
         size = out.stat().st_size
     usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]

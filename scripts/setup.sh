@@ -12,6 +12,11 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
 fi
 if [ "${1:-}" = "--dev" ]; then
   .venv/bin/python -m pip install -q -e ".[dev]"
+  # SAEDashboard, the oracle of the Neuronpedia tests, pins transformers<4.57 and transformer-lens<3: installed
+  # without its dependencies (the ones its runner and converter import are in the dev extra)
+  if ! .venv/bin/python -c "import importlib.metadata as m, sys; sys.exit(m.version('sae-dashboard') != '0.8.0')" 2>/dev/null; then
+    .venv/bin/python -m pip install -q --no-deps "sae-dashboard==0.8.0"
+  fi
 else
   .venv/bin/python -m pip install -q -e .
 fi

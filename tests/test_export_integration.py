@@ -13,6 +13,7 @@ import torch
 from sae_factories import make_sae, write_in_format
 
 from mistudio.catalog.service import import_local
+from mistudio.dashboards.neuronpedia import neuronpedia_feature
 from mistudio.dashboards.reader import feature_dashboard
 from mistudio.export.config import make_config
 from mistudio.export.service import start_export
@@ -51,6 +52,7 @@ def test_extraction_export_validate_and_load_in_sae_lens(studio: Studio, model: 
 
     # what the archive says about each feature is what the feature store computed
     _, store = get_store(studio, sae_id, extraction_id)
+
     summary = store.summary_arrays()
     with zipfile.ZipFile(archive) as zf:
         zf.extractall(tmp_path / "x")
@@ -60,7 +62,13 @@ def test_extraction_export_validate_and_load_in_sae_lens(studio: Studio, model: 
         batched = {r["index"] for r in rows["features"]}
         groups = [r["binMin"] for r in rows["activations"]]
         assert {r["index"] for r in rows["activations"]} == batched
-    assert (min(groups) == -1) and (any(g != -1 for g in groups) == intervals)
+    assert min(groups) == -1 and any(g != -1 for g in groups)  # SAEDashboard's quantile bands, always
+    for i in sorted(batched)[:3]:  # the rows hold the store's Neuronpedia data, not the dashboard
+        npf = neuronpedia_feature(store, i)
+        feature_row = next(r for r in rows["features"] if r["index"] == i)
+        assert feature_row["frac_nonzero"] == npf["frac_nonzero"] and feature_row["pos_str"] == npf["pos_str"]
+        assert sorted(r["values"] for r in rows["activations"] if r["index"] == i) == sorted(
+            a["values"] for a in npf["activations"])
     assert meta["extraction"]["extraction_id"] == extraction_id and meta["d_sae"] == D_SAE
     assert batched == {i for i in range(D_SAE) if not summary["dead"][i]}
     for i in sorted(batched)[:5]:
@@ -69,6 +77,7 @@ def test_extraction_export_validate_and_load_in_sae_lens(studio: Studio, model: 
         assert [ex["max_value"] for ex in doc["activations"]] == pytest.approx(
             [ex["max_value"] for ex in dash["activations"]], abs=1e-5)
         assert doc["statistics"]["max_activation"] == pytest.approx(float(summary["max"][i]), rel=1e-5)
+        assert any(ex["bin_min"] != -1 for ex in doc["activations"]) == intervals  # features/: the option decides
 
     lens = LensSAE.load_from_disk(str(tmp_path / "x" / "saelens"), device="cpu")
     x = torch.randn(64, D_MODEL, generator=torch.Generator().manual_seed(4))

@@ -4,6 +4,7 @@ all over a real extraction of a tiny model."""
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import time
@@ -183,6 +184,55 @@ def test_rest_labels_import_reaches_the_export(client) -> None:  # noqa: ANN001
     assert [e["description"] for e in doc["explanations"][0]["explanations"]] == ["dates and times", "clock words"]
 
 
+def test_rest_ui_labels_reach_the_export(client) -> None:  # noqa: ANN001
+    """A label saved as the UI saves it (PUT …/label) is exported as an explanation: in explanations.json and in
+    the Neuronpedia explanation rows."""
+    c, studio, sae_id = client
+    base = f"/api/v1/saes/{sae_id}"
+    live, other = [f["feature_index"] for f in c.get(f"{base}/features", params={"dead": False}).json()["items"][:2]]
+    res = c.put(f"{base}/features/{live}/label", json={"label": "opening quotes", "category": "punctuation"})
+    assert res.status_code == 200, res.text
+    c.put(f"{base}/features/{other}/label", json={"label": "numbers"})
+    c.put(f"{base}/features/{other}/label", json={"label": None})  # cleared in the UI: not exported
+    res = c.post(f"{base}/export/neuronpedia", json={"config": {**CFG, "selection": {"mode": "list",
+                                                                                      "indices": [live, other]}}})
+    assert res.status_code == 202, res.text
+    state = studio.runner.run_inline(res.json()["job_id"])
+    assert state.status == "completed", state
+    with zipfile.ZipFile(studio.settings.absolute(state.result["output_path"])) as zf:
+        doc = json.loads(zf.read("explanations/explanations.json"))
+        rows = [json.loads(line) for n in zf.namelist() if "/explanations/batch-" in n
+                for line in gzip.decompress(zf.read(n)).splitlines()]
+    assert doc["explanations"] == [{"feature_index": live, "explanations": [
+        {"description": "opening quotes", "method": "manual", "model": None, "score": None, "created_at": None}]}]
+    assert [(r["index"], r["description"], r["notes"]) for r in rows] == [(str(live), "opening quotes", "method=manual")]
+
+
+def test_local_model_is_refused_before_a_job_starts(client) -> None:  # noqa: ANN001
+    c, studio, sae_id = client
+    est = c.post(f"/api/v1/saes/{sae_id}/export/estimate", json={"config": {"batch_size": 16}}).json()
+    assert len(est["problems"]) == 1 and "--model-id" in est["problems"][0]
+    assert c.post(f"/api/v1/saes/{sae_id}/export/estimate", json={"config": CFG}).json()["problems"] == []
+    res = c.post(f"/api/v1/saes/{sae_id}/export/neuronpedia", json={"config": {"batch_size": 16}})
+    assert res.status_code == 422 and "--model-id" in res.json()["error"]["message"]
+    assert [j.type for j in studio.runner.list()] == ["extraction"]  # no export job was queued
+
+
+def test_a_store_without_neuronpedia_data_is_refused_until_extracted_again(studio: Studio,
+                                                                          assets: tuple[Path, Path]) -> None:
+    from mistudio.errors import ExportValidationError
+
+    model, sae_path = assets
+    sae_id = register_sae_from_path(studio, sae_path, name="tiny", source="trained").id
+    extract(studio, sae_id, str(model), "builtin:corpus", neuronpedia=False, **EXTRACT)
+    with pytest.raises(ExportValidationError, match=rf"run `mistudio extract {sae_id} …` again"):
+        start_export(studio, sae_id, make_config(**CFG))
+    start_export(studio, sae_id, make_config(**CFG, format="saelens"))  # the SAELens folder needs none of it
+    extract(studio, sae_id, str(model), "builtin:corpus", **EXTRACT)  # adds only the Neuronpedia pass
+    job_id, state = _run(studio, sae_id)
+    assert state.status == "completed", state
+
+
 def test_cli_export_validate_fix_and_labels(studio: Studio, assets: tuple[Path, Path], tmp_path: Path) -> None:
     from mistudio.cli.main import app
 
@@ -195,10 +245,18 @@ def test_cli_export_validate_fix_and_labels(studio: Studio, assets: tuple[Path, 
     assert json.loads(res.stdout)["imported"] == 1
 
     out = tmp_path / "out.zip"
-    res = runner.invoke(app, ["export", "neuronpedia", sae_id, "--out", str(out), "--model-id", "tiny-gpt2",
-                              "--features", "0-20", "--saedashboard-batches", "--json"])
+    res = runner.invoke(app, ["export", "neuronpedia", sae_id, "--out", str(out), "--features", "0-20", "--json"])
+    assert res.exit_code != 0 and "--model-id" in res.output  # the model is a local folder: refused up front
+    res = runner.invoke(app, ["export", "neuronpedia", sae_id, "--out", str(out), "--model-id", "acme/tiny-gpt2",
+                              "--features", "0-20", "--saedashboard-batches", "--np-logit-lens", "folded", "--json"])
     assert res.exit_code == 0, res.output
     result = json.loads(res.stdout)
+    assert result["neuronpedia"]["model_id"] == "tiny-gpt2"  # derived from the hub id
+    with zipfile.ZipFile(out) as zf:
+        meta = json.loads(zf.read("metadata.json"))
+        assert meta["model_name"] == "acme/tiny-gpt2" and meta["export"]["np_logit_lens"] == "folded"
+        assert json.loads(zf.read("saelens/cfg.json"))["metadata"]["model_name"] == "acme/tiny-gpt2"
+        assert (meta["n_layers"], meta["d_mlp"]) == (2, 256)  # recorded by the extraction
     assert result["feature_count"] == 20 and result["archive"] == str(out) and out.exists()
     stored = studio.settings.absolute(result["output_path"])
     assert stored.exists() and out.stat().st_size == stored.stat().st_size

@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from export_sources import InMemorySource
+from export_sources import InMemoryNeuronpedia, InMemorySource
 from sae_factories import make_sae
 
+from mistudio.export.archive.jsonio import render_tokens
 from mistudio.export.config import make_config
 from mistudio.export.neuronpedia.ids import pseudo_cuid
 from mistudio.export.pipeline import ExportCallbacks, ExportInputs, SAEInfo, build_export
@@ -34,12 +35,15 @@ def tiny_inputs(sae: SAE, seed: int = 0, n_windows: int = N_WINDOWS) -> ExportIn
     w_u = torch.randn(sae.cfg.d_in, len(vocab), generator=gen)
     logit_weights = (sae.W_dec.detach() @ w_u).numpy()
     manifest = {"dataset": "tiny/dataset", "n_windows": n_windows, "context_size": CTX,
-                "n_tokens": n_windows * CTX, "created_at": "2026-01-02T03:04:05+00:00"}
+                "n_tokens": n_windows * CTX, "created_at": "2026-01-02T03:04:05+00:00",
+                "model_shape": {"n_layers": 2, "d_mlp": 64}}
     source = InMemorySource.from_activations(acts, token_ids, vocab, logit_weights, manifest)
+    neuronpedia = InMemoryNeuronpedia.from_activations(acts, x.numpy(), token_ids, vocab, logit_weights,
+                                                       sae.W_dec.detach().numpy(), manifest)
     explanations = {1: [{"description": "dates and times", "method": "manual", "model": None, "score": 0.5,
                          "created_at": "2026-01-01T00:00:00+00:00"}]}
     return ExportInputs(source=source, info=SAEInfo.from_sae(sae, "sae-1"), sae=sae, explanations=explanations,
-                        labels={1: ("dates and times", "time")}, extraction_id="ext-1")
+                        labels={1: ("dates and times", "time")}, extraction_id="ext-1", neuronpedia=neuronpedia)
 
 
 @pytest.fixture(scope="module")
@@ -86,15 +90,19 @@ def _activation_files(zf: zipfile.ZipFile) -> dict[str, list[dict]]:
 
 
 def test_bulk_activation_rows_are_complete_and_grouped_by_window(standard_sae: SAE, tmp_path: Path) -> None:
-    """Every example of every live feature is one row, equal to the feature document's example; rows are
-    ordered by prompt window (then feature), each file holding its own range of windows."""
-    run(tiny_inputs(standard_sae), tmp_path / "a.zip")
+    """Every Neuronpedia example (top group and quantile bands) of every live feature is one row, equal to the
+    Neuronpedia data; rows are ordered by prompt window (then feature), each file holding its own range of
+    windows."""
+    inputs = tiny_inputs(standard_sae)
+    run(inputs, tmp_path / "a.zip")
     with zipfile.ZipFile(tmp_path / "a.zip") as zf:
         files = _activation_files(zf)
-        docs = [json.loads(gzip.decompress(zf.read(n))) for n in zf.namelist() if n.startswith("features/")]
         source_id = json.loads(zf.read("metadata.json"))["neuronpedia"]["source_id"]
-    expected = {pseudo_cuid("tiny-gpt2", source_id, d["feature_index"], n): ex for d in docs
-                if not d["statistics"]["dead"] for n, ex in enumerate(d["activations"])}
+    assert inputs.neuronpedia is not None
+    np_features = [inputs.neuronpedia.neuronpedia_feature(i) for i in range(40)]
+    expected = {pseudo_cuid("tiny-gpt2", source_id, f["feature_index"], n): act for f in np_features
+                for n, act in enumerate(f["activations"])}
+    assert any(a["bin_min"] != -1 for a in expected.values())  # the quantile bands are rows too
     got, previous_max = {}, -1
     for rows in files.values():
         keys = [(int(r["dataIndex"]), r["index"]) for r in rows]
@@ -103,9 +111,12 @@ def test_bulk_activation_rows_are_complete_and_grouped_by_window(standard_sae: S
         got.update((r["id"], r) for r in rows)
     assert got.keys() == expected.keys() and len(files) > 1
     for row_id, r in got.items():
-        ex = expected[row_id]
-        assert r["tokens"] == ex["tokens"] and r["values"] == ex["values"] and r["maxValue"] == ex["max_value"]
-        assert r["dataIndex"] == str(ex["source"]["window_index"])
+        act = expected[row_id]
+        assert r["tokens"] == render_tokens(act["tokens"])  # decoded text, NUL and lone surrogates replaced
+        assert r["values"] == act["values"] and r["maxValue"] == max(act["values"])
+        assert (r["binMin"], r["binMax"], r["binContains"]) == (act["bin_min"], act["bin_max"], act["bin_contains"])
+        assert r["qualifyingTokenIndex"] == act["qualifying_token_index"]
+        assert r["dataIndex"] == str(act["window_index"])
 
 
 def test_two_exports_are_byte_identical(standard_sae: SAE, tmp_path: Path) -> None:

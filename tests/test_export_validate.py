@@ -64,7 +64,10 @@ def test_batch_files_match_saedashboard(export_dir: Path) -> None:
                 assert set(act) == set(ACTIVATION_ORACLE)
                 for key, kind in ACTIVATION_ORACLE.items():
                     assert isinstance(act[key], kind), key
-                assert act["bin_min"] == -1 and act["bin_contains"] == -1
+                if act["bin_min"] == -1:  # the top group
+                    assert act["bin_contains"] == -1
+                else:  # a quantile band
+                    assert 0 <= act["bin_min"] <= act["bin_max"] and 0 <= act["bin_contains"] <= 1
                 assert len(act["tokens"]) == len(act["values"])
                 assert all(v == round(v, 5) for v in act["values"])
     skipped = json.loads((export_dir / "e" / "neuronpedia" / "skipped_indexes.json").read_text())

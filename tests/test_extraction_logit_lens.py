@@ -93,6 +93,18 @@ def test_residual_hook_uses_w_u(gpt2):
     assert store.manifest["logit_lens"]["basis"] == "residual"
 
 
+def test_mlp_neuron_sae_goes_through_w_out(gpt2):
+    """An SAE on the MLP's hidden neurons (the down projection's input): W_dec @ W_out @ W_U."""
+    root, loaded, windows, W_U = gpt2
+    c_proj = loaded.model.transformer.h[1].mlp.c_proj  # Conv1D: weight [d_mlp, d_model]
+    sae = _random_sae(c_proj.weight.shape[0], 16, "blocks.1.mlp.hook_post", seed=7,
+                      hf_hook_name="transformer.h.1.mlp.c_proj.input")
+    store = run_extraction(loaded, sae, windows, root / "mlp", settings=SETTINGS)
+    _assert_lens(store, sae.W_dec.detach() @ c_proj.weight.detach() @ W_U)
+    assert store.manifest["logit_lens"]["basis"] == "mlp_out"
+    assert store.manifest["logit_lens"]["convention"] == "folded"
+
+
 def test_query_hook_has_no_logit_lens_and_says_why(gpt2):
     root, loaded, windows, _ = gpt2
     sae = _random_sae(64, 16, "blocks.0.attn.hook_q", seed=4)

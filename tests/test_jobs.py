@@ -34,6 +34,11 @@ def _failing(ctx, params):  # noqa: ANN001, ANN202
     raise InvalidInputError("the input was bad; fix it")
 
 
+@register_job_type("test_secret")
+def _secret(ctx, params):  # noqa: ANN001, ANN202
+    return {"had_token": ctx.secret("token") == "hf_secret", "missing": ctx.secret("other")}
+
+
 @register_job_type("test_owner")
 def _owner(ctx, params):  # noqa: ANN001, ANN202
     return {"owner": ctx.studio.name}
@@ -215,3 +220,13 @@ def test_ctrl_c_under_a_job_leaves_it_interrupted(studio) -> None:
 def test_unknown_job_is_not_found(any_db_studio) -> None:
     with pytest.raises(NotFoundError):
         any_db_studio.runner.get("nope")
+
+
+def test_secrets_reach_the_handler_and_never_the_jobs_table(studio) -> None:
+    runner = studio.runner
+    job_id = runner.create("test_secret", {"n": 1}, secrets={"token": "hf_secret", "other": None})
+    state = runner.run_inline(job_id)
+    assert state.result == {"had_token": True, "missing": None}
+    assert "hf_secret" not in repr(state.model_dump())
+    with studio.sessions() as s:
+        assert "hf_secret" not in repr(s.get(Job, job_id).params)

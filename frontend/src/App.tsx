@@ -7,6 +7,8 @@ import { ExportsList } from "./components/ExportsList";
 import { JobsList } from "./components/JobsList";
 import { SAEDetail } from "./components/SAEDetail";
 import { SAEsPanel } from "./components/SAEsPanel";
+import { SteeringPage } from "./components/SteeringPage";
+import { TextInference } from "./components/TextInference";
 import { TokenPrompt } from "./components/TokenPrompt";
 import { matchRoute, navigate, usePath } from "./lib/router";
 import { jobActions, useActiveJobCount } from "./stores/jobsStore";
@@ -25,6 +27,12 @@ function NavLink({ to, children, current }: { to: string; children: React.ReactN
       {children}
     </a>
   );
+}
+
+/** The feature a link to the Steering page pre-selects (`?feature=N`). */
+function steerFeatureParam(): number | null {
+  const value = new URLSearchParams(window.location.search).get("feature");
+  return value !== null && /^\d+$/.test(value) ? Number(value) : null;
 }
 
 export function App() {
@@ -47,7 +55,7 @@ export function App() {
       <header className="topbar">
         <a className="brand" href="/" onClick={(e) => { e.preventDefault(); navigate("/"); }}>miStudio</a>
         <nav aria-label="Main">
-          <NavLink to="/" current={route.name === "saes" || route.name === "sae" || route.name === "feature"}>SAEs</NavLink>
+          <NavLink to="/" current={route.name === "saes" || route.name === "sae" || route.name === "feature" || route.name === "steer" || route.name === "inference"}>SAEs</NavLink>
           <NavLink to="/jobs" current={route.name === "jobs"}>
             Jobs{runningCount > 0 && <span className="count-badge" aria-label={`${runningCount} running`}>{runningCount}</span>}
           </NavLink>
@@ -62,6 +70,8 @@ export function App() {
         {route.name === "saes" && <SAEsPanel />}
         {route.name === "sae" && <SAEDetail saeId={route.saeId} key={route.saeId} />}
         {route.name === "feature" && <FeatureDashboard saeId={route.saeId} index={route.index} />}
+        {route.name === "steer" && <SteeringPage saeId={route.saeId} feature={steerFeatureParam()} />}
+        {route.name === "inference" && <TextInference saeId={route.saeId} key={route.saeId} />}
         {route.name === "jobs" && <JobsList />}
         {route.name === "exports" && <ExportsList />}
         {route.name === "notFound" && (

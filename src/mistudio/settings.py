@@ -21,6 +21,10 @@ class Settings(BaseSettings):
     hf_endpoint: str | None = Field(default=None, alias="HF_ENDPOINT")
     hf_hub_offline: bool = Field(default=False, alias="HF_HUB_OFFLINE")
     device: str | None = Field(default=None, alias="MISTUDIO_DEVICE")
+    model_memory_gb: float | None = Field(
+        default=None, alias="MISTUDIO_MODEL_MEMORY_GB", gt=0,
+        description="Memory (GiB) the studio's model server keeps models in before it unloads the least recently "
+                    "used; default 80% of the GPU's memory, or half the RAM on a CPU")
     max_import_bytes: int = Field(default=64 * 1024**3, alias="MISTUDIO_MAX_IMPORT_BYTES")
     start_worker: bool = Field(default=True, alias="MISTUDIO_START_WORKER")
     api_token: str | None = Field(default=None, alias="MISTUDIO_API_TOKEN",

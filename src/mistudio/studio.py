@@ -12,6 +12,9 @@ from mistudio.db.session import session_factory, upgrade_database
 from mistudio.jobs.runner import JobRunner
 from mistudio.settings import Settings, get_settings, reset_settings
 
+# environment variables `Studio.open` set itself (the settings are read from the environment)
+_SET_BY_OPEN: set[str] = set()
+
 
 @dataclass
 class Studio:
@@ -34,8 +37,13 @@ class Studio:
 
             if home is not None:
                 os.environ["MISTUDIO_HOME"] = str(home)
+                if database_url is None and "MISTUDIO_DATABASE_URL" in _SET_BY_OPEN:
+                    # a database an earlier `open` chose must not follow a new home
+                    os.environ.pop("MISTUDIO_DATABASE_URL", None)
+                    _SET_BY_OPEN.discard("MISTUDIO_DATABASE_URL")
             if database_url is not None:
                 os.environ["MISTUDIO_DATABASE_URL"] = database_url
+                _SET_BY_OPEN.add("MISTUDIO_DATABASE_URL")
             reset_settings()
         settings = get_settings()
         settings.ensure_dirs()

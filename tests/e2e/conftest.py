@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -65,14 +66,14 @@ def e2e_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeHub]:
         yield hub
 
 
-@pytest.fixture(scope="session")
-def server(e2e_hub: FakeHub, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`mistudio serve` in a subprocess; yields its base URL."""
-    home = tmp_path_factory.mktemp("e2e-home")
+@contextmanager
+def serve_studio(home: Path, **env_vars: str) -> Iterator[str]:
+    """`mistudio serve` on a free port over the store `home` (SQLite, CPU) in a subprocess; yields its base URL
+    and stops it afterwards. `env_vars` are added to the server's environment (e.g. `HF_ENDPOINT`)."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "HF_HUB_OFFLINE", "HUGGING_FACE_HUB_TOKEN",
                                                                "MISTUDIO_DATABASE_URL")}
-    env.update(MISTUDIO_HOME=str(home), HF_ENDPOINT=e2e_hub.endpoint, MISTUDIO_DEVICE="cpu",
+    env.update(MISTUDIO_HOME=str(home), MISTUDIO_DEVICE="cpu", **env_vars,
                PYTHONPATH=os.pathsep.join([str(REPO_ROOT / "src"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep))
     log = home / "server.log"
     with open(log, "wb") as out:
@@ -88,8 +89,30 @@ def server(e2e_hub: FakeHub, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def error_recording_page(browser: object, url: str) -> object:
+    """A new 1440×900 page on `url` whose uncaught page errors collect in `page.page_errors`."""
+    context = browser.new_context(base_url=url, viewport={"width": 1440, "height": 900})  # type: ignore[attr-defined]
+    context.set_default_timeout(30_000)
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    pg.page_errors = errors
+    return pg
+
+
+@pytest.fixture(scope="session")
+def server(e2e_hub: FakeHub, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`mistudio serve` in a subprocess; yields its base URL."""
+    home = tmp_path_factory.mktemp("e2e-home")
+    try:
+        with serve_studio(home, HF_ENDPOINT=e2e_hub.endpoint) as url:
+            yield url
+    finally:
         SCREENSHOTS.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(log, SCREENSHOTS.parent / "e2e-server.log")
+        if (home / "server.log").exists():
+            shutil.copy(home / "server.log", SCREENSHOTS.parent / "e2e-server.log")
 
 
 @pytest.fixture(scope="session")

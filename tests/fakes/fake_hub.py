@@ -11,23 +11,44 @@ It answers what `huggingface_hub` 2.4 needs for `HfApi.model_info/repo_info`, `l
 `snapshot_download`: `/api/models/{repo}[/revision/{rev}]`, `/api/models/{repo}/tree/{rev}[/{path}]`,
 `HEAD|GET /{repo}/resolve/{rev}/{file}` with ETag, X-Repo-Commit, X-Linked-Size/Etag and Range.
 
+Writes (`create_repo`, `create_branch`, `get_paths_info`, `create_commit` / `upload_folder`) follow the Hub's
+commit API as `huggingface_hub` 2.4 calls it: `POST /api/repos/create`, `POST /api/models/{repo}/branch/{b}`,
+`POST /api/validate-yaml` (the README's front matter), `POST /api/models/{repo}/paths-info/{rev}`,
+`POST /api/models/{repo}/preupload/{rev}` (upload mode per file: `lfs` for the suffixes a Hub repo's default
+`.gitattributes` tracks, else `regular`; `oid` of the file already at that path), the LFS batch API
+`POST /{repo}.git/info/lfs/objects/batch` (basic transfer: a `PUT` to a URL this server serves, then `verify`;
+an object the server already holds gets no `actions`, so the client does not send it again) and
+`POST /api/models/{repo}/commit/{rev}` (NDJSON: `header`, `file`, `lfsFile`, `deletedFile`, `deletedFolder`).
+LFS objects are kept per repo under `ROOT/.fakehub-lfs/`, apart from commits, so a commit that failed after its
+blobs were uploaded finds them there when it is retried. Writes need `Authorization: Bearer {write token}`
+(`FakeHub(write_token=...)`, default `WRITE_TOKEN`), else 401. Xet: `huggingface_hub` picks Xet on the client
+side alone (whenever `hf_xet` is installed and `HF_HUB_DISABLE_XET` is unset), never from a server answer, and
+this server does not speak Xet's CAS protocol; the `writable_hub` fixture (tests/conftest_hub.py) sets
+`huggingface_hub.constants.HF_HUB_DISABLE_XET = True`, so the client takes the LFS path above.
+
 Command line: `python -m fakes.fake_hub --root DIR --port P [--populate]`.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import json
 import re
+import shutil
 import socket
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
+import yaml
+
+WRITE_TOKEN = "hf_fakehub_write"
+LFS_DIR = ".fakehub-lfs"
 LFS_SUFFIXES = (".safetensors", ".npz", ".npy", ".pt", ".bin", ".pth")
 PAGE_SIZE = 1000
 _CHUNK = 64 * 1024
@@ -96,6 +117,8 @@ class HubState:
     log: list[RequestRecord] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     in_flight: int = 0  # requests parsed but not yet finished (and logged)
+    write_tokens: set[str] = field(default_factory=lambda: {WRITE_TOKEN})
+    commit_failures: int = 0  # answer 500 to this many commit requests (after their blobs were uploaded)
     _cache: dict[tuple[str, str], Revision] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -142,6 +165,15 @@ class HubState:
             revision = Revision(branch, digest.hexdigest(), base, files)
             self._cache[(repo_id, branch)] = revision
             return revision
+
+    def forget(self, repo_id: str, branch: str) -> None:
+        """Drop the cached listing of a branch after a commit changed it."""
+        with self.lock:
+            self._cache.pop((repo_id, branch), None)
+
+    def lfs_object(self, repo_id: str, oid: str) -> Path:
+        """Where the LFS object `oid` (sha256) uploaded to `repo_id` is kept."""
+        return self.root / LFS_DIR / repo_id / oid
 
     def take_fault(self, repo_id: str, filename: str) -> Fault | None:
         with self.lock:
@@ -242,6 +274,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib name
         self._route()
+
+    def do_POST(self) -> None:  # noqa: N802 - stdlib name
+        self._route_write()
+
+    def do_PUT(self) -> None:  # noqa: N802 - stdlib name
+        self._route_write()
 
     def _route(self) -> None:
         url = urlsplit(self.path)
@@ -392,6 +430,256 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
 
 
+    # ---- writes: the commit API ------------------------------------------------------------
+    def _body(self) -> bytes:
+        """The request body (Content-Length or chunked transfer encoding)."""
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            parts = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(parts)
+                parts.append(self.rfile.read(size))
+                self.rfile.readline()
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def _writer(self) -> str | None:
+        """The write token of the request, or None after answering 401."""
+        auth = self.headers.get("Authorization") or ""
+        token = auth[len("Bearer "):] if auth.startswith("Bearer ") else None
+        if token in self.state.write_tokens:
+            return token
+        self._error(401, None, "Invalid credentials in Authorization header" if token else
+                    "You must be authenticated to write to the Hub: pass a token with write access")
+        return None
+
+    def _route_write(self) -> None:
+        url = urlsplit(self.path)
+        path = unquote(url.path)
+        body = self._body()
+        api = re.match(r"^/api/models/([^/]+/[^/]+)/(preupload|commit|paths-info|branch)/(.+)$", path)
+        batch = re.match(r"^/([^/]+/[^/]+)\.git/info/lfs/objects/batch$", path)
+        blob = re.match(r"^/_fakehub/lfs/([^/]+/[^/]+)/([0-9a-f]{64})(/verify)?$", path)
+        if self.command == "POST" and path == "/api/repos/create":
+            self._create_repo(body)
+        elif self.command == "POST" and path == "/api/validate-yaml":
+            self._validate_yaml(body)
+        elif self.command == "POST" and api:
+            repo_id, kind, rev = api.groups()
+            handler = {"preupload": self._preupload, "commit": self._commit, "paths-info": self._paths_info,
+                       "branch": self._create_branch}[kind]
+            handler(repo_id, rev, body)
+        elif self.command == "POST" and batch:
+            self._lfs_batch(batch.group(1), body)
+        elif blob and self.command == "PUT" and not blob.group(3):
+            self._lfs_put(blob.group(1), blob.group(2), body)
+        elif blob and self.command == "POST" and blob.group(3):
+            self._lfs_verify(blob.group(1), blob.group(2), body)
+        else:
+            self._error(404, None, f"no route for {self.command} {path}")
+
+    def _create_repo(self, body: bytes) -> None:
+        token = self._writer()
+        if token is None:
+            return
+        payload = json.loads(body or b"{}")
+        if payload.get("type") not in (None, "model"):
+            self._error(400, None, "the fake hub hosts model repos only")
+            return
+        repo_id = f"{payload.get('organization') or 'fake-user'}/{payload['name']}"
+        url = f"http://{self.headers.get('Host', '127.0.0.1')}/{repo_id}"
+        if self.state.repo_dir(repo_id) is not None:
+            self._send(409, json.dumps({"error": "You already created this model repo", "url": url}).encode())
+            return
+        parts = repo_id.split("/")
+        if any(not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", part) for part in parts):
+            self._error(400, None, f"invalid repo name {repo_id!r}")
+            return
+        folder = self.state.root / parts[0] / parts[1]
+        (folder / "main").mkdir(parents=True)
+        if payload.get("visibility") == "private":
+            (folder / "fakehub.json").write_text(json.dumps({"private": True, "token": token}))
+        self._json({"url": url, "name": repo_id, "id": hashlib.md5(repo_id.encode()).hexdigest()[:24]})
+
+    def _validate_yaml(self, body: bytes) -> None:
+        content = json.loads(body or b"{}").get("content", "")
+        match = re.match(r"^---\s*\n(.*?)\n---\s*(\n|$)", content, re.S)
+        try:
+            meta = yaml.safe_load(match.group(1)) if match else {}
+        except yaml.YAMLError as exc:
+            self._send(400, json.dumps({"errors": [{"message": f"invalid YAML: {exc}"}]}).encode())
+            return
+        if meta is not None and not isinstance(meta, dict):
+            self._send(400, json.dumps({"errors": [{"message": "the metadata must be a YAML mapping"}]}).encode())
+            return
+        self._json({"errors": [], "warnings": []})
+
+    def _write_target(self, repo_id: str, rev: str) -> Revision | None:
+        """The branch a write goes to (after auth), or None after answering the error."""
+        if self._writer() is None:
+            return None
+        revision = self._revision(repo_id, rev)
+        if revision is not None and revision.name != rev:
+            self._error(400, None, f"cannot write to a commit ({rev}); name a branch")
+            return None
+        return revision
+
+    def _create_branch(self, repo_id: str, branch: str, body: bytes) -> None:
+        if self._writer() is None:
+            return
+        start = json.loads(body or b"{}").get("startingPoint") or "main"
+        source = self._revision(repo_id, start)
+        if source is None:
+            return
+        target = source.folder.parent / branch
+        if target.exists():
+            self._error(409, None, f"Reference already exists: refs/heads/{branch}")
+            return
+        shutil.copytree(source.folder, target)
+        self._json({})
+
+    def _paths_info(self, repo_id: str, rev: str, body: bytes) -> None:
+        revision = self._revision(repo_id, rev)
+        if revision is None:
+            return
+        form = parse_qs(body.decode())
+        out = []
+        for path in form.get("paths", []):
+            path = path.strip("/")
+            meta = revision.files.get(path)
+            if meta is not None:
+                entry: dict = {"type": "file", "path": path, "size": meta.size, "oid": meta.blob_id}
+                if meta.is_lfs:
+                    entry["lfs"] = {"oid": meta.sha256, "size": meta.size, "pointerSize": 134}
+                out.append(entry)
+            elif any(p.startswith(path + "/") for p in revision.files):
+                out.append({"type": "directory", "path": path, "oid": _dir_oid(path)})
+        self._json(out)
+
+    def _preupload(self, repo_id: str, rev: str, body: bytes) -> None:
+        revision = self._write_target(repo_id, rev)
+        if revision is None:
+            return
+        files = []
+        for item in json.loads(body or b"{}").get("files", []):
+            path = item["path"]
+            lfs = path.endswith(LFS_SUFFIXES)
+            meta = revision.files.get(path)
+            oid = None if meta is None or meta.is_lfs != lfs else (meta.sha256 if lfs else meta.blob_id)
+            files.append({"path": path, "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": False,
+                          "oid": oid})
+        self._json({"files": files, "commitOid": revision.sha})
+
+    def _lfs_batch(self, repo_id: str, body: bytes) -> None:
+        if self._writer() is None:
+            return
+        if self.state.repo_dir(repo_id) is None:
+            self._error(404, "RepoNotFound", "Repository not found")
+            return
+        payload = json.loads(body or b"{}")
+        if payload.get("operation") != "upload":
+            self._error(400, None, "the fake hub's LFS batch API takes uploads only")
+            return
+        host = f"http://{self.headers.get('Host', '127.0.0.1')}"
+        objects = []
+        for obj in payload.get("objects", []):
+            oid, size = obj["oid"], int(obj["size"])
+            entry: dict = {"oid": oid, "size": size, "authenticated": True}
+            stored = self.state.lfs_object(repo_id, oid)
+            if not (stored.is_file() and stored.stat().st_size == size):
+                href = f"{host}/_fakehub/lfs/{quote(repo_id)}/{oid}"
+                entry["actions"] = {"upload": {"href": href, "header": {}},
+                                    "verify": {"href": f"{href}/verify", "header": {}}}
+            objects.append(entry)
+        self._send(200, json.dumps({"transfer": "basic", "objects": objects, "hash_algo": "sha256"}).encode(),
+                   content_type="application/vnd.git-lfs+json")
+
+    def _lfs_put(self, repo_id: str, oid: str, body: bytes) -> None:
+        if hashlib.sha256(body).hexdigest() != oid:
+            self._error(400, None, f"uploaded content does not match its sha256 {oid}")
+            return
+        target = self.state.lfs_object(repo_id, oid)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f"{oid}.{threading.get_ident()}.part")
+        tmp.write_bytes(body)
+        tmp.replace(target)
+        self._send(200, b"", content_type="text/plain")
+
+    def _lfs_verify(self, repo_id: str, oid: str, body: bytes) -> None:
+        if self._writer() is None:
+            return
+        stored = self.state.lfs_object(repo_id, oid)
+        size = int(json.loads(body or b"{}").get("size", -1))
+        if not stored.is_file() or stored.stat().st_size != size:
+            self._error(404, None, f"LFS object {oid} of size {size} was not uploaded")
+            return
+        self._json({"success": True})
+
+    def _commit(self, repo_id: str, rev: str, body: bytes) -> None:
+        revision = self._write_target(repo_id, rev)
+        if revision is None:
+            return
+        with self.state.lock:
+            fail = self.state.commit_failures > 0
+            self.state.commit_failures -= int(fail)
+        if fail:
+            self._error(500, None, "injected commit failure")
+            return
+        lines = [json.loads(line) for line in body.splitlines() if line.strip()]
+        if not lines or lines[0].get("key") != "header":
+            self._error(400, None, "a commit starts with a header line")
+            return
+        parent = lines[0]["value"].get("parentCommit")
+        if parent and not revision.sha.startswith(parent):
+            self._error(412, None, f"parent commit {parent} is not the head of {rev} ({revision.sha})")
+            return
+        writes: dict[str, bytes | Path] = {}
+        deletes: list[str] = []
+        for line in lines[1:]:
+            key, value = line["key"], line["value"]
+            path = value["path"].strip("/")
+            if ".." in path.split("/") or not path:
+                self._error(400, None, f"invalid path {value['path']!r}")
+                return
+            if key == "file":
+                writes[path] = base64.b64decode(value["content"])
+            elif key == "lfsFile":
+                stored = self.state.lfs_object(repo_id, value["oid"])
+                if not stored.is_file():
+                    self._error(422, None, f"LFS object {value['oid']} for {path} was never uploaded")
+                    return
+                writes[path] = stored
+            elif key in ("deletedFile", "deletedFolder"):
+                deletes.append(path)
+            else:
+                self._error(400, None, f"unknown commit operation {key!r}")
+                return
+        for path in deletes:
+            target = revision.folder / path
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.is_file():
+                target.unlink()
+            else:
+                self._error(404, "EntryNotFound", f"A file with this name doesn't exist: {path}")
+                return
+        for path, content in writes.items():
+            target = revision.folder / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, Path):
+                shutil.copyfile(content, target)
+            else:
+                target.write_bytes(content)
+        self.state.forget(repo_id, revision.name)
+        sha = self.state.revision(repo_id, revision.name)
+        assert sha is not None
+        host = f"http://{self.headers.get('Host', '127.0.0.1')}"
+        self._json({"success": True, "commitOid": sha.sha, "commitUrl": f"{host}/{repo_id}/commit/{sha.sha}",
+                    "hookOutput": ""})
+
+
 def _dir_oid(path: str) -> str:
     return hashlib.sha1(path.encode()).hexdigest()
 
@@ -404,8 +692,9 @@ class _Server(ThreadingHTTPServer):
 class FakeHub:
     """Run the fake hub in a background thread: `with FakeHub(root) as hub: hub.endpoint`."""
 
-    def __init__(self, root: Path, *, host: str = "127.0.0.1", port: int = 0, chunk_delay: float = 0.0) -> None:
-        self.state = HubState(root=Path(root), chunk_delay=chunk_delay)
+    def __init__(self, root: Path, *, host: str = "127.0.0.1", port: int = 0, chunk_delay: float = 0.0,
+                 write_token: str = WRITE_TOKEN) -> None:
+        self.state = HubState(root=Path(root), chunk_delay=chunk_delay, write_tokens={write_token})
         self._server = _Server((host, port), _Handler)
         self._server.state = self.state
         self._thread: threading.Thread | None = None
@@ -433,6 +722,11 @@ class FakeHub:
         """Make the next GET of `filename` drop after `drop_after` bytes, then fail `fail_times` times."""
         with self.state.lock:
             self.state.faults.append(Fault(repo_id, filename, drop_after, fail_status, fail_times))
+
+    def fail_next_commits(self, times: int = 1) -> None:
+        """Answer 500 to the next `times` commit requests (their LFS blobs stay uploaded)."""
+        with self.state.lock:
+            self.state.commit_failures = times
 
     def commit_sha(self, repo_id: str, revision: str = "main") -> str:
         """The commit sha the server reports for `revision`."""

@@ -1,6 +1,10 @@
 """A small local Neuronpedia API for tests: `POST /api/model/new`, `/api/source-set/new` and
 `/api/feature/upload-batch` with the real validation rules (ids, ≤128 features, ≤1024 tokens, ≤20 logits,
-explanations ≤512 characters, equal tokens/values lengths), an API key, and a switch to fail on purpose."""
+explanations ≤512 characters, equal tokens/values lengths), an API key, and a switch to fail on purpose.
+
+Like the real route (`apps/webapp/app/api/feature/upload-batch/route.tsx`), upload-batch stores what it takes as
+database rows (`neurons`: `frac_nonzero`, `pos_*`, `neg_*`, `maxActApprox`; `activations`: values, `maxValue`,
+`binMin/binMax/binContains`; explanations) and drops every other key; the dropped keys are recorded in `ignored`."""
 
 from __future__ import annotations
 
@@ -22,6 +26,8 @@ class FakeNeuronpedia:
         self.models: dict[str, dict[str, Any]] = {}
         self.source_sets: dict[tuple[str, str], dict[str, Any]] = {}
         self.features: dict[tuple[str, str, int], dict[str, Any]] = {}
+        self.neurons: dict[tuple[str, str, int], dict[str, Any]] = {}  # the rows the real route creates
+        self.ignored: set[str] = set()  # keys sent that the real route has no field for
         self.calls: list[tuple[str, int]] = []
         self.fail_on_call: int | None = None  # the n-th upload-batch call (1-based) answers 500
         self._upload_calls = 0
@@ -82,7 +88,29 @@ class FakeNeuronpedia:
                 return 400, {"message": f"feature {f.get('index')}: {problem}"}
         for f in feats:
             self.features[(mid, source, f["index"])] = f
+            self.neurons[(mid, source, f["index"])] = _neuron_row(f)
+            self.ignored |= set(f) - FEATURE_FIELDS
+            self.ignored |= {f"activations.{k}" for a in f["activations"] for k in set(a) - ACTIVATION_FIELDS}
         return 200, {"uploaded": len(feats)}
+
+
+FEATURE_FIELDS = {"index", "density", "topLogits", "bottomLogits", "explanations", "activations"}
+ACTIVATION_FIELDS = {"tokens", "values", "quantileMax", "quantileMin", "quantileFraction"}
+
+
+def _neuron_row(f: dict[str, Any]) -> dict[str, Any]:
+    """The Neuron row (with its activations and explanations) the real route writes for one uploaded feature."""
+    acts = [{"tokens": a["tokens"], "values": a["values"], "maxValue": max(a["values"]),
+             "maxValueTokenIndex": a["values"].index(max(a["values"])), "minValue": min(a["values"]),
+             "binMin": a.get("quantileMin"), "binMax": a.get("quantileMax"), "binContains": a.get("quantileFraction")}
+            for a in f["activations"]]
+    return {"frac_nonzero": f.get("density", -1),
+            "pos_str": [t["token"] for t in f.get("topLogits") or []],
+            "pos_values": [t["value"] for t in f.get("topLogits") or []],
+            "neg_str": [t["token"] for t in f.get("bottomLogits") or []],
+            "neg_values": [t["value"] for t in f.get("bottomLogits") or []],
+            "maxActApprox": max(a["maxValue"] for a in acts), "activations": acts,
+            "explanations": [e["text"] for e in f.get("explanations") or []]}
 
 
 def _feature_problem(f: dict[str, Any]) -> str | None:

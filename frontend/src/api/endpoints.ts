@@ -22,11 +22,15 @@ export const ENDPOINTS = {
   listFeatures: "GET /saes/{sae_id}/features",
   dashboard: "GET /saes/{sae_id}/features/{feature_id}/dashboard",
   putLabel: "PUT /saes/{sae_id}/features/{index}/label",
+  liveActivations: "POST /saes/{sae_id}/activations",
+  loadedModels: "GET /models/loaded",
   importLabels: "POST /saes/{sae_id}/labels/import",
   exportEstimate: "POST /saes/{sae_id}/export/estimate",
   exportValidate: "POST /saes/{sae_id}/export/validate",
   exportStart: "POST /saes/{sae_id}/export/neuronpedia",
   exportDownload: "GET /saes/{sae_id}/export/download/{job_id}",
+  publishHF: "POST /saes/{sae_id}/publish/hf",
+  publishHFStatus: "GET /saes/{sae_id}/publish/hf/{job_id}",
   listExports: "GET /exports",
   deleteExport: "DELETE /exports/{export_id}",
   listJobs: "GET /jobs",
@@ -40,6 +44,10 @@ export const ENDPOINTS = {
   createTraining: "POST /trainings",
   linkTraining: "POST /saes/{sae_id}/link",
   createSession: "POST /auth/session",
+  steer: "POST /steer",
+  steerSweep: "POST /steer/sweep",
+  listSteeringRuns: "GET /steer/runs",
+  getSteeringRun: "GET /steer/runs/{run_id}",
 } as const;
 
 export type EndpointName = keyof typeof ENDPOINTS;

@@ -307,6 +307,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/models/loaded": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Loaded Models
+         * @description The models (and prepared SAEs) the model server holds or is loading, with their memory and state.
+         */
+        get: operations["loaded_models_api_v1_models_loaded_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/saes": {
         parameters: {
             query?: never;
@@ -372,6 +392,27 @@ export interface paths {
          * @description Delete an SAE's files and rows.
          */
         delete: operations["delete_sae_api_v1_saes__sae_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/saes/{sae_id}/activations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Activations
+         * @description The SAE's activations on `text`, computed as its extraction computes them (same hook, weight processing,
+         *     normalisation and BOS): the requested features at every token, the top features per token and overall.
+         */
+        post: operations["activations_api_v1_saes__sae_id__activations_post"];
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -657,6 +698,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/saes/{sae_id}/publish/hf": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Publish Hf
+         * @description Start a job that publishes the SAE to a Hub repo (SAELens folder, model card, registry entry).
+         */
+        post: operations["publish_hf_api_v1_saes__sae_id__publish_hf_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/saes/{sae_id}/publish/hf/{job_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Publish Status
+         * @description The publish job's state, with its result once completed.
+         */
+        get: operations["publish_status_api_v1_saes__sae_id__publish_hf__job_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/saes/{sae_id}/statistics": {
         parameters: {
             query?: never;
@@ -671,6 +752,87 @@ export interface paths {
         get: operations["get_sae_statistics_api_v1_saes__sae_id__statistics_get"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/steer": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Steer
+         * @description STEERED and/or DEFAULT completions of the prompt (only the types asked for), stored as a run; with
+         *     `compare_neuronpedia`, Neuronpedia's answer to the same request beside them.
+         */
+        post: operations["steer_api_v1_steer_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/steer/runs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Steering Runs
+         * @description Stored steering runs (of one SAE with `sae_id`), newest first.
+         */
+        get: operations["list_steering_runs_api_v1_steer_runs_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/steer/runs/{run_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Steering Run
+         * @description One stored steering run: its settings and outputs.
+         */
+        get: operations["get_steering_run_api_v1_steer_runs__run_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/steer/sweep": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Steer Sweep
+         * @description The same prompt steered at each strength multiplier, beside one DEFAULT completion; stored as a run.
+         */
+        post: operations["steer_sweep_api_v1_steer_sweep_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -773,6 +935,30 @@ export interface components {
         } & {
             [key: string]: unknown;
         };
+        /** ActivationsRequest */
+        ActivationsRequest: {
+            /**
+             * Features
+             * @description Features whose activation at every token is returned.
+             */
+            features?: number[] | null;
+            /**
+             * Model
+             * @description HF model id or local folder; default: the model of the SAE's latest extraction, else the SAE's own.
+             */
+            model?: string | null;
+            /**
+             * Text
+             * @description The text to run the model and the SAE on.
+             */
+            text: string;
+            /**
+             * Top K
+             * @description Features listed per token and overall.
+             * @default 10
+             */
+            top_k?: number;
+        };
         /**
          * AuthSession
          * @description Whether the server needs a token, and that this request carried a valid one.
@@ -790,6 +976,48 @@ export interface components {
         Body_import_labels_route_api_v1_saes__sae_id__labels_import_post: {
             /** File */
             file: string;
+        };
+        /**
+         * Comparison
+         * @description Neuronpedia's answer to the same request, beside ours.
+         */
+        Comparison: {
+            DEFAULT?: components["schemas"]["NeuronpediaOutput"] | null;
+            STEERED?: components["schemas"]["NeuronpediaOutput"] | null;
+            /**
+             * Default Match
+             * @description The two DEFAULT completions are equal (temperature 0 only; None when not comparable)
+             */
+            default_match?: boolean | null;
+            /**
+             * Error
+             * @description Why Neuronpedia gave no answer
+             */
+            error?: string | null;
+            /** Host */
+            host: string;
+            /** Message */
+            message?: string | null;
+            /**
+             * Mismatch
+             * @description The DEFAULT completions differ at temperature 0: a model, tokenisation or BOS mismatch
+             * @default false
+             */
+            mismatch?: boolean;
+            /** Source */
+            source: string;
+        };
+        /**
+         * Completion
+         * @description One completion: the generated text (without the prompt), its token ids, and per-token log-probabilities.
+         */
+        Completion: {
+            /** Logprobs */
+            logprobs: components["schemas"]["GeneratedToken"][];
+            /** Text */
+            text: string;
+            /** Token Ids */
+            token_ids: number[];
         };
         /** ConvertRequest */
         ConvertRequest: {
@@ -1011,6 +1239,11 @@ export interface components {
              */
             creator_name?: string;
             /**
+             * Dataset Id
+             * @description the HuggingFace dataset id of the texts; required when the extraction (or the SAE's training) read a local file: the archive names it instead of the path
+             */
+            dataset_id?: string | null;
+            /**
              * Format
              * @default both
              * @enum {string}
@@ -1028,7 +1261,7 @@ export interface components {
             include_explanations?: boolean;
             /**
              * Interval Examples
-             * @description also export the interval (quantile-band) examples below the top group, as Neuronpedia shows them (about doubles the size)
+             * @description also export the interval (quantile-band) examples below the top group in features/{i}.json (about doubles the size); the Neuronpedia outputs always hold SAEDashboard's quantile groups
              * @default false
              */
             interval_examples?: boolean;
@@ -1040,7 +1273,7 @@ export interface components {
             logit_k?: number;
             /**
              * Model Id
-             * @description Neuronpedia/TransformerLens model id (default: from the SAE)
+             * @description the model's id: its Neuronpedia id (e.g. gemma-2-2b) or its HuggingFace Hub id (google/gemma-2-2b, from which the Neuronpedia id is derived); default: from the SAE. Required when the model is a local folder: the archive names it instead of the path
              */
             model_id?: string | null;
             /**
@@ -1055,6 +1288,13 @@ export interface components {
              * @default 20
              */
             n_examples?: number;
+            /**
+             * Np Logit Lens
+             * @description logit lens of the Neuronpedia outputs: `neuronpedia` = the decoder direction times the model's raw unembedding, as Neuronpedia's own dashboards compute it; `folded` = miStudio's dashboard variant with the final norm's gain folded into the unembedding
+             * @default neuronpedia
+             * @enum {string}
+             */
+            np_logit_lens?: "neuronpedia" | "folded";
             /** Release Name */
             release_name?: string | null;
             /** Release Title */
@@ -1120,6 +1360,11 @@ export interface components {
             n_features: number;
             /** Notes */
             notes: string[];
+            /**
+             * Problems
+             * @description What stops this export from starting (a local model or dataset without an id, a store without the Neuronpedia data); the export is refused until they are fixed
+             */
+            problems?: string[];
             /**
              * Seconds
              * @description Estimated packaging time
@@ -1210,6 +1455,11 @@ export interface components {
             n_prompts?: number | null;
             /** N Tokens */
             n_tokens?: number | null;
+            /**
+             * Neuronpedia
+             * @description Also compute the Neuronpedia data (a second pass over the windows; default true). A completed extraction without it gets only that pass when requested again.
+             */
+            neuronpedia?: boolean | null;
             /** Seed */
             seed?: number | null;
             /** Text Field */
@@ -1444,6 +1694,30 @@ export interface components {
             [key: string]: unknown;
         };
         /**
+         * FeatureTrace
+         * @description One requested feature's activation at every token.
+         */
+        FeatureTrace: {
+            /** Index */
+            index: number;
+            /** Max Token Index */
+            max_token_index: number;
+            /** Max Value */
+            max_value: number;
+            /** Values */
+            values: number[];
+        };
+        /**
+         * FeatureValue
+         * @description One feature's activation at one token.
+         */
+        FeatureValue: {
+            /** Index */
+            index: number;
+            /** Value */
+            value: number;
+        };
+        /**
          * GemmaScopeL0
          * @description One L0 choice: Gemma Scope's average L0, or Gemma Scope 2's label (`small`, `medium`, `big`, `big_affine`).
          */
@@ -1476,6 +1750,20 @@ export interface components {
             l0s: components["schemas"]["GemmaScopeL0"][];
             /** Width */
             width: string;
+        };
+        /**
+         * GeneratedToken
+         * @description A generated token, its log-probability and the top candidates at its position.
+         */
+        GeneratedToken: {
+            /** Logprob */
+            logprob: number;
+            /** Token */
+            token: string;
+            /** Token Id */
+            token_id: number;
+            /** Top Logprobs */
+            top_logprobs?: components["schemas"]["TokenLogprob"][];
         };
         /** HTTPValidationError */
         HTTPValidationError: {
@@ -1784,6 +2072,50 @@ export interface components {
             training_id: string;
         };
         /**
+         * LiveActivations
+         * @description An SAE's activations on a text, computed as the extraction computes them (same hook, transform,
+         *     normalisation and BOS; special-token positions read 0, as in the stored examples).
+         */
+        LiveActivations: {
+            /**
+             * Extraction Id
+             * @description The extraction whose conventions were applied.
+             */
+            extraction_id?: string | null;
+            /**
+             * Features
+             * @description The requested features, in the order asked.
+             */
+            features: components["schemas"]["FeatureTrace"][];
+            /** Hook */
+            hook: string;
+            /** Model */
+            model: string;
+            /**
+             * Overall
+             * @description The top_k features by their largest activation on the text.
+             */
+            overall: components["schemas"]["TopFeature"][];
+            /** Prepend Bos */
+            prepend_bos: boolean;
+            /** Sae Id */
+            sae_id: string;
+            /**
+             * Special
+             * @description Positions holding a special token (BOS/EOS/PAD), masked to 0.
+             */
+            special: boolean[];
+            /** Token Ids */
+            token_ids: number[];
+            /** Tokens */
+            tokens: string[];
+            /**
+             * Top Features
+             * @description Per token, the top_k active features, largest first.
+             */
+            top_features: components["schemas"]["FeatureValue"][][];
+        };
+        /**
          * LogitEntry
          * @description A token the feature's decoder direction promotes or suppresses.
          */
@@ -1831,6 +2163,38 @@ export interface components {
             n_params: number;
         };
         /**
+         * NeuronpediaCompare
+         * @description Send the same request to a Neuronpedia host's steering API as well.
+         */
+        NeuronpediaCompare: {
+            /**
+             * Api Key
+             * @description Neuronpedia API key (x-api-key); never stored
+             */
+            api_key?: string | null;
+            /**
+             * Host
+             * @description Neuronpedia base URL
+             * @default https://www.neuronpedia.org
+             */
+            host?: string;
+            /**
+             * Source
+             * @description Neuronpedia model/source, e.g. `gemma-2-2b/20-gemmascope-res-16k`; default: the SAE's neuronpedia id
+             */
+            source?: string | null;
+        };
+        /**
+         * NeuronpediaOutput
+         * @description A completion from Neuronpedia (the prompt stripped from the front when it echoes it).
+         */
+        NeuronpediaOutput: {
+            /** Logprobs */
+            logprobs?: components["schemas"]["TokenLogprob"][] | null;
+            /** Text */
+            text: string;
+        };
+        /**
          * NormSummary
          * @description Min, mean, max and standard deviation of a set of norms or values.
          */
@@ -1843,6 +2207,122 @@ export interface components {
             min: number;
             /** Std */
             std: number;
+        };
+        /**
+         * PublishRequest
+         * @description Where and how to publish an SAE.
+         */
+        PublishRequest: {
+            /**
+             * Dataset Id
+             * @description The training dataset's Hub id, when the SAE names a local dataset
+             */
+            dataset_id?: string | null;
+            /**
+             * Extraction Id
+             * @description Extraction whose frequencies fill sparsity.safetensors and the card's measured L0; default the latest completed one
+             */
+            extraction_id?: string | null;
+            /**
+             * Folder
+             * @description Sub-folder of the repo for this SAE (SAELens's sae_id); default: the SAE's hook name
+             */
+            folder?: string | null;
+            /**
+             * Model Id
+             * @description The model's Hub id, when the SAE names a local model folder
+             */
+            model_id?: string | null;
+            /**
+             * Neuronpedia Id
+             * @description The SAE's Neuronpedia id (MODEL/SOURCE), when it has one and its config does not say it
+             */
+            neuronpedia_id?: string | null;
+            /**
+             * Private
+             * @description Create the repo private (ignored when it already exists)
+             * @default false
+             */
+            private?: boolean;
+            /**
+             * Repo Id
+             * @description The Hub repo, OWNER/NAME (created when missing)
+             */
+            repo_id: string;
+            /**
+             * Revision
+             * @description Branch to commit to (created from main when missing); default main
+             */
+            revision?: string | null;
+            /**
+             * Token
+             * @description A Hub token with write access; default HF_TOKEN or the token saved by `hf auth login`
+             */
+            token?: string | null;
+        };
+        /**
+         * PublishResult
+         * @description What a publish did: the commit, which files it uploaded and which were already there.
+         */
+        PublishResult: {
+            /**
+             * Commit Oid
+             * @description The commit the revision points to after the publish
+             */
+            commit_oid: string | null;
+            /** Commit Url */
+            commit_url: string | null;
+            /**
+             * Committed
+             * @description Whether a new commit was made (false when nothing changed)
+             */
+            committed: boolean;
+            /** Folder */
+            folder: string;
+            /**
+             * Load Snippet
+             * @description Python that loads the published SAE with SAELens
+             */
+            load_snippet: string;
+            /** Neuronpedia Url */
+            neuronpedia_url: string | null;
+            /** Notes */
+            notes?: string[];
+            /** Repo Id */
+            repo_id: string;
+            /** Repo Url */
+            repo_url: string;
+            /** Revision */
+            revision: string;
+            /**
+             * Unchanged
+             * @description Paths already on the Hub with the same content
+             */
+            unchanged: string[];
+            /**
+             * Uploaded
+             * @description Paths in the repo whose content was committed
+             */
+            uploaded: string[];
+        };
+        /**
+         * PublishStarted
+         * @description A queued publish job.
+         */
+        PublishStarted: {
+            /** Job Id */
+            job_id: string;
+            /** Sae Id */
+            sae_id: string;
+        };
+        /**
+         * PublishStatus
+         * @description A publish job and, once it completed, what it published.
+         */
+        PublishStatus: {
+            job: components["schemas"]["Job"];
+            /** @description Set when the job completed */
+            result?: components["schemas"]["PublishResult"] | null;
         };
         /**
          * Quantiles
@@ -2090,6 +2570,76 @@ export interface components {
              * @description Size of all the repo's files
              */
             total_bytes: number;
+        };
+        /**
+         * ResidentInfo
+         * @description One model (or SAE) the studio's model server holds or is loading.
+         */
+        ResidentInfo: {
+            /**
+             * Bytes
+             * @description Memory held once loaded (parameters and buffers).
+             */
+            bytes?: number | null;
+            /** Device */
+            device: string;
+            /** Dtype */
+            dtype?: string | null;
+            /**
+             * Elapsed S
+             * @description Seconds since the load started (the load's duration once ready).
+             */
+            elapsed_s: number;
+            /** Error */
+            error?: string | null;
+            /**
+             * Expected Bytes
+             * @description Size of the weight files, when known before loading.
+             */
+            expected_bytes?: number | null;
+            /**
+             * Idle S
+             * @description Seconds since it was last used (ready only).
+             */
+            idle_s?: number | null;
+            /**
+             * In Use
+             * @description Requests holding or waiting for it.
+             * @default 0
+             */
+            in_use?: number;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "model" | "sae";
+            /**
+             * Name
+             * @description The loaded model's name (its hub id or folder).
+             */
+            name?: string | null;
+            /**
+             * Ref
+             * @description The model reference (hub id or local folder) or the SAE id.
+             */
+            ref: string;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "loading" | "ready" | "failed";
+        };
+        /**
+         * ResidentList
+         * @description Everything the model server holds, and its memory budget.
+         */
+        ResidentList: {
+            /** Budget Bytes */
+            budget_bytes: number;
+            /** Items */
+            items: components["schemas"]["ResidentInfo"][];
+            /** Used Bytes */
+            used_bytes: number;
         };
         /**
          * SAE
@@ -2353,6 +2903,315 @@ export interface components {
             std_activation: number;
         } & {
             [key: string]: unknown;
+        };
+        /**
+         * SteerFeature
+         * @description A feature of the SAE and the strength to steer with (negative steers away).
+         */
+        SteerFeature: {
+            /**
+             * Index
+             * @description Feature index in the SAE
+             */
+            index: number;
+            /**
+             * Strength
+             * @description Multiplies the decoder direction (times strength_multiplier)
+             */
+            strength: number;
+        };
+        /**
+         * SteerRequest
+         * @description Steer the SAE's model with some of its features (Neuronpedia's steering payload).
+         */
+        SteerRequest: {
+            /**
+             * Chat
+             * @description Apply the tokenizer's chat template to the prompt (one user turn)
+             * @default false
+             */
+            chat?: boolean;
+            compare_neuronpedia?: components["schemas"]["NeuronpediaCompare"] | null;
+            /** Features */
+            features: components["schemas"]["SteerFeature"][];
+            /**
+             * Freq Penalty
+             * @description Subtracted per earlier occurrence (when > 0)
+             * @default 1
+             */
+            freq_penalty?: number;
+            /**
+             * Model
+             * @description HF model id or local folder; default: the SAE's model
+             */
+            model?: string | null;
+            /**
+             * N Completion Tokens
+             * @default 64
+             */
+            n_completion_tokens?: number;
+            /**
+             * N Logprobs
+             * @description Top candidates kept per generated token
+             * @default 5
+             */
+            n_logprobs?: number;
+            /**
+             * Normalize Steering
+             * @description Steer along W_dec[index] / ‖W_dec[index]‖
+             * @default false
+             */
+            normalize_steering?: boolean;
+            /** Prompt */
+            prompt: string;
+            /** Sae Id */
+            sae_id: string;
+            /**
+             * Seed
+             * @default 16
+             */
+            seed?: number;
+            /**
+             * Steer Method
+             * @default SIMPLE_ADDITIVE
+             * @enum {string}
+             */
+            steer_method?: "SIMPLE_ADDITIVE" | "ORTHOGONAL_DECOMP" | "PROJECTION_CAP";
+            /**
+             * Steer Special Tokens
+             * @description Steer at special-token positions too (BOS, chat markers)
+             * @default true
+             */
+            steer_special_tokens?: boolean;
+            /**
+             * Strength Multiplier
+             * @default 1
+             */
+            strength_multiplier?: number;
+            /**
+             * Temperature
+             * @description 0 is greedy
+             * @default 0.5
+             */
+            temperature?: number;
+            /** Types */
+            types?: ("STEERED" | "DEFAULT")[];
+        };
+        /**
+         * SteerResult
+         * @description Completions of the types asked for, the stored run's id and the optional Neuronpedia comparison.
+         */
+        SteerResult: {
+            DEFAULT?: components["schemas"]["Completion"] | null;
+            STEERED?: components["schemas"]["Completion"] | null;
+            comparison?: components["schemas"]["Comparison"] | null;
+            /** Prompt Token Ids */
+            prompt_token_ids: number[];
+            /** Run Id */
+            run_id: string;
+        };
+        /**
+         * SteeringRun
+         * @description A stored steering run with its settings and outputs.
+         */
+        SteeringRun: {
+            /** Chat */
+            chat: boolean;
+            /** Created At */
+            created_at: string;
+            /** Features */
+            features: components["schemas"]["SteerFeature"][];
+            /** Id */
+            id: string;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "steer" | "sweep";
+            /** Prompt */
+            prompt: string;
+            result?: components["schemas"]["SteerResult"] | null;
+            /** Sae Id */
+            sae_id: string;
+            /** Settings */
+            settings: {
+                [key: string]: unknown;
+            };
+            /** Steer Method */
+            steer_method: string;
+            sweep?: components["schemas"]["SweepResult"] | null;
+        };
+        /**
+         * SteeringRunPage
+         * @description A page of stored steering runs, newest first.
+         */
+        SteeringRunPage: {
+            /** Items */
+            items: components["schemas"]["SteeringRunSummary"][];
+            /**
+             * Page
+             * @description The page number, from 1
+             */
+            page: number;
+            /** Page Size */
+            page_size: number;
+            /**
+             * Total
+             * @description Items matching the filters, over all pages
+             */
+            total: number;
+        };
+        /**
+         * SteeringRunSummary
+         * @description A stored steering run, as listed.
+         */
+        SteeringRunSummary: {
+            /** Chat */
+            chat: boolean;
+            /** Created At */
+            created_at: string;
+            /** Features */
+            features: components["schemas"]["SteerFeature"][];
+            /** Id */
+            id: string;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "steer" | "sweep";
+            /** Prompt */
+            prompt: string;
+            /** Sae Id */
+            sae_id: string;
+            /** Steer Method */
+            steer_method: string;
+        };
+        /**
+         * SweepRequest
+         * @description The same prompt steered at several strength multipliers (each replaces `strength_multiplier`).
+         */
+        SweepRequest: {
+            /**
+             * Chat
+             * @description Apply the tokenizer's chat template to the prompt (one user turn)
+             * @default false
+             */
+            chat?: boolean;
+            compare_neuronpedia?: components["schemas"]["NeuronpediaCompare"] | null;
+            /** Features */
+            features: components["schemas"]["SteerFeature"][];
+            /**
+             * Freq Penalty
+             * @description Subtracted per earlier occurrence (when > 0)
+             * @default 1
+             */
+            freq_penalty?: number;
+            /**
+             * Model
+             * @description HF model id or local folder; default: the SAE's model
+             */
+            model?: string | null;
+            /**
+             * N Completion Tokens
+             * @default 64
+             */
+            n_completion_tokens?: number;
+            /**
+             * N Logprobs
+             * @description Top candidates kept per generated token
+             * @default 5
+             */
+            n_logprobs?: number;
+            /**
+             * Normalize Steering
+             * @description Steer along W_dec[index] / ‖W_dec[index]‖
+             * @default false
+             */
+            normalize_steering?: boolean;
+            /** Prompt */
+            prompt: string;
+            /** Sae Id */
+            sae_id: string;
+            /**
+             * Seed
+             * @default 16
+             */
+            seed?: number;
+            /**
+             * Steer Method
+             * @default SIMPLE_ADDITIVE
+             * @enum {string}
+             */
+            steer_method?: "SIMPLE_ADDITIVE" | "ORTHOGONAL_DECOMP" | "PROJECTION_CAP";
+            /**
+             * Steer Special Tokens
+             * @description Steer at special-token positions too (BOS, chat markers)
+             * @default true
+             */
+            steer_special_tokens?: boolean;
+            /**
+             * Strength Multiplier
+             * @default 1
+             */
+            strength_multiplier?: number;
+            /** Strength Multipliers */
+            strength_multipliers: number[];
+            /**
+             * Temperature
+             * @description 0 is greedy
+             * @default 0.5
+             */
+            temperature?: number;
+            /** Types */
+            types?: ("STEERED" | "DEFAULT")[];
+        };
+        /**
+         * SweepResult
+         * @description The DEFAULT completion once and one steered completion per strength multiplier.
+         */
+        SweepResult: {
+            DEFAULT: components["schemas"]["Completion"];
+            /** Prompt Token Ids */
+            prompt_token_ids: number[];
+            /** Rows */
+            rows: components["schemas"]["SweepRow"][];
+            /** Run Id */
+            run_id: string;
+        };
+        /**
+         * SweepRow
+         * @description The steered completion at one strength multiplier.
+         */
+        SweepRow: {
+            STEERED: components["schemas"]["Completion"];
+            /** Strength Multiplier */
+            strength_multiplier: number;
+        };
+        /**
+         * TokenLogprob
+         * @description A candidate token and its log-probability.
+         */
+        TokenLogprob: {
+            /** Logprob */
+            logprob: number;
+            /** Token */
+            token: string;
+            /** Token Id */
+            token_id: number;
+        };
+        /**
+         * TopFeature
+         * @description A feature that fires on the text: its largest activation, where, and at how many tokens.
+         */
+        TopFeature: {
+            /** Index */
+            index: number;
+            /** N Active */
+            n_active: number;
+            /** Token Index */
+            token_index: number;
+            /** Value */
+            value: number;
         };
         /**
          * TopToken
@@ -3036,6 +3895,26 @@ export interface operations {
             };
         };
     };
+    loaded_models_api_v1_models_loaded_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ResidentList"];
+                };
+            };
+        };
+    };
     get_saes_api_v1_saes_get: {
         parameters: {
             query?: {
@@ -3192,6 +4071,41 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    activations_api_v1_saes__sae_id__activations_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                sae_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ActivationsRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LiveActivations"];
+                };
             };
             /** @description Validation Error */
             422: {
@@ -3693,6 +4607,73 @@ export interface operations {
             };
         };
     };
+    publish_hf_api_v1_saes__sae_id__publish_hf_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                sae_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PublishRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PublishStarted"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    publish_status_api_v1_saes__sae_id__publish_hf__job_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                sae_id: string;
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PublishStatus"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     get_sae_statistics_api_v1_saes__sae_id__statistics_get: {
         parameters: {
             query?: never;
@@ -3711,6 +4692,136 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["SAEStatistics"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    steer_api_v1_steer_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SteerRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SteerResult"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_steering_runs_api_v1_steer_runs_get: {
+        parameters: {
+            query?: {
+                sae_id?: string | null;
+                page?: number;
+                page_size?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SteeringRunPage"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_steering_run_api_v1_steer_runs__run_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                run_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SteeringRun"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    steer_sweep_api_v1_steer_sweep_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SweepRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SweepResult"];
                 };
             };
             /** @description Validation Error */

@@ -35,6 +35,14 @@ export type ActivationExample = Schemas["ActivationExample"];
 export type Histogram = Schemas["Histogram"];
 export type LogitEntry = Schemas["LogitEntry"];
 
+// Live activations and the model server.
+export type LiveActivations = Schemas["LiveActivations"];
+export type FeatureValue = Schemas["FeatureValue"];
+export type FeatureTrace = Schemas["FeatureTrace"];
+export type TopFeature = Schemas["TopFeature"];
+export type ResidentList = Schemas["ResidentList"];
+export type ResidentInfo = Schemas["ResidentInfo"];
+
 // Exports.
 export type ExportConfig = Schemas["ExportConfig"];
 export type FeatureSelection = Schemas["FeatureSelection"];
@@ -42,3 +50,19 @@ export type Export = Schemas["Export"];
 export type ExportEstimate = Schemas["ExportEstimate"];
 export type ValidationReport = Schemas["ValidationReport"];
 export type ValidationIssue = Schemas["ValidationIssue"];
+
+// Publishing to the HuggingFace Hub.
+export type PublishRequest = Schemas["PublishRequest"];
+export type PublishResult = Schemas["PublishResult"];
+export type PublishStatus = Schemas["PublishStatus"];
+
+// Steering.
+export type SteerRequest = Schemas["SteerRequest"];
+export type SweepRequest = Schemas["SweepRequest"];
+export type SteerResult = Schemas["SteerResult"];
+export type SweepResult = Schemas["SweepResult"];
+export type SteerCompletion = Schemas["Completion"];
+export type GeneratedToken = Schemas["GeneratedToken"];
+export type SteerComparison = Schemas["Comparison"];
+export type SteeringRun = Schemas["SteeringRun"];
+export type SteeringRunSummary = Schemas["SteeringRunSummary"];

@@ -1,4 +1,4 @@
-/** Export complete: summary, files, download, the HF upload command, and the Neuronpedia upload steps. */
+/** Export complete: summary, files, download, the HF upload command, and how the export gets onto Neuronpedia. */
 import { useState } from "react";
 import { api } from "../api/client";
 import type { SAE } from "../api/types";
@@ -7,6 +7,7 @@ import { exportActions, useExportChecks, useExportRun, useExportSetup } from "..
 import { useJob } from "../stores/jobsStore";
 import { ErrorMessage } from "./ErrorMessage";
 import { Modal } from "./Modal";
+import { PublishToHF } from "./PublishToHF";
 import { ValidationReportView } from "./ValidationReportView";
 
 export const NEURONPEDIA_UPLOAD_URL = "https://docs.neuronpedia.org/upload-saes";
@@ -15,11 +16,29 @@ const FORMAT_NAMES: Record<string, string> = {
   neuronpedia: "Neuronpedia JSON", both: "Neuronpedia JSON + SAELens", saelens: "SAELens",
 };
 
-/** The `hf upload` command for an export archive (the result's own command when the server gives one). */
-export function hfUploadCommand(hfRepoId: string | null | undefined, saeName: string): string {
-  const repo = hfRepoId || `your-username/${saeName.replace(/[^A-Za-z0-9._-]+/g, "-").replace(/^-+|-+$/g, "") || "sae"}`;
-  return `unzip mistudio-export.zip -d mistudio-export && hf upload ${repo} mistudio-export/saelens . --repo-type model`;
+/** The file name the download gets (the server's Content-Disposition). */
+export function archiveFileName(saeId: string, jobId: string): string {
+  return `mistudio-export-${saeId}-${jobId}.zip`;
 }
+
+/** The commands that upload the archive's `saelens/` folder into the sub-folder its `pretrained_saes.yaml` names
+ * (`saeFolder`), where `SAE.from_pretrained(repo, saeFolder)` looks for it. */
+export function hfUploadCommand(hfRepoId: string | null | undefined, saeName: string, archive: string,
+  saeFolder: string): string {
+  const repo = hfRepoId || `your-username/${saeName.replace(/[^A-Za-z0-9._-]+/g, "-").replace(/^-+|-+$/g, "") || "sae"}`;
+  const folder = archive.replace(/\.zip$/, "");
+  return `unzip ${archive} -d ${folder} && hf upload ${repo} ${folder}/saelens ${saeFolder} --repo-type model`;
+}
+
+/** The Neuronpedia bulk-import folder of an export (`neuronpedia/exports/{model}/{source}`). */
+export function bulkImportFolder(neuronpedia: Record<string, unknown> | undefined): string | null {
+  if (!neuronpedia?.model_id || !neuronpedia?.source_id) return null;
+  return `neuronpedia/exports/${String(neuronpedia.model_id)}/${String(neuronpedia.source_id)}`;
+}
+
+/** What Neuronpedia's public upload API has no field for (it only reaches Neuronpedia through a bulk import). */
+export const NOT_TAKEN_BY_API = "activation and logit histograms, neuron alignment, correlated neurons and features, "
+  + "the decoder cosine top-k, explanation methods and scores";
 
 /** What an archive of `format` holds (README.md in the archive lists every file). */
 export function archiveContents(format: string, explanations: boolean): string[] {
@@ -44,7 +63,11 @@ export function ExportComplete({ sae }: { sae: SAE | null }) {
   const config = (job?.params?.config ?? {}) as Record<string, unknown>;
   const format = String(config.format ?? "both");
   const files = archiveContents(format, config.include_explanations !== false);
-  const command = hfUploadCommand(config.hf_repo_id as string | undefined, sae?.name ?? "sae");
+  const archive = saeId && jobId ? archiveFileName(saeId, jobId) : "mistudio-export.zip";
+  const saelens = (result.saelens ?? null) as { release?: string; sae_id?: string } | null;
+  const saeFolder = saelens?.sae_id ?? sae?.hook_name ?? "sae";
+  const command = hfUploadCommand(config.hf_repo_id as string | undefined, sae?.name ?? "sae", archive, saeFolder);
+  const bulkFolder = bulkImportFolder(result.neuronpedia as Record<string, unknown> | undefined);
   const seconds = typeof result.seconds === "number" ? result.seconds : secondsSince(job?.started_at, job?.finished_at);
   const exportId = typeof result.export_id === "string" ? result.export_id : undefined;
 
@@ -71,11 +94,19 @@ export function ExportComplete({ sae }: { sae: SAE | null }) {
       </dl>
       <h3>Files included</h3>
       <ul className="mono file-list" data-testid="export-files">{files.map((f) => <li key={f}>{f}</li>)}</ul>
-      <h3>Next steps</h3>
-      <ol>
-        <li>Download the export archive.</li>
-        <li>Fill out the Neuronpedia upload form.</li>
-        <li>Coordinate with the Neuronpedia team for the import.</li>
+      <h3>Getting it onto Neuronpedia</h3>
+      <ol data-testid="neuronpedia-steps">
+        <li>Download the archive (<code>{archive}</code>); its <code>README.md</code> has the exact values for this export.</li>
+        {format !== "saelens" && <>
+          <li><strong>Bulk import</strong> (everything Neuronpedia shows): send the folder
+            <code> {bulkFolder ?? "neuronpedia/exports/…"}/</code> to the Neuronpedia team, who import it from their
+            bucket <code>s3://neuronpedia-datasets/v1/</code>.</li>
+          <li><strong>Or the public API</strong> with your neuronpedia.org API key:
+            <code> mistudio export upload-neuronpedia {archive} --api-key $NEURONPEDIA_API_KEY</code>. The API does
+            not take the {NOT_TAKEN_BY_API}: those panels stay empty until a bulk import.</li>
+        </>}
+        {format !== "neuronpedia" && <li>Publish the SAELens folder to HuggingFace (button below, or the command) so
+          Neuronpedia and SAELens can load the SAE.</li>}
       </ol>
       <div className="actions wrap">
         {saeId && jobId && (
@@ -84,22 +115,27 @@ export function ExportComplete({ sae }: { sae: SAE | null }) {
         <button type="button" onClick={() => void validate(exportId)} disabled={validating}>
           {validating ? "Validating…" : "Validate archive"}
         </button>
-        <button type="button" onClick={copy}>Copy HuggingFace upload command</button>
+        {format !== "neuronpedia" && <button type="button" onClick={copy}>Copy HuggingFace upload command</button>}
         <a className="button" href={NEURONPEDIA_UPLOAD_URL} target="_blank" rel="noreferrer">Open Neuronpedia upload form</a>
         <button type="button" aria-expanded={showInstructions} onClick={() => setShowInstructions(!showInstructions)}>View upload instructions</button>
       </div>
+      {saeId && <PublishToHF saeId={saeId} defaultRepo={config.hf_repo_id as string | undefined} />}
       {validation && <ValidationReportView report={validation} title="Export archive" />}
       <ErrorMessage message={error} />
       {copied && <p className="notice" role="status">{copied}</p>}
-      <pre className="command" data-testid="hf-command">{command}</pre>
+      {format !== "neuronpedia" && <pre className="command" data-testid="hf-command">{command}</pre>}
       {showInstructions && (
         <div className="instructions" data-testid="upload-instructions">
           <ol>
-              <li>Unzip the archive; its <code>README.md</code> lists every file and the exact upload steps for this export.</li>
-              <li>Upload the SAELens folder to a HuggingFace model repository with the command above.</li>
-              <li>Open the Neuronpedia upload form, give the HuggingFace repository and the <code>neuronpedia_id</code> from
-                <code> metadata.json</code>, and attach or link the feature JSON files.</li>
-              <li>The Neuronpedia team imports the dashboards; check them at <code>neuronpedia.org/&lt;model&gt;/&lt;source&gt;</code>.</li>
+              <li>Check the archive: <code>mistudio export validate {archive}</code>.</li>
+              <li>Upload the SAELens folder with the command above: it lands in <code>{saeFolder}/</code> of the
+                repository, the sub-folder <code>saelens/pretrained_saes.yaml</code> names.</li>
+              <li>Bulk import: the Neuronpedia team copies <code>{bulkFolder ?? "neuronpedia/exports/…"}/</code> to
+                <code> s3://neuronpedia-datasets/v1/</code> and imports it (on your own Neuronpedia instance:
+                <code> /api/admin/import</code> as an admin).</li>
+              <li>Or upload through the API with <code>mistudio export upload-neuronpedia</code> (resumable; not sent:
+                {" "}{NOT_TAKEN_BY_API}).</li>
+              <li>Check the dashboards at <code>neuronpedia.org/{String((result.neuronpedia as Record<string, unknown> | undefined)?.neuronpedia_id ?? "<model>/<source>")}</code>.</li>
           </ol>
         </div>
       )}

@@ -10,6 +10,14 @@ import { ExportProgress } from "./ExportProgress";
 import { Modal } from "./Modal";
 import { ValidationReportView } from "./ValidationReportView";
 
+/** The two logit-lens conventions of the Neuronpedia outputs, with what each means. */
+export const LOGIT_LENSES: [NonNullable<ExportSettings["np_logit_lens"]>, string, string][] = [
+  ["neuronpedia", "Neuronpedia convention (recommended)",
+    "the decoder direction times the model's raw unembedding, as Neuronpedia's own dashboards compute it"],
+  ["folded", "miStudio folded",
+    "the final norm's gain folded into the unembedding, as this app's feature dashboards show it"],
+];
+
 const FORMATS: [ExportSettings["format"], string][] = [
   ["neuronpedia", "Neuronpedia JSON only"],
   ["both", "Neuronpedia JSON + SAELens (recommended)"],
@@ -58,7 +66,8 @@ function ExportConfigDialog({ sae, onClose }: { sae: SAE | null; onClose: () => 
         <>
           <button type="button" onClick={onClose}>Cancel</button>
           <button type="button" onClick={() => void validate()} disabled={validating}>{validating ? "Validating…" : "Validate"}</button>
-          <button type="button" className="primary" onClick={() => void start()}>Export</button>
+          <button type="button" className="primary" onClick={() => void start()}
+            disabled={Boolean(estimate?.problems?.length)} title={estimate?.problems?.join(" ") || undefined}>Export</button>
         </>
       }>
       <p>
@@ -125,6 +134,19 @@ function ExportConfigDialog({ sae, onClose }: { sae: SAE | null; onClose: () => 
         <label className="checkbox"><input type="checkbox" checked={config.selection.include_dead ?? true}
           onChange={(e) => setSelection({ include_dead: e.target.checked })} />Include dead features</label>
       </fieldset>
+      <fieldset>
+        <legend>Names in the archive</legend>
+        <p className="muted small">The archive names the model and the dataset by their HuggingFace ids, never by a
+          path on this machine: a local model folder or dataset file needs its id here.</p>
+        <div className="form-grid">
+          <label>Model id
+            <input value={config.model_id ?? ""} placeholder={sae?.model_name ?? "e.g. google/gemma-2-2b or gemma-2-2b"}
+              onChange={(e) => setConfig({ model_id: e.target.value })} /></label>
+          <label>Dataset id
+            <input value={config.dataset_id ?? ""} placeholder="e.g. Skylion007/openwebtext"
+              onChange={(e) => setConfig({ dataset_id: e.target.value })} /></label>
+        </div>
+      </fieldset>
       <fieldset disabled={!neuronpedia}>
         <legend>Dashboard data</legend>
         <label className="checkbox"><input type="checkbox" checked disabled />Top activating examples ({config.n_examples} per feature)</label>
@@ -142,6 +164,14 @@ function ExportConfigDialog({ sae, onClose }: { sae: SAE | null; onClose: () => 
           (<code>neuronpedia/batch-*.json</code>)<span className="muted small"> — a third copy of every example;
           Neuronpedia imports the bulk-import rows, always written</span></label>
         <p className="muted small">Examples, logit lens and histograms are required by Neuronpedia.</p>
+        <p className="small">Logit lens of the Neuronpedia data</p>
+        {LOGIT_LENSES.map(([value, label, explanation]) => (
+          <label key={value} className="radio">
+            <input type="radio" name="np_logit_lens" checked={(config.np_logit_lens ?? "neuronpedia") === value}
+              onChange={() => setConfig({ np_logit_lens: value })} />
+            {label}<span className="muted small"> — {explanation}</span>
+          </label>
+        ))}
       </fieldset>
       {previous.length > 0 && (
         <fieldset>
@@ -177,8 +207,6 @@ function ExportConfigDialog({ sae, onClose }: { sae: SAE | null; onClose: () => 
               <select value={config.compression} onChange={(e) => setConfig({ compression: e.target.value as ExportSettings["compression"] })}>
                 <option value="gzip">gzip</option><option value="none">none</option>
               </select></label>
-            <label>Neuronpedia model id
-              <input value={config.model_id ?? ""} placeholder="from the SAE, e.g. gemma-2-2b" onChange={(e) => setConfig({ model_id: e.target.value })} /></label>
             <label>Source set
               <input value={config.source_set ?? ""} placeholder="e.g. mistudio-res-16k" onChange={(e) => setConfig({ source_set: e.target.value })} /></label>
             <label>HuggingFace repo for the SAELens folder
@@ -198,6 +226,7 @@ function ExportConfigDialog({ sae, onClose }: { sae: SAE | null; onClose: () => 
           {configCheck.ok ? "✓ " : "✗ "}{configCheck.message}
         </p>
       )}
+      {estimate?.problems?.map((p) => <p key={p} className="error" role="alert" data-testid="export-problem">✗ {p}</p>)}
       {estimate?.notes?.map((n) => <p key={n} className="muted small">{n}</p>)}
       {validation && <ValidationReportView report={validation} title="Latest export archive" />}
       <ErrorMessage message={error} testId="export-error" />

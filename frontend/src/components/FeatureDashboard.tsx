@@ -5,6 +5,7 @@ import { chipToken, formatNumber, formatPercent } from "../lib/format";
 import { navigate } from "../lib/router";
 import { featureActions, useDashboard } from "../stores/featuresStore";
 import { ErrorMessage } from "./ErrorMessage";
+import { FeatureTestBox } from "./FeatureTestBox";
 import { HistogramChart } from "./HistogramChart";
 import { TokenSequence } from "./TokenSequence";
 
@@ -111,6 +112,7 @@ export function FeatureDashboard({ saeId, index }: { saeId: string; index: numbe
         <div className="actions">
           <button type="button" disabled={index <= 0} onClick={() => go(index - 1)}>← Previous</button>
           <button type="button" onClick={() => go(index + 1)}>Next →</button>
+          <button type="button" onClick={() => navigate(`${saePath}/steer?feature=${index}`)}>Steer with this feature</button>
         </div>
       </header>
       <ErrorMessage message={error} testId="dashboard-error" />
@@ -131,6 +133,14 @@ export function FeatureDashboard({ saeId, index }: { saeId: string; index: numbe
               <section className="card logits">
                 <LogitTable title="Negative logits" rows={dashboard.logits.top_negative} sign="neg" />
                 <LogitTable title="Positive logits" rows={dashboard.logits.top_positive} sign="pos" />
+                <p className="muted logit-convention" data-testid="logit-convention"
+                   title={"The decoder row times W_U with the final norm's gain folded in (TransformerLens fold_ln), not "
+                     + "centred. Neuronpedia exports default to SAEDashboard's convention: unit-norm decoder rows and W_U "
+                     + "as TransformerLens from_pretrained processes it (also centred over the vocabulary), so values "
+                     + "differ by a per-feature scale and shift; the ranking is the same unless the SAE's "
+                     + "model_from_pretrained_kwargs turn fold_ln off."}>
+                  Logit lens: final-norm gain folded into W_U (miStudio); Neuronpedia exports use SAEDashboard's W_U.
+                </p>
               </section>
               <section className="card">
                 <h2>Top tokens</h2>
@@ -149,6 +159,7 @@ export function FeatureDashboard({ saeId, index }: { saeId: string; index: numbe
               </section>
             </div>
             <div className="dashboard-main">
+              <FeatureTestBox saeId={saeId} index={index} scale={maxAct} />
               <section className="card">
                 <h2>Top activations</h2>
                 {dashboard.activations.length === 0 && <p className="muted">This feature never fired on the extraction dataset.</p>}

@@ -73,6 +73,7 @@ export function SAECard({ sae }: { sae: SAE }) {
         <button type="button" disabled={sae.status !== "ready"} onClick={() => navigate(`${detail}#extract`)}>Extract</button>
         <button type="button" disabled={sae.status !== "ready"} onClick={() => openExport(sae.id)}>Export</button>
         <button type="button" disabled={sae.status !== "ready"} onClick={convert}>Convert</button>
+        <button type="button" disabled={sae.status !== "ready"} onClick={() => navigate(`${detail}/steer`)}>Steering</button>
         <button type="button" className="danger" onClick={() => setConfirming(true)}>Delete</button>
       </div>
       {confirming && (

@@ -10,6 +10,7 @@ import { ConfirmDialog } from "./ConfirmDialog";
 import { ErrorMessage } from "./ErrorMessage";
 import { ExtractionLauncher } from "./ExtractionLauncher";
 import { FeatureBrowser } from "./FeatureBrowser";
+import { PublishToHF } from "./PublishToHF";
 import { TrainingLink } from "./TrainingLink";
 
 function formatValue(v: unknown): string {
@@ -109,12 +110,15 @@ export function SAEDetail({ saeId }: { saeId: string }) {
         </div>
         <div className="actions">
           <button type="button" className="primary" disabled={sae.status !== "ready"} onClick={() => openExport(sae.id)}>Export to Neuronpedia</button>
+          <button type="button" disabled={sae.status !== "ready"}
+            onClick={() => navigate(`/saes/${encodeURIComponent(sae.id)}/inference`)}>Which features fire?</button>
           <button type="button" onClick={() => labelsInput.current?.click()}>Import labels…</button>
           <input ref={labelsInput} type="file" hidden accept=".csv,.json" aria-label="Labels file"
             data-testid="labels-file" onChange={(e) => void importLabels(e.target.files?.[0])} />
           <button type="button" className="danger" onClick={() => setConfirming(true)}>Delete</button>
         </div>
       </header>
+      {sae.status === "ready" && <PublishToHF saeId={sae.id} />}
       {labelsNote && <p className="notice" role="status" data-testid="labels-imported">{labelsNote}</p>}
       <ErrorMessage message={labelsError} testId="labels-error" />
       <div className="detail-grid">

@@ -27,6 +27,8 @@ export type Route =
   | { name: "saes" }
   | { name: "sae"; saeId: string }
   | { name: "feature"; saeId: string; index: number }
+  | { name: "steer"; saeId: string }
+  | { name: "inference"; saeId: string }
   | { name: "jobs" }
   | { name: "exports" }
   | { name: "notFound" };
@@ -38,6 +40,8 @@ export function matchRoute(path: string): Route {
   if (parts[0] === "jobs" && parts.length === 1) return { name: "jobs" };
   if (parts[0] === "exports" && parts.length === 1) return { name: "exports" };
   if (parts[0] === "saes" && parts.length === 2) return { name: "sae", saeId: parts[1] };
+  if (parts[0] === "saes" && parts.length === 3 && parts[2] === "steer") return { name: "steer", saeId: parts[1] };
+  if (parts[0] === "saes" && parts.length === 3 && parts[2] === "inference") return { name: "inference", saeId: parts[1] };
   if (parts[0] === "saes" && parts.length === 4 && parts[2] === "features" && /^\d+$/.test(parts[3])) {
     return { name: "feature", saeId: parts[1], index: Number(parts[3]) };
   }

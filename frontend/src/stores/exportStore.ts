@@ -30,7 +30,7 @@ export const DEFAULT_EXPORT_CONFIG: ExportSettings = {
 /** The config as sent: empty optional identity fields left out so the server derives them. */
 export function configForRequest(config: ExportConfig): ExportConfig {
   const out: ExportConfig = { ...config };
-  for (const key of ["model_id", "source_set", "hf_repo_id"] as const) if (!out[key]) delete out[key];
+  for (const key of ["model_id", "dataset_id", "source_set", "hf_repo_id"] as const) if (!out[key]) delete out[key];
   return out;
 }
 
@@ -124,8 +124,11 @@ export const exportActions = {
       try {
         const est = await api.exportEstimate(saeId, configForRequest(config));
         const missing = est.missing.length ? ` Missing data computed during export: ${est.missing.join(", ")}.` : "";
-        set({ estimate: est, configCheck: { ok: true,
-          message: `Configuration valid: ${est.n_features.toLocaleString("en-US")} features will be exported.${missing}` } });
+        const problems = est.problems ?? [];
+        set({ estimate: est, configCheck: problems.length
+          ? { ok: false, message: problems.join(" ") }
+          : { ok: true,
+            message: `Configuration valid: ${est.n_features.toLocaleString("en-US")} features will be exported.${missing}` } });
       } catch (e) {
         set({ configCheck: { ok: false, message: (e as Error).message } });
       }

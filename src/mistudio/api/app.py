@@ -16,8 +16,11 @@ from mistudio import __version__
 from mistudio.api.auth import TokenAuthMiddleware
 from mistudio.api.deps import scrub_paths, server_path_patterns
 from mistudio.api.docs import mount_docs
+from mistudio.api.routes import activations as activation_routes
 from mistudio.api.routes import auth as auth_routes
 from mistudio.api.routes import exports, features, hub, jobs, saes
+from mistudio.api.routes import publish as publish_routes
+from mistudio.api.routes import steering as steering_routes
 from mistudio.errors import MiStudioError
 from mistudio.studio import Studio
 
@@ -74,7 +77,8 @@ def create_app(studio: Studio | None = None, start_worker: bool = True, *, auth:
     def health() -> Health:
         return Health(status="ok", version=__version__, auth_required=token is not None)
 
-    for module in (auth_routes, saes, hub, jobs, features, exports):
+    for module in (auth_routes, saes, hub, jobs, features, exports, publish_routes, activation_routes,
+                   steering_routes):
         app.include_router(module.router, prefix="/api/v1")
 
     mount_docs(app, STATIC_DIR)  # Swagger UI served from the web UI's build: works offline

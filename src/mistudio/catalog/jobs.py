@@ -48,7 +48,7 @@ def download_job(ctx: JobContext[Studio], params: dict[str, Any]) -> dict[str, A
 
         shutil.rmtree(partial, ignore_errors=True)  # a finished earlier attempt; `.partial` files resume
         result = download_sae(repo_id, path_in_repo, partial, revision=params.get("revision"),
-                              token=params.get("token") or settings.hf_token, progress=on_bytes,
+                              token=ctx.secret("token") or params.get("token") or settings.hf_token, progress=on_bytes,
                               should_cancel=ctx.should_cancel)
         ctx.check_cancelled(force=True)
         ctx.stage("detecting format")

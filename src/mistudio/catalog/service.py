@@ -347,9 +347,7 @@ def _start_download(studio: Studio, repo_id: str, path_in_repo: str, *, revision
                               "revision": revision}
     if registry_data:
         params["registry"] = registry_data
-    if token:
-        params["token"] = token
-    job_id = studio.runner.create("sae_download", params, sae_id=sae_id)
+    job_id = studio.runner.create("sae_download", params, sae_id=sae_id, secrets={"token": token})
     with studio.sessions() as s, s.begin():
         get_record(s, sae_id).job_id = job_id
     return schemas.DownloadStarted(job_id=job_id, sae_id=sae_id)

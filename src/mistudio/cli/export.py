@@ -73,7 +73,13 @@ def neuronpedia(
     compression: str = typer.Option(None, help="none | gzip"),
     saedashboard_batches: bool = typer.Option(None, "--saedashboard-batches/--no-saedashboard-batches",
                                               help="Also write SAEDashboard's neuronpedia/batch-{k}.json files."),
-    model_id: str = typer.Option(None, help="Neuronpedia model id."),
+    model_id: str = typer.Option(None, help="The model's id: Neuronpedia id (gemma-2-2b) or HuggingFace Hub id "
+                                 "(google/gemma-2-2b). Required when the model is a local folder."),
+    dataset_id: str = typer.Option(None, help="HuggingFace dataset id of the texts. Required when the extraction "
+                                   "(or the SAE's training) read a local file."),
+    np_logit_lens: str = typer.Option(None, help="Logit lens of the Neuronpedia outputs: neuronpedia (decoder × the "
+                                      "model's raw unembedding, as Neuronpedia computes it; default) | folded "
+                                      "(miStudio's dashboard variant, final-norm gain folded in)."),
     source_set: str = typer.Option(None, help="Neuronpedia source-set name."),
     hf_repo_id: str = typer.Option(None, help="HuggingFace repo for the SAELens folder."),
     base_export: Path = typer.Option(None, help="Incremental: previous export to merge with."),
@@ -89,7 +95,8 @@ def neuronpedia(
 
     cfg = _config(preset, config_file, format=fmt, n_examples=examples, interval_examples=interval_examples,
                   logit_k=logit_k, n_bins=bins,
-                  compression=compression, saedashboard_batches=saedashboard_batches, model_id=model_id, source_set=source_set, hf_repo_id=hf_repo_id,
+                  compression=compression, saedashboard_batches=saedashboard_batches, model_id=model_id,
+                  dataset_id=dataset_id, np_logit_lens=np_logit_lens, source_set=source_set, hf_repo_id=hf_repo_id,
                   base_export=str(base_export) if base_export else None,
                   selection=_selection(features, labeled, label_text, min_freq, max_freq, min_max_activation))
     studio = open_studio()
@@ -166,7 +173,9 @@ def upload_neuronpedia(export: Path = typer.Argument(..., help="Export zip or fo
                        api_key: str = typer.Option(..., "--api-key", envvar="NEURONPEDIA_API_KEY"),
                        host: str = typer.Option("https://www.neuronpedia.org", "--host"),
                        as_json: bool = typer.Option(False, "--json")) -> None:
-    """Upload an export through Neuronpedia's API (resumable: re-run after a failure)."""
+    """Upload an export through Neuronpedia's public API (resumable: re-run after a failure). The API takes
+    density, logits, explanations and examples; histograms, neuron alignment, correlations and the decoder cosine
+    top-k reach Neuronpedia only through a bulk import (see the archive's README)."""
     from mistudio.export.neuronpedia.upload import upload_export
 
     def progress(done: int, total: int) -> None:
@@ -178,6 +187,7 @@ def upload_neuronpedia(export: Path = typer.Argument(..., help="Export zip or fo
         print_json(result)
     else:
         typer.echo(f"uploaded {result['n_features']} features → {result['url']}")
+        typer.echo(f"not sent (the API has no field for them; use the bulk import): {', '.join(result['not_sent'])}")
 
 
 @labels_app.command("import")

@@ -21,6 +21,9 @@ def _extract(sae_id: str = typer.Argument(..., help="SAE id (see `mistudio sae l
              top_k: int = typer.Option(None, "--top-k", help="Top examples kept per feature (default 20)."),
              batch_size: int = typer.Option(None, "--batch-size", help="Windows per forward pass (default 32)."),
              device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:N or mps (default: automatic)."),
+             neuronpedia: bool = typer.Option(True, "--neuronpedia/--no-neuronpedia",
+                                              help="Also compute the Neuronpedia data (a second pass; needed "
+                                                   "to export to Neuronpedia). Running again adds it later."),
              as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts.")) -> None:
     """Compute every feature's dashboard data (top examples, statistics, histograms, logit lens)."""
     from mistudio.extraction.service import start_extraction
@@ -28,7 +31,8 @@ def _extract(sae_id: str = typer.Argument(..., help="SAE id (see `mistudio sae l
     studio = open_studio()
     sae_id = resolve_sae(studio, sae_id)
     started = start_extraction(studio, sae_id, model, dataset, submit=False, n_tokens=n_tokens,
-                               context_size=context_size, top_k=top_k, batch_size=batch_size, device=device)
+                               context_size=context_size, top_k=top_k, batch_size=batch_size, device=device,
+                               neuronpedia=neuronpedia)
     result: dict[str, Any] = started.model_dump()
     if not started.reused and started.job_id is not None:
         state = run_job_with_progress(studio, started.job_id, quiet=as_json)

@@ -15,14 +15,20 @@ app.add_typer(sae_cli.training_app, name="training")
 
 def _register_optional() -> None:
     """Sub-commands of the extraction and export packages."""
+    from mistudio.cli import activations as activations_cli
     from mistudio.cli import export as export_cli
     from mistudio.cli import extract as extract_cli
     from mistudio.cli import jobs as jobs_cli
+    from mistudio.cli import publish as publish_cli
+    from mistudio.cli import steer as steer_cli
     from mistudio.cli import store as store_cli
 
     extract_cli.register(app)
+    activations_cli.register(app)
     export_cli.register(app)
     jobs_cli.register(app)
+    publish_cli.register(app)
+    steer_cli.register(app)
     store_cli.register(app)
 
 

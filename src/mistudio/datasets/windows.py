@@ -63,6 +63,27 @@ def n_windows_for(n_tokens: int | None, n_prompts: int | None, context_size: int
     return math.ceil(int(n_tokens) / context_size)
 
 
+def bos_token_id(tokenizer: PreTrainedTokenizerBase) -> int | None:
+    """The token a window starts with: BOS, else EOS (GPT-2 style tokenizers), else None."""
+    return tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+
+
+def text_tokens(text: str, tokenizer: PreTrainedTokenizerBase, *, prepend_bos: bool = True) -> list[int]:
+    """One text's token ids as a window holds them: tokenised without special tokens, BOS first when
+    `prepend_bos` (unless the text already starts with it).
+
+    Raises:
+        InvalidInputError: `prepend_bos` and the tokenizer has neither BOS nor EOS.
+    """
+    ids = [int(t) for t in tokenizer(text, add_special_tokens=False)["input_ids"]]
+    if not prepend_bos:
+        return ids
+    bos = bos_token_id(tokenizer)
+    if bos is None:
+        raise InvalidInputError("the tokenizer has no BOS or EOS token to prepend; set prepend_bos=False")
+    return ids if ids and ids[0] == bos else [bos, *ids]
+
+
 def resolve_separator(separator: SeparatorSpec, tokenizer: PreTrainedTokenizerBase) -> int | None:
     """The token id SAELens's `sequence_separator_token` names ("bos", "eos", "sep", an id, or None).
 
@@ -92,7 +113,7 @@ def tokenize_windows(source: TextSource, tokenizer: PreTrainedTokenizerBase, *, 
     """
     if context_size < 2 or n_windows < 1:
         raise InvalidInputError("context_size must be ≥ 2 and the number of windows ≥ 1")
-    bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+    bos = bos_token_id(tokenizer)
     if prepend_bos and bos is None:
         raise InvalidInputError("the tokenizer has no BOS or EOS token to prepend; set prepend_bos=False")
     sep = resolve_separator(separator, tokenizer)

@@ -218,3 +218,19 @@ class UploadBatch(Base):
     n_features: Mapped[int] = mapped_column(Integer, default=0)
     error_message: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class SteeringRun(Base):
+    """A steering run: the prompt, the settings (features, method, sampling) and its outputs (and comparison)."""
+
+    __tablename__ = "steering_runs"
+    __table_args__ = (Index("ix_steering_runs_sae_id", "sae_id"), Index("ix_steering_runs_created_at", "created_at"))
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    sae_id: Mapped[str] = mapped_column(ForeignKey("saes.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))  # steer|sweep
+    prompt: Mapped[str] = mapped_column(Text)
+    chat: Mapped[bool] = mapped_column(Boolean, default=False)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

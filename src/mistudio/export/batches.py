@@ -4,7 +4,7 @@ bytes do not depend on the order batches finish in)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +23,9 @@ from mistudio.export.prepare import ExplanationDoc, PreparedFeature, prepare_fea
 from mistudio.export.validate.values import MIN_EXAMPLES, top_example_count
 from mistudio.export.workers import pool_context
 
-# one item of a batch: a dashboard with its explanations, or a feature reused from a base export
-BatchItem = tuple[FeatureDashboard, list[ExplanationDoc]] | PreparedFeature
+# one item of a batch: a dashboard with its explanations and its Neuronpedia data (None when the export has no
+# Neuronpedia outputs), or a feature reused from a base export (its Neuronpedia data attached)
+BatchItem = tuple[FeatureDashboard, list[ExplanationDoc], Mapping[str, Any] | None] | PreparedFeature
 
 
 @dataclass(frozen=True)
@@ -42,8 +43,14 @@ class BatchWriter:
 
     def prepare(self, items: list[BatchItem]) -> list[PreparedFeature]:
         """Raw dashboards → prepared features (reused features pass through)."""
-        return [item if isinstance(item, PreparedFeature) else
-                prepare_feature(item[0], top_tokens=self.cfg.top_tokens, explanations=item[1]) for item in items]
+        feats = [item if isinstance(item, PreparedFeature) else
+                 prepare_feature(item[0], top_tokens=self.cfg.top_tokens, explanations=item[1], neuronpedia=item[2])
+                 for item in items]
+        for feat in feats:  # the archive names the dataset by its public id, never a path on this machine
+            for ex in feat.examples:
+                if "source" in ex:
+                    ex["source"]["dataset"] = self.rows.dataset
+        return feats
 
     def write(self, k: int, items: list[BatchItem]) -> dict[str, Any]:
         """Write batch `k`; returns `{skipped, warnings, n_warnings, packed, activation_segments}` (`packed`: the
@@ -60,10 +67,8 @@ class BatchWriter:
             pack.add(layout.feature_member(feat.index, gz), gzip_bytes(data) if gz else data, deflate=not gz)
         packed = [entry.to_list() for entry in pack.close()]
         if self.cfg.wants_neuronpedia:
-            live = [f for f in feats if f.live]
-            batch = [saedashboard_batches.batch_feature(f, n_prompts=self.n_prompts,
-                                                        n_tokens_in_prompt=self.context_size,
-                                                        dataset=self.rows.dataset) for f in live]
+            live = [f for f in feats if f.neuronpedia_live]
+            batch = [saedashboard_batches.batch_feature(_neuronpedia_of(f), dataset=self.rows.dataset) for f in live]
             if self.cfg.saedashboard_batches:
                 batch_file = self.stage / layout.saedashboard_batch(k)
                 batch_file.parent.mkdir(parents=True, exist_ok=True)
@@ -76,7 +81,8 @@ class BatchWriter:
                                 f"{MIN_EXAMPLES} for a live feature", "fix": "extract over more tokens, or accept a sparse dashboard",
                      "fixable": False, "severity": "warning"}
                     for f in feats if f.live and top_example_count(f.examples) < MIN_EXAMPLES]
-        return {"skipped": [f.index for f in feats if not f.live], "warnings": warnings[:50],
+        skipped = [f.index for f in feats if not (f.neuronpedia_live if self.cfg.wants_neuronpedia else f.live)]
+        return {"skipped": skipped, "warnings": warnings[:50],
                 "n_warnings": len(warnings), "packed": packed, "activation_segments": segments}
 
     def spill_path(self, k: int) -> Path:
@@ -88,17 +94,26 @@ class BatchWriter:
         the merge by window (neuronpedia.activation_shards) and their segments returned."""
         folder = self.stage / self.rows.folder
         parts = {
-            "features": [bulk_rows.feature_row(bf, f, self.rows) for bf, f in zip(batch, live, strict=True)],
+            "features": [bulk_rows.feature_row(bf, _neuronpedia_of(f), self.rows)
+                         for bf, f in zip(batch, live, strict=True)],
             "explanations": [r for f in live for r in bulk_rows.explanation_rows(f, self.rows)],
         }
         for name, rows in parts.items():
             if rows:
                 (folder / name).mkdir(parents=True, exist_ok=True)
                 (folder / name / layout.bulk_batch_file(k)).write_bytes(gzip_bytes(jsonl(rows)))
-        activations = [(n, r) for f in live for n, r in enumerate(bulk_rows.activation_rows(f, self.rows))]
+        activations = [(n, r) for bf, f in zip(batch, live, strict=True)
+                       for n, r in enumerate(bulk_rows.activation_rows(bf, _neuronpedia_of(f), self.rows))]
         if not activations:
             return []
         return spill_rows(self.spill_path(k), activations, batch=k, n_shards=self.n_shards, n_windows=self.n_prompts)
+
+
+def _neuronpedia_of(feat: PreparedFeature) -> Mapping[str, Any]:
+    """The feature's Neuronpedia data (present on every feature of a Neuronpedia export)."""
+    if feat.neuronpedia is None:
+        raise ExportValidationError(f"feature {feat.index} has no Neuronpedia data; re-run the extraction")
+    return feat.neuronpedia
 
 
 def _check_invariants(feats: list[PreparedFeature]) -> None:
@@ -112,6 +127,12 @@ def _check_invariants(feats: list[PreparedFeature]) -> None:
             if len(ex["tokens"]) != len(ex["values"]) or not ex["values"]:
                 problems.append({"code": "length_mismatch", "location": f"feature {f.index}: activations[{n}]",
                                  "message": f"{len(ex['tokens'])} tokens but {len(ex['values'])} values",
+                                 "fix": "re-run the extraction; the feature store is inconsistent"})
+        for n, act in enumerate((f.neuronpedia or {}).get("activations") or []):
+            if len(act["tokens"]) != len(act["values"]) or not act["values"]:
+                problems.append({"code": "length_mismatch",
+                                 "location": f"feature {f.index}: neuronpedia activations[{n}]",
+                                 "message": f"{len(act['tokens'])} tokens but {len(act['values'])} values",
                                  "fix": "re-run the extraction; the feature store is inconsistent"})
     if problems:
         first = problems[0]

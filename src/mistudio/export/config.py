@@ -12,6 +12,7 @@ from mistudio.errors import InvalidInputError
 MODEL_ID_RE = re.compile(r"^[a-z][a-z0-9.-]*[a-z0-9]$")
 SOURCE_SET_RE = re.compile(r"^[a-z][a-z0-9-]*[a-z0-9]$")
 SUFFIX_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+HUB_ID_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")  # OWNER/NAME on the HuggingFace Hub
 # The user Neuronpedia seeds on a fresh instance; SAEDashboard's converter falls back to it.
 FALLBACK_CREATOR_ID = "clkht01d40000jv08hvalcvly"
 EXPORT_VERSION = "1.0"
@@ -42,7 +43,8 @@ class ExportConfig(BaseModel):
     selection: FeatureSelection = Field(default_factory=FeatureSelection)
     n_examples: int = Field(20, ge=20, le=100, description="top activation examples per feature")
     interval_examples: bool = Field(False, description="also export the interval (quantile-band) examples "
-                                    "below the top group, as Neuronpedia shows them (about doubles the size)")
+                                    "below the top group in features/{i}.json (about doubles the size); the "
+                                    "Neuronpedia outputs always hold SAEDashboard's quantile groups")
     logit_k: int = Field(20, ge=10, le=50, description="top positive/negative logits per feature")
     n_bins: int = Field(50, ge=20, le=100, description="activation histogram bins")
     top_tokens: int = Field(20, ge=0, le=200, description="top tokens per feature (0 leaves them out)")
@@ -54,7 +56,17 @@ class ExportConfig(BaseModel):
                                        "the bulk-import rows, which are always written)")
     batch_size: int = Field(128, ge=1, le=4096, description="features per Neuronpedia batch file")
     # Neuronpedia identity
-    model_id: str | None = Field(None, description="Neuronpedia/TransformerLens model id (default: from the SAE)")
+    model_id: str | None = Field(None, description="the model's id: its Neuronpedia id (e.g. gemma-2-2b) or its "
+                                 "HuggingFace Hub id (google/gemma-2-2b, from which the Neuronpedia id is derived); "
+                                 "default: from the SAE. Required when the model is a local folder: the archive "
+                                 "names it instead of the path")
+    dataset_id: str | None = Field(None, description="the HuggingFace dataset id of the texts; required when the "
+                                   "extraction (or the SAE's training) read a local file: the archive names it "
+                                   "instead of the path")
+    np_logit_lens: Literal["neuronpedia", "folded"] = Field(
+        "neuronpedia", description="logit lens of the Neuronpedia outputs: `neuronpedia` = the decoder direction "
+        "times the model's raw unembedding, as Neuronpedia's own dashboards compute it; `folded` = miStudio's "
+        "dashboard variant with the final norm's gain folded into the unembedding")
     source_set: str | None = Field(None, description="Neuronpedia source-set name, e.g. mistudio-res-16k")
     sae_id_suffix: str | None = None
     creator_id: str = FALLBACK_CREATOR_ID
@@ -71,8 +83,16 @@ class ExportConfig(BaseModel):
     @field_validator("model_id")
     @classmethod
     def _model_id(cls, value: str | None) -> str | None:
-        if value is not None and not (MODEL_ID_RE.match(value) and 2 <= len(value) <= 32):
-            raise ValueError("model_id must match ^[a-z][a-z0-9.-]*[a-z0-9]$ (2–32 characters), e.g. gemma-2-2b")
+        if value is None or HUB_ID_RE.match(value) or (MODEL_ID_RE.match(value) and 2 <= len(value) <= 32):
+            return value
+        raise ValueError("model_id must be a Neuronpedia id matching ^[a-z][a-z0-9.-]*[a-z0-9]$ (2–32 characters, "
+                         "e.g. gemma-2-2b) or a HuggingFace Hub id OWNER/NAME (e.g. google/gemma-2-2b)")
+
+    @field_validator("dataset_id")
+    @classmethod
+    def _dataset_id(cls, value: str | None) -> str | None:
+        if value is not None and not (HUB_ID_RE.match(value) or re.match(r"^[A-Za-z0-9][\w.-]*$", value)):
+            raise ValueError("dataset_id must be a HuggingFace dataset id, e.g. Skylion007/openwebtext")
         return value
 
     @field_validator("source_set")

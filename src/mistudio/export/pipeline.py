@@ -7,7 +7,7 @@ import hashlib
 import json
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from mistudio import __version__
-from mistudio.errors import InvalidInputError
+from mistudio.errors import ExportValidationError, InvalidInputError
 from mistudio.export import feature_json, layout, saelens
 from mistudio.export.archive.checksums import write_sha256sums
 from mistudio.export.archive.deterministic_zip import zip_folder
@@ -27,10 +27,20 @@ from mistudio.export.incremental import BaseExport, prepared_from_document, unch
 from mistudio.export.neuronpedia import activation_shards, bulk_rows, saedashboard_batches
 from mistudio.export.neuronpedia.ids import NeuronpediaIds, resolve_ids
 from mistudio.export.prepare import ExplanationDoc
+from mistudio.export.public_names import PublicNames, resolve_public_names
 from mistudio.export.readme import readme_text
 from mistudio.export.selection import select_features
-from mistudio.export.source import DashboardSource, dataset_name, manifest_value
+from mistudio.export.source import (
+    DashboardSource,
+    LogitLens,
+    NeuronpediaSource,
+    StoreNeuronpedia,
+    dataset_name,
+    manifest_value,
+    missing_neuronpedia_message,
+)
 from mistudio.export.workers import default_workers, warm_up
+from mistudio.extraction.neuronpedia_pass import feature_batch_bounds
 from mistudio.fsutil import atomic_write_bytes
 from mistudio.saes.model import SAE
 
@@ -82,6 +92,30 @@ class ExportInputs:
     labels: dict[int, tuple[str | None, str | None]] = field(default_factory=dict)
     extraction_id: str | None = None
     compute_part: Callable[[str], None] | None = None  # fills a missing feature-store part
+    neuronpedia: NeuronpediaSource | None = None  # SAEDashboard's numbers, for every Neuronpedia output
+
+
+def public_names(inputs: ExportInputs, cfg: ExportConfig) -> PublicNames:
+    """The model and dataset ids the archive writes (never local paths) and the model's shape.
+
+    Raises:
+        InvalidInputError: a local model or dataset without `model_id` / `dataset_id` to name it.
+    """
+    manifest = inputs.source.manifest
+    return resolve_public_names(
+        sae_model=inputs.info.model_name, extraction_model=manifest_value(manifest, "model"),
+        dataset=dataset_name(manifest), training_dataset=inputs.info.training_dataset, model_id=cfg.model_id,
+        dataset_id=cfg.dataset_id, model_shape=manifest.get("model_shape"))
+
+
+def check_neuronpedia_data(inputs: ExportInputs, cfg: ExportConfig) -> None:
+    """Refuse a Neuronpedia export of a feature store without the Neuronpedia data.
+
+    Raises:
+        ExportValidationError: the store was extracted before the Neuronpedia pass existed.
+    """
+    if cfg.wants_neuronpedia and (inputs.neuronpedia is None or not inputs.neuronpedia.has_neuronpedia_data()):
+        raise ExportValidationError(missing_neuronpedia_message(inputs.info.sae_id))
 
 
 @dataclass
@@ -133,14 +167,17 @@ def build_export(inputs: ExportInputs, cfg: ExportConfig, out_zip: Path, work_di
                                 "it belongs to another SAE — run a new extraction")
     if cfg.wants_saelens and inputs.sae is None:
         raise InvalidInputError("a SAELens export needs the SAE weights; they could not be loaded")
-    ids = resolve_ids(cfg, model_name=info.model_name, layer=info.layer, hook_name=info.hook_name, d_sae=info.d_sae)
+    names = public_names(inputs, cfg)
+    check_neuronpedia_data(inputs, cfg)
+    ids = resolve_ids(cfg, model_name=names.model, layer=info.layer, hook_name=info.hook_name, d_sae=info.d_sae)
     summary = source.summary_arrays()
     selected = select_features(cfg.selection, source.n_features, summary, inputs.labels)
     base = BaseExport(Path(cfg.base_export)) if cfg.base_export else None
     reuse = set() if base is None else unchanged_features(
         base, extraction_id=inputs.extraction_id, config=cfg.content_dict(), explanations=inputs.explanations)
     indices = sorted(set(selected) | (base.indices if base else set()))
-    batches = [indices[i:i + cfg.batch_size] for i in range(0, len(indices), cfg.batch_size)]
+    bounds = feature_batch_bounds(len(indices), cfg.batch_size)  # split as SAEDashboard's runner splits them
+    batches = [indices[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:], strict=True) if hi > lo]
     workers = default_workers(len(indices), cfg.workers)
     if workers > 1:
         warm_up()
@@ -164,7 +201,7 @@ def build_export(inputs: ExportInputs, cfg: ExportConfig, out_zip: Path, work_di
     context_size = int(manifest_value(manifest, "context_size", default=0))
     created_at = _created_at(inputs, cfg)
     rows = bulk_rows.SharedRowValues(ids=ids, creator_id=cfg.creator_id, created_at=created_at,
-                                     dataset=dataset_name(manifest))
+                                     dataset=names.dataset)
     writer = BatchWriter(stage_dir, cfg, ids, rows, n_prompts, context_size, work_dir / "scratch",
                          n_shards=max(1, len(batches)))
     merge_share = 0.15 if cfg.wants_neuronpedia else 0.0  # of the stage's progress: ordering activation rows
@@ -176,7 +213,8 @@ def build_export(inputs: ExportInputs, cfg: ExportConfig, out_zip: Path, work_di
         if marker.exists():
             results[k] = json.loads(marker.read_text())
         elif store_path is not None:
-            todo.append((k, StoreBatch(store_path, batch, _dashboard_options(cfg), _explanations_of(inputs, cfg, batch))))
+            todo.append((k, StoreBatch(store_path, batch, _dashboard_options(cfg), _explanations_of(inputs, cfg, batch),
+                                       _np_lens(cfg))))
         else:
             todo.append((k, functools.partial(_batch_items, inputs, cfg, batch, reuse, base)))
 
@@ -196,8 +234,9 @@ def build_export(inputs: ExportInputs, cfg: ExportConfig, out_zip: Path, work_di
     stage("Creating archive")
     callbacks.check_cancelled()
     skipped = sorted(i for r in results_list for i in r["skipped"])
-    meta = _metadata(inputs, cfg, ids, created_at, n_prompts, context_size, len(indices))
-    _finish_stage(stage_dir, inputs, cfg, ids, rows, meta, indices, skipped, summary, base)
+    meta = _metadata(inputs, cfg, ids, names, created_at, n_prompts, context_size, len(indices))
+    release, sae_folder = _finish_stage(stage_dir, inputs, cfg, ids, rows, meta, indices, skipped, summary, base,
+                                        names)
     if base is not None:
         base.close()
     packed = [PackedEntry.from_list(item) for r in results_list for item in r["packed"]]
@@ -211,6 +250,7 @@ def build_export(inputs: ExportInputs, cfg: ExportConfig, out_zip: Path, work_di
             "n_skipped": len(skipped), "n_reused": len(reuse & set(indices)),
             "n_warnings": sum(r["n_warnings"] for r in results_list),
             "warnings": [w for r in results_list for w in r["warnings"]][:50], "workers": workers, "neuronpedia": ids.to_dict(),
+            "saelens": {"release": release, "sae_id": sae_folder} if cfg.wants_saelens else None,
             "timings": timings, "seconds": round(time.monotonic() - started, 3)}
 
 
@@ -255,13 +295,26 @@ def _store_path(source: DashboardSource) -> Path | None:
     return Path(path) if path is not None else None
 
 
+def _np_lens(cfg: ExportConfig) -> LogitLens | None:
+    """The logit lens of the Neuronpedia data to read, or None when the export has no Neuronpedia outputs."""
+    return cfg.np_logit_lens if cfg.wants_neuronpedia else None
+
+
+def _worker_source(path: Path) -> tuple[DashboardSource, NeuronpediaSource]:
+    """The feature store at `path` as a dashboard source and a Neuronpedia source, opened once per (worker)
+    process and again after its manifest changed (an extraction run again added parts)."""
+    from mistudio.store.feature_store import MANIFEST
+
+    return _opened_source(path, (path / MANIFEST).stat().st_mtime_ns)
+
+
 @functools.lru_cache(maxsize=4)
-def _worker_source(path: Path) -> DashboardSource:
-    """The feature store at `path` as a dashboard source, opened once per (worker) process."""
+def _opened_source(path: Path, manifest_stamp: int) -> tuple[DashboardSource, NeuronpediaSource]:
     from mistudio.dashboards.reader import StoreDashboards
     from mistudio.store.feature_store import open_store
 
-    return StoreDashboards(open_store(path))
+    store = open_store(path)
+    return StoreDashboards(store), StoreNeuronpedia(store)
 
 
 @dataclass(frozen=True)
@@ -273,10 +326,23 @@ class StoreBatch:
     batch: list[int]
     options: dict[str, Any]
     explanations: dict[int, list[ExplanationDoc]]
+    np_logit_lens: LogitLens | None = None  # None: no Neuronpedia outputs
 
     def __call__(self) -> list[BatchItem]:
-        dashboards = _worker_source(self.store_path).iter_dashboards(self.batch, **self.options)
-        return [(d, self.explanations.get(d["feature_index"], [])) for d in dashboards]
+        source, neuronpedia = _worker_source(self.store_path)
+        return [(d, self.explanations.get(d["feature_index"], []),
+                 _neuronpedia_feature(neuronpedia, d["feature_index"], self.np_logit_lens))
+                for d in source.iter_dashboards(self.batch, **self.options)]
+
+
+def _neuronpedia_feature(source: NeuronpediaSource | None, index: int,
+                         lens: LogitLens | None) -> Mapping[str, Any] | None:
+    """Feature `index`'s Neuronpedia data with logit lens `lens` (None when `lens` is None)."""
+    if lens is None:
+        return None
+    if source is None:
+        raise ExportValidationError("the export has no Neuronpedia data source; re-run the extraction")
+    return source.neuronpedia_feature(index, logit_lens=lens)
 
 
 def _batch_items(inputs: ExportInputs, cfg: ExportConfig, batch: list[int], reuse: set[int],
@@ -285,27 +351,32 @@ def _batch_items(inputs: ExportInputs, cfg: ExportConfig, batch: list[int], reus
     fresh = [i for i in batch if i not in reuse]
     dashboards = {d["feature_index"]: d for d in inputs.source.iter_dashboards(fresh, **_dashboard_options(cfg))}
     explanations = inputs.explanations if cfg.include_explanations else {}
+    lens = _np_lens(cfg)
     out: list[BatchItem] = []
     for i in batch:
+        np_feature = _neuronpedia_feature(inputs.neuronpedia, i, lens)
         if i in dashboards:
-            out.append((dashboards[i], explanations.get(i, [])))
+            out.append((dashboards[i], explanations.get(i, []), np_feature))
         else:
             assert base is not None
-            out.append(prepared_from_document(base.document(i), explanations.get(i, [])))
+            reused = prepared_from_document(base.document(i), explanations.get(i, []))
+            reused.neuronpedia = np_feature  # from the same extraction: the store holds it
+            out.append(reused)
     return out
 
 
-def _metadata(inputs: ExportInputs, cfg: ExportConfig, ids: NeuronpediaIds, created_at: str, n_prompts: int,
-              context_size: int, n_features: int) -> dict[str, Any]:
+def _metadata(inputs: ExportInputs, cfg: ExportConfig, ids: NeuronpediaIds, names: PublicNames, created_at: str,
+              n_prompts: int, context_size: int, n_features: int) -> dict[str, Any]:
     info, manifest = inputs.info, inputs.source.manifest
     return {
-        "model_id": ids.model_id, "model_name": info.model_name, "sae_id": info.sae_id,
+        "model_id": ids.model_id, "model_name": names.model, "sae_id": info.sae_id,
         "neuronpedia_id": ids.neuronpedia_id, "hook_point": info.hook_name, "d_sae": info.d_sae,
-        "d_model": info.d_in, "architecture": info.architecture, "training_dataset": info.training_dataset,
+        "d_model": info.d_in, "n_layers": names.n_layers, "d_mlp": names.d_mlp,
+        "architecture": info.architecture, "training_dataset": names.training_dataset,
         "n_training_tokens": info.n_training_tokens, "l0": info.l0, "explained_variance": info.explained_variance,
         "created_at": created_at, "miStudio_version": __version__, "export_version": EXPORT_VERSION,
         "feature_count": n_features,
-        "extraction": {"extraction_id": inputs.extraction_id, "dataset": dataset_name(manifest),
+        "extraction": {"extraction_id": inputs.extraction_id, "dataset": names.dataset,
                        "n_prompts": n_prompts, "context_size": context_size,
                        "n_tokens": manifest_value(manifest, "n_tokens"),
                        "prepend_bos": manifest_value(manifest, "prepend_bos")},
@@ -316,8 +387,10 @@ def _metadata(inputs: ExportInputs, cfg: ExportConfig, ids: NeuronpediaIds, crea
 
 def _finish_stage(stage: Path, inputs: ExportInputs, cfg: ExportConfig, ids: NeuronpediaIds,
                   rows: bulk_rows.SharedRowValues, meta: dict[str, Any], indices: list[int],
-                  skipped: list[int], summary: dict[str, np.ndarray], base: BaseExport | None) -> None:
-    """Write the non-batch files: metadata, explanations, Neuronpedia metadata rows, SAELens folder, README."""
+                  skipped: list[int], summary: dict[str, np.ndarray], base: BaseExport | None,
+                  names: PublicNames) -> tuple[str, str]:
+    """Write the non-batch files: metadata, explanations, Neuronpedia metadata rows, SAELens folder, README;
+    return the SAELens release and the SAE's folder in it (where `pretrained_saes.yaml` says it is)."""
     atomic_write_bytes(stage / layout.METADATA, dumps(meta, indent=True) + b"\n")
     explanations = inputs.explanations if cfg.include_explanations else {}
     if base is not None and cfg.include_explanations:
@@ -337,7 +410,8 @@ def _finish_stage(stage: Path, inputs: ExportInputs, cfg: ExportConfig, ids: Neu
             release_url=cfg.release_url, creator_name=cfg.creator_name,
             description=f"{inputs.info.architecture} SAE, {inputs.info.d_sae} features, {inputs.info.hook_name}",
             n_prompts=meta["extraction"]["n_prompts"], n_tokens_in_prompt=meta["extraction"]["context_size"],
-            hf_repo_id=cfg.hf_repo_id, hf_folder_id=sae_folder, saelens_release=release, saelens_sae_id=sae_folder)
+            hf_repo_id=cfg.hf_repo_id, hf_folder_id=sae_folder, saelens_release=release, saelens_sae_id=sae_folder,
+            n_layers=names.n_layers, neurons_per_layer=names.d_mlp)
         folder = stage / rows.folder
         folder.mkdir(parents=True, exist_ok=True)
         for name, row in meta_rows.items():
@@ -346,7 +420,8 @@ def _finish_stage(stage: Path, inputs: ExportInputs, cfg: ExportConfig, ids: Neu
         target = stage / layout.SAELENS_DIR
         if target.exists():
             shutil.rmtree(target)
-        saelens.write_saelens_folder(inputs.sae, target / "sae", ids, summary["frequency"])
+        saelens.write_saelens_folder(inputs.sae, target / "sae", ids, summary["frequency"], model_name=names.model,
+                                     dataset_path=names.training_dataset)
         for item in sorted((target / "sae").iterdir()):
             item.rename(target / item.name)
         (target / "sae").rmdir()
@@ -357,3 +432,4 @@ def _finish_stage(stage: Path, inputs: ExportInputs, cfg: ExportConfig, ids: Neu
                          has_saelens=cfg.wants_saelens, release=release, saelens_sae_id=sae_folder,
                          hf_repo_id=cfg.hf_repo_id, compression=cfg.compression)
     atomic_write_bytes(stage / layout.README, readme.encode())
+    return release, sae_folder

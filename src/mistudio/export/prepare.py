@@ -50,6 +50,8 @@ class PreparedFeature:
     logits_histogram: Histogram
     top_tokens: list[TopToken]
     explanations: list[ExplanationDoc] = field(default_factory=list)
+    # SAEDashboard's numbers for Neuronpedia (`export.source.NeuronpediaSource`); None in SAELens-only exports
+    neuronpedia: Mapping[str, Any] | None = None
 
     @property
     def live(self) -> bool:
@@ -57,9 +59,9 @@ class PreparedFeature:
         return not self.statistics["dead"] and bool(self.examples)
 
     @property
-    def max_act_approx(self) -> float:
-        """The largest exported activation value (Neuronpedia's maxActApprox)."""
-        return max((ex["max_value"] for ex in self.examples), default=0.0)
+    def neuronpedia_live(self) -> bool:
+        """True when the feature goes into the Neuronpedia outputs: live, with Neuronpedia examples."""
+        return self.live and self.neuronpedia is not None and bool(self.neuronpedia.get("activations"))
 
 
 def _stats(raw: Statistics) -> Statistics:
@@ -119,9 +121,9 @@ def _hist(raw: Histogram | None) -> Histogram:
     return out
 
 
-def prepare_feature(dash: FeatureDashboard, *, top_tokens: int,
-                    explanations: list[ExplanationDoc] | None = None) -> PreparedFeature:
-    """Normalise one dashboard for writing."""
+def prepare_feature(dash: FeatureDashboard, *, top_tokens: int, explanations: list[ExplanationDoc] | None = None,
+                    neuronpedia: Mapping[str, Any] | None = None) -> PreparedFeature:
+    """Normalise one dashboard for writing (the Neuronpedia data, already rounded by its reader, rides along)."""
     stats = _stats(dash["statistics"])
     raw = dash.get("activations") or []
     examples = [_example(ex, values, stats.get("max_activation", 0.0))
@@ -140,5 +142,5 @@ def prepare_feature(dash: FeatureDashboard, *, top_tokens: int,
         histogram=_hist(dash.get("histogram")),
         top_positive=_logits(pos), top_negative=_logits(neg),
         logits_histogram=_hist(logits.get("histogram")), top_tokens=tokens,
-        explanations=list(explanations or []),
+        explanations=list(explanations or []), neuronpedia=neuronpedia,
     )

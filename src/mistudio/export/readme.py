@@ -46,13 +46,12 @@ def readme_text(meta: dict[str, Any], *, n_features: int, n_skipped: int, has_ne
     lines += [f"| `{layout.SHA256SUMS}` | checksums; check with `sha256sum -c {layout.SHA256SUMS}` |", ""]
     if has_neuronpedia:
         lines += [
-            "## Uploading to Neuronpedia",
-            "",
-            "Values to enter in Neuronpedia's upload form (or to send to the Neuronpedia team):",
+            "## Getting it onto Neuronpedia",
             "",
             "| field | value |",
             "|---|---|",
-            f"| Model | `{np_ids['model_id']}` |",
+            f"| Model | `{np_ids['model_id']}` ({meta.get('n_layers') or '?'} layers, "
+            f"{meta.get('d_mlp') or '?'} MLP neurons per layer) |",
             f"| Source set | `{np_ids['source_set']}` |",
             f"| Source (SAE) id | `{np_ids['source_id']}` |",
             f"| Layer | `{np_ids['layer']}` |",
@@ -62,31 +61,42 @@ def readme_text(meta: dict[str, Any], *, n_features: int, n_skipped: int, has_ne
             f"| SAELens release / SAE id | `{release}` / `{saelens_sae_id}` |",
             f"| HuggingFace repo | `{repo}` |",
             "",
-            "Steps:",
+            "First check the archive: `mistudio export validate THIS.zip` (`--fix` repairs what can be repaired). "
+            "Then one of two ways, as Neuronpedia works today:",
             "",
-            "1. Check the archive: `mistudio export validate THIS.zip` (add `--fix` to repair what can be repaired).",
-            "2. Upload the SAELens folder to HuggingFace (below) so Neuronpedia can run live inference.",
-            "3. **API upload** (neuronpedia.org account with an API key):",
-            f"   `mistudio export upload-neuronpedia THIS.zip --api-key $NEURONPEDIA_API_KEY` — it creates the model "
-            f"`{np_ids['model_id']}` and source set `{np_ids['source_set']}` when missing, then uploads the "
-            "features in batches of at most 128; an interrupted upload resumes where it stopped.",
-            "4. **Bulk import** (the path Neuronpedia uses for official data): send the folder "
-            f"`{bulk_folder}/` to the Neuronpedia team (they sync it "
-            "to `s3://neuronpedia-datasets/v1/`), or on your own Neuronpedia instance copy it there and open "
-            f"`/api/admin/import?modelId={np_ids['model_id']}&sourceId={np_ids['source_id']}`.",
-            "5. Otherwise fill in Neuronpedia's SAE upload form with the values above and attach this archive.",
+            f"1. **Bulk import (everything Neuronpedia shows).** The folder `{bulk_folder}/` is Neuronpedia's "
+            "import layout, the one its own converter writes. neuronpedia.org imports only from its S3 bucket "
+            "`s3://neuronpedia-datasets/v1/`, which the Neuronpedia team fills: send them the folder (or a link to "
+            "it) with the values above. On your own Neuronpedia instance, copy the folder to "
+            f"`v1/{np_ids['model_id']}/{np_ids['source_id']}/` of its bucket and open "
+            f"`/api/admin/import?modelId={np_ids['model_id']}&sourceId={np_ids['source_id']}` as an admin.",
+            "2. **Public API (no one else involved, fewer fields).** With a neuronpedia.org API key: "
+            "`mistudio export upload-neuronpedia THIS.zip --api-key $NEURONPEDIA_API_KEY`. It creates the model "
+            f"`{np_ids['model_id']}` and the source set `{np_ids['source_set']}` when missing, then sends at most "
+            "128 features per call; an interrupted upload resumes where it stopped. The API "
+            "(`/api/feature/upload-batch`) takes each feature's density, top/bottom logits, explanations (text) and "
+            "activations (tokens, values, quantile band); it has no field for the activation and logit "
+            "histograms, neuron alignment, correlated neurons and features, the decoder cosine top-k, "
+            "explanation methods or scores, or `dataIndex`, so those panels stay empty on an API upload. Use the "
+            "bulk import for them.",
             "",
         ]
     if has_saelens:
         lines += [
             "## Publishing the SAELens folder",
             "",
+            f"`mistudio publish hf {meta['sae_id']} --repo {repo} --sae-id {saelens_sae_id}"
+            + (f" --model-id {meta['model_name']}" if meta.get("model_name") else "")
+            + f" --neuronpedia-id {meta['neuronpedia_id']}` uploads it in one step. By hand, from the unzipped "
+            "archive:",
+            "",
             "```bash",
-            f"huggingface-cli upload {repo} {layout.SAELENS_DIR}/ {saelens_sae_id}",
+            f"hf upload {repo} {layout.SAELENS_DIR}/ {saelens_sae_id} --repo-type model",
             "```",
             "",
-            f"Then add the entry in `{layout.SAELENS_PRETRAINED}` to SAELens's `pretrained_saes.yaml` (pull request),",
-            f"after which `SAE.from_pretrained(\"{release}\", \"{saelens_sae_id}\")` loads it. Locally:",
+            f"This puts the folder at `{saelens_sae_id}/` of the repo, where `{layout.SAELENS_PRETRAINED}` points "
+            f"(`path: {saelens_sae_id}`), so `SAE.from_pretrained(\"{release}\", \"{saelens_sae_id}\")` loads it "
+            f"once that entry is in SAELens's `pretrained_saes.yaml` (pull request). Locally: "
             "`sae_lens.SAE.load_from_disk(\"saelens\")`.",
             "",
         ]
@@ -95,15 +105,16 @@ def readme_text(meta: dict[str, Any], *, n_features: int, n_skipped: int, has_ne
         "",
         "- Neuronpedia has no field for the mean/standard deviation of activations or for top tokens; they are "
         "only in `features/`.",
-        "- Neuron alignment, correlated neuron/feature lists and `decoder_weights_dist` are written empty (`[]`).",
-        "- Examples are the extraction's top activating windows (the TOP group, `bin_min` = -1)"
-        + ("; the interval (quantile-band) groups follow them." if export_cfg.get("interval_examples") else
-           "; SAEDashboard also adds quantile-interval groups (export with `interval_examples` to include them)."),
+        "- The Neuronpedia outputs hold what SAEDashboard's Neuronpedia runner computes (activations folded by "
+        "the decoder-row norm, examples without position 0, 20 top examples and 5 × 5 quantile-band examples, "
+        f"logit lens: `{export_cfg.get('np_logit_lens', 'neuronpedia')}`), with two deliberate differences: one "
+        "top example per prompt window, and tokens as decoded text; `features/` keeps miStudio's own dashboard "
+        "statistics"
+        + (" and its interval examples." if export_cfg.get("interval_examples") else "."),
         "- `activations/batch-{k}.jsonl.gz` of the bulk-import layout holds rows ordered by prompt window "
         "(`dataIndex`), each file a range of windows, not the features of `features/batch-{k}.jsonl.gz`: a window "
         "is a top example of many features, and rows of the same window side by side compress to about one copy "
         "of its text. Neuronpedia's importer takes the rows in any order.",
-        "- Examples keep every token of the window, including position 0 (SAEDashboard drops position 0).",
         f"- {n_skipped} dead feature(s) are left out of the Neuronpedia batches (see `skipped_indexes.json`).",
         "- Explanation rows carry `typeName`/`explanationModelName` = null (Neuronpedia's type tables may not know "
         "miStudio's methods); the method, model and score are kept in `notes`.",

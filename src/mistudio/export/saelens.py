@@ -12,6 +12,7 @@ import torch
 import yaml
 
 from mistudio.export.neuronpedia.ids import NeuronpediaIds
+from mistudio.export.public_names import drop_local_paths, is_local_reference
 from mistudio.saes.formats import write_saelens
 from mistudio.saes.model import SAE
 
@@ -34,11 +35,18 @@ def sae_folder_id(sae: SAE, ids: NeuronpediaIds) -> str:
     return f"{base}__{ids.sae_id_suffix}" if ids.sae_id_suffix else base
 
 
-def write_saelens_folder(sae: SAE, dest: Path, ids: NeuronpediaIds, frequency: np.ndarray | None) -> Path:
-    """Write the SAE (any source format) as a SAELens folder at `dest`, with its Neuronpedia id in the config."""
+def write_saelens_folder(sae: SAE, dest: Path, ids: NeuronpediaIds, frequency: np.ndarray | None, *,
+                         model_name: str | None = None, dataset_path: str | None = None) -> Path:
+    """Write the SAE (any source format) as a SAELens folder at `dest`, with its Neuronpedia id in the config, the
+    model and dataset named by their public ids (`export.public_names`) and no local path left in `extra`."""
     out = SAE(copy.deepcopy(sae.cfg))
     out.load_state_dict(sae.state_dict())
     out.cfg.neuronpedia_id = ids.neuronpedia_id
+    if model_name is not None:
+        out.cfg.model_name = model_name
+    out.cfg.dataset_path = dataset_path if dataset_path is not None else (
+        None if is_local_reference(out.cfg.dataset_path) else out.cfg.dataset_path)
+    out.cfg.extra = drop_local_paths(out.cfg.extra or {})
     sparsity = log_sparsity(frequency) if frequency is not None else None
     return write_saelens(out, dest, sparsity)
 

@@ -76,6 +76,9 @@ class ExportEstimate(BaseModel):
     n_dead: int = Field(description="Dead features among the selected ones")
     notes: list[str]
     min_examples: int = Field(description="Fewest activation examples a feature needs to be exported")
+    problems: list[str] = Field(default_factory=list, description="What stops this export from starting (a local "
+                                "model or dataset without an id, a store without the Neuronpedia data); the "
+                                "export is refused until they are fixed")
 
 
 class ExportStatus(BaseModel):

@@ -63,8 +63,14 @@ def latest_extraction(session: Session, sae_id: str, extraction_id: str | None =
     return ext
 
 
-def explanations_for(session: Session, sae_id: str) -> dict[int, list[ExplanationDoc]]:
-    """Every explanation of the SAE, per feature, oldest first."""
+MANUAL_METHOD = "manual"  # the method of an explanation typed as a label in the UI (or set through the API)
+
+
+def explanations_for(session: Session, sae_id: str,
+                     labels: dict[int, tuple[str | None, str | None]] | None = None) -> dict[int, list[ExplanationDoc]]:
+    """Every explanation of the SAE, per feature, oldest first: the `explanations` table (imported labels,
+    auto-interp) plus each feature's label (`labels`, as `labels_for` reads them: typed in the UI or set through
+    `PUT …/label`) when no explanation already holds its text."""
     out: dict[int, list[ExplanationDoc]] = {}
     rows = session.scalars(select(Explanation).where(Explanation.sae_id == sae_id)
                            .order_by(Explanation.feature_index, Explanation.created_at, Explanation.id))
@@ -72,6 +78,11 @@ def explanations_for(session: Session, sae_id: str) -> dict[int, list[Explanatio
         out.setdefault(e.feature_index, []).append({
             "description": e.description, "method": e.method, "model": e.model, "score": e.score,
             "created_at": e.created_at.isoformat() if e.created_at else None})
+    for index, (label, _category) in sorted((labels or {}).items()):
+        text = (label or "").strip()
+        if text and text not in {e["description"] for e in out.get(index, [])}:
+            out.setdefault(index, []).append({"description": text, "method": MANUAL_METHOD, "model": None,
+                                              "score": None, "created_at": None})
     return out
 
 
@@ -88,6 +99,7 @@ def gather_inputs(studio: Studio, sae_id: str, extraction_id: str | None = None,
     from mistudio.catalog.service import get_record, load_sae_for
     from mistudio.dashboards.reader import StoreDashboards
     from mistudio.export.pipeline import ExportInputs, SAEInfo
+    from mistudio.export.source import StoreNeuronpedia
     from mistudio.store.feature_store import open_store
 
     with studio.sessions() as s:
@@ -96,7 +108,8 @@ def gather_inputs(studio: Studio, sae_id: str, extraction_id: str | None = None,
         if not ext.store_path:
             raise InvalidInputError(f"extraction {ext.id} has no feature store")
         store_path, ext_id, model_name = ext.store_path, ext.id, ext.model_name
-        explanations, labels = explanations_for(s, sae_id), labels_for(s, ext.id)
+        labels = labels_for(s, ext.id)
+        explanations = explanations_for(s, sae_id, labels)
         d_sae = record.d_sae
     store = open_store(studio.settings.absolute(store_path))
     source = StoreDashboards(store)
@@ -104,9 +117,11 @@ def gather_inputs(studio: Studio, sae_id: str, extraction_id: str | None = None,
     if sae is not None:
         info = SAEInfo.from_sae(sae, sae_id)
     else:
+        sae_config = store.manifest.get("sae_config") or {}
         info = SAEInfo(sae_id=sae_id, model_name=record.model_name, hook_name=record.hook_name, layer=record.layer,
                        d_in=record.d_in or 1, d_sae=d_sae or source.n_features,
-                       architecture=record.architecture or "standard")
+                       architecture=record.architecture or "standard",
+                       training_dataset=sae_config.get("dataset_path"))
 
     def compute_part(part: str) -> None:
         if part != "logit_lens" or sae is None:
@@ -120,7 +135,7 @@ def gather_inputs(studio: Studio, sae_id: str, extraction_id: str | None = None,
         ensure_parts(store, load_model(name), sae)
 
     return ExportInputs(source=source, info=info, sae=sae, explanations=explanations, labels=labels,
-                        extraction_id=ext_id, compute_part=compute_part)
+                        extraction_id=ext_id, compute_part=compute_part, neuronpedia=StoreNeuronpedia(store))
 
 
 def estimate(inputs: ExportInputs, cfg: ExportConfig) -> ExportEstimate:
@@ -128,7 +143,8 @@ def estimate(inputs: ExportInputs, cfg: ExportConfig) -> ExportEstimate:
 
     Size and time come from exporting an evenly spread sample of the selected features for real (into a temporary
     folder, one process) and scaling it to the whole selection; the SAELens weights are added from their shapes.
-    Where the sample cannot run (parts missing, a base export), fixed per-feature figures are used."""
+    Where the sample cannot run (parts missing, a base export), fixed per-feature figures are used. What would
+    stop the export from starting (`start_export`'s checks) is listed in `problems`."""
     summary = inputs.source.summary_arrays()
     indices = select_features(cfg.selection, inputs.source.n_features, summary, inputs.labels)
     manifest = inputs.source.manifest or {}
@@ -154,7 +170,21 @@ def estimate(inputs: ExportInputs, cfg: ExportConfig) -> ExportEstimate:
     notes = [f"{dead} dead feature(s) have no examples and are left out of the Neuronpedia batches"] if dead else []
     return ExportEstimate(n_features=n, size_bytes=int(size + weights),
                           seconds=round(seconds + (60.0 if "logit_lens" in missing else 0.0), 1),
-                          missing=missing, n_dead=dead, notes=notes, min_examples=MIN_EXAMPLES)
+                          missing=missing, n_dead=dead, notes=notes, min_examples=MIN_EXAMPLES,
+                          problems=input_problems(inputs, cfg))
+
+
+def input_problems(inputs: ExportInputs, cfg: ExportConfig) -> list[str]:
+    """The messages of the checks an export makes before it starts (none when it can start)."""
+    from mistudio.export.pipeline import check_neuronpedia_data, public_names
+
+    problems = []
+    for check in (public_names, check_neuronpedia_data):
+        try:
+            check(inputs, cfg)
+        except InvalidInputError as exc:
+            problems.append(exc.message)
+    return problems
 
 
 def _fixed_rate_estimate(cfg: ExportConfig, manifest: dict, n: int) -> tuple[float, float]:
@@ -228,20 +258,25 @@ def start_export(studio: Studio, sae_id: str, cfg: ExportConfig, extraction_id: 
 
     Raises:
         NotFoundError: no such extraction or base export.
-        InvalidInputError: the SAE has no completed extraction, the base export has no archive, or the feature
-            selection is empty or names features the SAE does not have (refused before any job starts).
+        InvalidInputError: the SAE has no completed extraction, the base export has no archive, the feature
+            selection is empty or names features the SAE does not have, or the model or dataset is a local path
+            and no `model_id` / `dataset_id` names it (refused before any job starts).
+        ExportValidationError: a Neuronpedia export of a feature store without the Neuronpedia data.
     """
     with studio.sessions() as s, s.begin():
         ext = latest_extraction(s, sae_id, extraction_id)
-        _check_selection(studio, ext, cfg, labels_for(s, ext.id))
+        ext_id = ext.id
+        _check_selection(studio, ext, cfg, labels_for(s, ext_id))
+    _check_inputs(studio, sae_id, ext_id, cfg)
+    with studio.sessions() as s, s.begin():
         if base_export_id is not None:
             cfg = cfg.model_copy(update={"base_export": str(_finished_archive(studio, s, sae_id, base_export_id))})
-        record = ExportRecord(sae_id=sae_id, extraction_id=ext.id, config=cfg.model_dump(), status="pending",
+        record = ExportRecord(sae_id=sae_id, extraction_id=ext_id, config=cfg.model_dump(), status="pending",
                               base_export_id=base_export_id)
         s.add(record)
         s.flush()
         export_id = record.id
-    params = {"export_id": export_id, "sae_id": sae_id, "extraction_id": ext.id, "config": cfg.model_dump()}
+    params = {"export_id": export_id, "sae_id": sae_id, "extraction_id": ext_id, "config": cfg.model_dump()}
     job_id = studio.runner.create("export", params, sae_id)
     with studio.sessions() as s, s.begin():
         s.execute(update(ExportRecord).where(ExportRecord.id == export_id).values(job_id=job_id))
@@ -261,6 +296,21 @@ def _check_selection(studio: Studio, ext: Extraction, cfg: ExportConfig,
         raise InvalidInputError(f"extraction {ext.id} has no feature store")
     store = open_store(studio.settings.absolute(ext.store_path))
     select_features(cfg.selection, store.n_features, store.summary_arrays(), labels)
+
+
+def _check_inputs(studio: Studio, sae_id: str, extraction_id: str, cfg: ExportConfig) -> None:
+    """The checks the export job makes first, made before it is queued: public model and dataset names, and the
+    Neuronpedia data of the store.
+
+    Raises:
+        InvalidInputError: a local model or dataset without an id to name it.
+        ExportValidationError: a Neuronpedia export of a store without the Neuronpedia data.
+    """
+    from mistudio.export.pipeline import check_neuronpedia_data, public_names
+
+    inputs = gather_inputs(studio, sae_id, extraction_id, load_weights=False)
+    public_names(inputs, cfg)
+    check_neuronpedia_data(inputs, cfg)
 
 
 def _finished_archive(studio: Studio, session: Session, sae_id: str, export_id: str) -> Path:

@@ -45,6 +45,30 @@ def window_keys(window_ids: torch.Tensor, start: int, stop: int, seed: int) -> t
     return (h << 31) | w.unsqueeze(0)
 
 
+def position_key_parts(positions: torch.Tensor, seed: int) -> torch.Tensor:
+    """The position half of `position_keys` (int64, any shape): a 31-bit hash of (seed, position) in the high
+    bits and the position (< 2**31) in the low bits."""
+    p = positions.to(torch.int64)
+    return ((_mix32(((p * 0x9E3779B1) ^ seed) & _MASK32) >> 1) << 31) | p
+
+
+def feature_key_parts(features: torch.Tensor, seed: int) -> torch.Tensor:
+    """The feature half of `position_keys` (int64, any shape): a 31-bit hash of (seed, feature) in the high
+    bits, zero low bits."""
+    f = features.to(torch.int64)
+    return (_mix32(((f * 0x85EBCA77) ^ (seed * 0x27D4EB2F)) & _MASK32) >> 1) << 31
+
+
+def position_keys(features: torch.Tensor, positions: torch.Tensor, seed: int) -> torch.Tensor:
+    """Deterministic pseudo-random sampling keys of (feature, global position) pairs (int64 tensors that
+    broadcast; positions `window * context_size + offset` < 2**31): the position's hash XOR the feature's in the
+    high bits, the position in the low bits. For one feature the keys of its positions are a random order (the
+    XOR with a constant permutes uniform hashes into uniform hashes), distinct, non-negative and independent of
+    how positions are batched; `position_key_parts(p) ^ feature_key_parts(f)` computes them without forming
+    every pair's hash."""
+    return position_key_parts(positions, seed) ^ feature_key_parts(features, seed)
+
+
 # device types whose kernels have no float64 (MPS rejects float64 tensors outright)
 _NO_FLOAT64 = frozenset({"mps"})
 

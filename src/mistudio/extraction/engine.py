@@ -33,13 +33,22 @@ from mistudio.datasets.windows import Windows
 from mistudio.errors import InvalidInputError
 from mistudio.extraction.accumulator import Accumulator
 from mistudio.extraction.finalize import write_accumulated, write_logit_lens, write_vocab
+from mistudio.extraction.neuronpedia_pass import (
+    NEURONPEDIA_PART,
+    neuronpedia_ignore_ids,
+    run_neuronpedia_pass,
+)
 from mistudio.extraction.reconstruction import Reconstruction, measurable
+from mistudio.extraction.related_weights import PART as WEIGHTS_PART
+from mistudio.extraction.related_weights import write_neuronpedia_weights
+from mistudio.extraction.sae_inputs import known_norm_factor, prepare_input, sae_hooks
+from mistudio.extraction.window_loop import ProgressFn, is_oom, run_window_loop
 from mistudio.lm.tokens import special_token_ids
 from mistudio.saes.model import SAE
 from mistudio.store.feature_store import FeatureStore
 from mistudio.store.fine_grid import FINE_BINS, LOG_MAX, LOG_MIN, QUANTILE_REL_ERROR
 
-ProgressFn = Callable[[dict[str, Any]], None]
+NEURONPEDIA_PARTS = (WEIGHTS_PART, NEURONPEDIA_PART)
 Transform = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -60,6 +69,7 @@ class ExtractionSettings:
     interval_seed: int = 0
     norm_sample_windows: int = 256
     reconstruction: bool = True
+    neuronpedia: bool = True
 
     def reservoir_size(self) -> int:
         """Candidate windows kept per feature for interval examples: `interval_reservoir`, or by default
@@ -69,7 +79,8 @@ class ExtractionSettings:
         return self.interval_reservoir or 4 * self.n_intervals * self.interval_examples
 
     def cache_fields(self) -> dict[str, Any]:
-        """The fields that change the results (`reconstruction` adds a manifest entry only)."""
+        """The fields that change the results (`reconstruction` adds a manifest entry only; `neuronpedia` adds a
+        part, which a later run with it on computes for a completed store)."""
         fields = {"top_k": self.top_k, "logit_k": self.logit_k, "logit_bins": self.logit_bins,
                   "n_intervals": self.n_intervals, "interval_examples": self.interval_examples,
                   "interval_reservoir": self.reservoir_size(), "interval_seed": self.interval_seed}
@@ -83,29 +94,6 @@ def settings_key(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
-def _is_oom(exc: BaseException) -> bool:
-    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
-
-
-def sae_hooks(sae: SAE) -> tuple[str, str | None]:
-    """(the hook the SAE reads, the hook a transcoder's reconstruction is judged against or None): the exact HF
-    module path when the config records one (`hf_hook_name`, `hf_hook_name_out`), else the TransformerLens name.
-
-    Raises:
-        InvalidInputError: the SAE's config names no hook.
-    """
-    cfg = sae.cfg
-    read = cfg.hf_hook_name or cfg.hook_name
-    if not read:
-        raise InvalidInputError("the SAE does not say which hook it reads (no hook_name in its config)")
-    if not sae.is_transcoder:
-        return read, None
-    out = cfg.hf_hook_name_out or cfg.hook_name_out
-    if not out:
-        raise InvalidInputError("the transcoder does not say which hook it writes (no hook_name_out in its config)")
-    return read, out
-
-
 class BatchEncoder:
     """Runs batches of windows through the model (up to the SAE's hooks) and the SAE, feature chunk by feature
     chunk, and folds the activations into the accumulator (and the reconstruction error into `reconstruction`);
@@ -116,13 +104,14 @@ class BatchEncoder:
     """
 
     def __init__(self, loaded: Any, sae: SAE, windows: Windows, settings: ExtractionSettings,
-                 transform: Transform | None, acc: Accumulator, *, target_transform: Transform | None = None,
-                 reconstruction: Reconstruction | None = None) -> None:
+                 transform: Transform | None, acc: Accumulator | None, *,
+                 target_transform: Transform | None = None, reconstruction: Reconstruction | None = None,
+                 device: torch.device | None = None) -> None:
         self.loaded, self.sae, self.windows, self.settings = loaded, sae, windows, settings
         self.transform, self.target_transform, self.acc = transform, target_transform, acc
         self.reconstruction = reconstruction
         self.batch_size = settings.batch_size
-        self.device = acc.device
+        self.device = acc.device if acc is not None else (device or sae.device)
         self.special = torch.tensor(special_token_ids(loaded.tokenizer), dtype=torch.int64, device=self.device)
         self.hook, self.hook_out = sae_hooks(sae)
         self.head = sae.cfg.hook_head_index
@@ -142,19 +131,14 @@ class BatchEncoder:
         return x, target
 
     def _prepared(self, acts: torch.Tensor, transform: Transform | None, head: int | None) -> torch.Tensor:
-        if head is not None:
-            if acts.ndim != 4:
-                raise InvalidInputError(f"hook_head_index is set but {self.hook} is not a per-head hook")
-            acts = acts[..., head, :]
-        if transform is not None:  # built for the captured shape ([..., heads, d_head] for per-head hooks)
-            acts = transform(acts)
-        if acts.ndim == 4:  # per-head hook (hook_z …) read by an SAE over all heads
-            acts = acts.flatten(-2)
-        return acts.to(self.sae.device)
+        return prepare_input(acts, transform, head, self.hook, self.sae.device)
 
     def process(self, idx: torch.Tensor, first_chunk: int = 0, decoded: torch.Tensor | None = None) -> None:
         """Fold windows `idx` into the accumulator, from feature chunk `first_chunk` on (OOM-safe); `decoded`
         carries the reconstruction of the chunks already done."""
+        acc = self.acc
+        if acc is None:
+            raise InvalidInputError("this encoder has no accumulator to fold activations into")
         chunk = self.settings.feature_chunk
         done = first_chunk
         rec = self.reconstruction
@@ -168,16 +152,16 @@ class BatchEncoder:
                                           device=self.sae.device)
                 for start, acts in self.sae.encode_chunks(x, chunk, start=done * chunk):
                     part = rec.partial(self.sae, acts, start) if rec is not None else None
-                    self.acc.update(acts.to(self.device), start, idx, valid)
+                    acc.update(acts.to(self.device), start, idx, valid)
                     if part is not None and decoded is not None:
                         decoded.add_(part)
                     if done == 0:
-                        self.acc.count_tokens(valid)
+                        acc.count_tokens(valid)
                     done += 1
                 if rec is not None and decoded is not None:
                     rec.update(self.sae, decoded, x, target if target is not None else x, valid)
         except (torch.OutOfMemoryError, RuntimeError) as exc:
-            if not _is_oom(exc) or len(idx) == 1:
+            if not is_oom(exc) or len(idx) == 1:
                 raise
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
@@ -215,11 +199,9 @@ def _normalization(store: FeatureStore, sae: SAE, encoder: BatchEncoder, setting
     recorded = store.manifest.get("normalization") or {}
     known = sae.cfg.extra.get("norm_scaling_factor")
     if sae.cfg.normalize_activations == "expected_average_only_in":
-        if known is not None:  # the release's factor, not folded at load
-            entry: dict[str, Any] = {"factor": float(known), "source": "release"}
-        elif recorded.get("factor") is not None:
-            entry = dict(recorded)
-        else:
+        # the release's factor (not folded at load), else the one recorded by an earlier run, else estimated
+        entry = known_norm_factor(sae.cfg, recorded)
+        if entry is None:
             entry = {"factor": estimate_norm_scaling_factor(encoder, settings.norm_sample_windows),
                      "source": "estimated", "sample_windows": min(settings.norm_sample_windows, len(encoder.windows))}
         sae.fold_activation_norm_scaling_factor(float(entry["factor"]))
@@ -228,6 +210,17 @@ def _normalization(store: FeatureStore, sae: SAE, encoder: BatchEncoder, setting
         store.update_manifest(normalization={
             "mode": sae.cfg.normalize_activations, "factor": float(known) if known is not None else None,
             "source": "release, folded at load" if known is not None else None})
+
+
+def _neuronpedia_parts(store: FeatureStore, loaded: Any, encoder: BatchEncoder, sae: SAE,
+                       settings: ExtractionSettings, progress: ProgressFn | None, check: Callable[[], None] | None,
+                       device: torch.device) -> None:
+    """Write the Neuronpedia parts a completed first pass lacks: the weight-only fields, then the second pass."""
+    if not store.has(WEIGHTS_PART):
+        write_neuronpedia_weights(store, loaded, sae)
+    if not store.has(NEURONPEDIA_PART):
+        run_neuronpedia_pass(store, encoder, sae, settings, neuronpedia_ignore_ids(loaded.tokenizer),
+                             progress=progress, check=check, device=device)
 
 
 def _now() -> str:
@@ -245,7 +238,10 @@ def run_extraction(loaded: Any, sae: SAE, windows: Windows, store_dir: str | Pat
     SAE's training distribution, `target_transform` a transcoder's output-hook activations. An SAE whose config
     says `normalize_activations: expected_average_only_in` gets its norm scaling factor estimated and folded in
     (in place, as SAELens does at load). A run stopped by `check` leaves a checkpoint and the manifest status
-    `interrupted`; any other error leaves the status `failed` with the error in the manifest.
+    `interrupted`; any other error leaves the status `failed` with the error in the manifest. With
+    `settings.neuronpedia` the Neuronpedia pass (`extraction.neuronpedia_pass`) follows the completed first pass
+    (its own checkpoint and `manifest["neuronpedia_pass"]` status); a completed store without its part gets
+    only that pass.
 
     Raises:
         InvalidInputError: the SAE names no hook, or too many windows.
@@ -269,6 +265,11 @@ def run_extraction(loaded: Any, sae: SAE, windows: Windows, store_dir: str | Pat
                       "quantile_rel_error": QUANTILE_REL_ERROR},
         "created_at": _now()})
     if store.manifest.get("status") == "completed":
+        if settings.neuronpedia and not all(store.has(part) for part in NEURONPEDIA_PARTS):  # made before they existed
+            encoder = BatchEncoder(loaded, sae, windows, settings, transform, None,
+                                   target_transform=target_transform, device=dev)
+            _normalization(store, sae, encoder, settings)
+            _neuronpedia_parts(store, loaded, encoder, sae, settings, progress, check, dev)
         return store
     store.update_manifest(status="running", error=None)
     interrupted = False
@@ -296,34 +297,19 @@ def run_extraction(loaded: Any, sae: SAE, windows: Windows, store_dir: str | Pat
             if rec is not None:
                 rec.load_state_dict(checkpoint[0])
             pos = checkpoint[1]
-        t0, tokens_done, batches = time.monotonic(), 0, 0
-        while pos < n:
-            if check is not None:
-                try:
-                    check()
-                except BaseException:
-                    store.save_checkpoint(state(), pos)
-                    interrupted = True
-                    store.update_manifest(status="interrupted", windows_done=pos)
-                    raise
-            idx = torch.arange(pos, min(pos + encoder.batch_size, n))
-            encoder.process(idx)
-            pos += len(idx)
-            batches += 1
-            tokens_done += len(idx) * context_size
-            if batches % settings.checkpoint_every == 0 and pos < n:
-                store.save_checkpoint(state(), pos)
-            if progress is not None:
-                elapsed = max(time.monotonic() - t0, 1e-9)
-                rate = tokens_done / elapsed
-                progress({"windows_done": pos, "n_windows": n, "fraction": pos / n, "tokens_per_s": rate,
-                          "eta_s": (n - pos) * context_size / rate if rate else None,
-                          "batch_size": encoder.batch_size})
-        elapsed = time.monotonic() - t0
+
+        def stopped(at: int) -> None:
+            nonlocal interrupted
+            interrupted = True
+            store.update_manifest(status="interrupted", windows_done=at)
+
+        loop = run_window_loop(n, context_size, pos, batch_size=lambda: encoder.batch_size, process=encoder.process,
+                               save=lambda at: store.save_checkpoint(state(), at), stopped=stopped,
+                               checkpoint_every=settings.checkpoint_every, check=check, progress=progress)
+        elapsed, tokens_done = loop.elapsed_s, loop.tokens_done
         if progress is not None:
             progress({"windows_done": n, "n_windows": n, "fraction": 1.0, "stage": "finalising",
-                      "tokens_per_s": tokens_done / max(elapsed, 1e-9), "eta_s": 0.0,
-                      "batch_size": encoder.batch_size})
+                      "tokens_per_s": loop.tokens_per_s, "eta_s": 0.0, "batch_size": encoder.batch_size})
         write_accumulated(store, acc, windows.tokens)
         write_vocab(store, loaded.tokenizer)
         if settings.compute_logit_lens:
@@ -335,8 +321,10 @@ def run_extraction(loaded: Any, sae: SAE, windows: Windows, store_dir: str | Pat
                               reconstruction=reconstruction,
                               timings={"pass_s": round(elapsed, 3),
                                        "tokens_per_s": round(tokens_done / max(elapsed, 1e-9), 1)})
-        return store
     except BaseException as exc:
         if not interrupted:
             store.update_manifest(status="failed", error=f"{type(exc).__name__}: {exc}")
         raise
+    if settings.neuronpedia:
+        _neuronpedia_parts(store, loaded, encoder, sae, settings, progress, check, dev)
+    return store

@@ -11,7 +11,14 @@ import torch
 
 from mistudio.errors import InvalidInputError
 from mistudio.extraction.accumulator import Accumulator
-from mistudio.extraction.logit_lens import compute_logit_lens, empty_logit_lens, lens_basis, lens_projection
+from mistudio.extraction.logit_lens import (
+    compute_logit_lens,
+    decoder_as_extracted,
+    empty_logit_lens,
+    lens_basis,
+    lens_projection,
+    lens_unembedding,
+)
 from mistudio.lm.tokens import vocab_strings
 from mistudio.store.feature_store import FeatureStore
 
@@ -79,26 +86,22 @@ def write_vocab(store: FeatureStore, tokenizer: PreTrainedTokenizerBase) -> None
 
 def write_logit_lens(store: FeatureStore, loaded: LoadedModel, sae: SAE, chunk: int = 1024) -> None:
     """Compute and store the logit lens of every feature in the basis the SAE's hook calls for
-    (`extraction.logit_lens.lens_basis`: W_dec @ W_U, or W_dec @ W_O @ W_U for attn.hook_z); where no logit
+    (`extraction.logit_lens.lens_basis`: W_dec @ W_U, W_dec @ W_O @ W_U for attn.hook_z, W_dec @ W_out @ W_U
+    for the MLP's hidden neurons), with the final norm's gain folded into W_U; where no logit
     lens is defined (hook_q/k/v, a decoder not in the residual stream) an empty part is stored and the manifest's
     `logit_lens` says why. An SAE not yet folded (`expected_average_only_in`, as `ensure_parts` may get it) uses
     the decoder the extraction folded with the manifest's factor."""
-    from mistudio.lm.unembed import logit_lens_matrix
-
     settings = store.manifest.get("settings", {})
     basis = lens_basis(sae, loaded)
     if basis.basis is None:
         result = empty_logit_lens(sae.cfg.d_sae)
     else:
-        W_U = logit_lens_matrix(loaded)
-        W_dec = sae.W_dec.detach().to(W_U.device)
-        factor = (store.manifest.get("normalization") or {}).get("factor")
-        if sae.cfg.normalize_activations == "expected_average_only_in" and factor:
-            W_dec = W_dec / float(factor)  # the extraction folded this factor into its copy of the SAE
+        W_U = lens_unembedding(loaded, sae, "folded")
+        W_dec = decoder_as_extracted(sae, store.manifest).to(W_U.device)
         result = compute_logit_lens(W_dec, W_U, k=int(settings.get("logit_k", 50)),
                                     n_bins=int(settings.get("logit_bins", 50)), chunk=chunk,
                                     projection=lens_projection(loaded, basis))
-    store.manifest["logit_lens"] = basis.describe()
+    store.manifest["logit_lens"] = {**basis.describe(), "convention": "folded"}
     store.write_part("logit_lens", result)
 
 

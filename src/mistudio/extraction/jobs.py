@@ -9,14 +9,17 @@ from mistudio.catalog.service import load_sae_for
 from mistudio.datasets.sources import load_texts
 from mistudio.datasets.windows import n_windows_for, tokenize_windows
 from mistudio.db.models import Extraction, utcnow
-from mistudio.errors import InvalidInputError, JobCancelled, JobPaused
-from mistudio.extraction.engine import ExtractionSettings, ProgressFn, run_extraction, sae_hooks
+from mistudio.errors import JobCancelled, JobPaused
+from mistudio.extraction.engine import ExtractionSettings, ProgressFn, run_extraction
+from mistudio.extraction.sae_inputs import input_transforms
 from mistudio.extraction.summaries import write_summaries
 from mistudio.jobs.context import JobContext
 from mistudio.jobs.registry import register_job_type
+from mistudio.lm.model_shape import model_shape
 from mistudio.studio import Studio
 
-STAGES = ["load", "tokenize", "extract", "summaries"]
+STAGES = ["load", "tokenize", "extract", "neuronpedia", "summaries"]
+NEURONPEDIA_STAGE = "neuronpedia"
 
 
 def _set_status(ctx: JobContext[Studio], extraction_id: str, **fields: Any) -> None:
@@ -26,11 +29,20 @@ def _set_status(ctx: JobContext[Studio], extraction_id: str, **fields: Any) -> N
             setattr(row, key, value)
 
 
-def _progress_reporter(ctx: JobContext[Studio]) -> ProgressFn:
+def _progress_reporter(ctx: JobContext[Studio], neuronpedia: bool) -> ProgressFn:
+    """Progress of the engine's passes: the first in [0.05, 0.95] (in [0.05, 0.5] when the Neuronpedia pass
+    follows, which then fills [0.5, 0.95] as the job's `neuronpedia` stage)."""
+    in_second = {"started": False}
+
     def report(p: dict[str, Any]) -> None:
+        second = str(p.get("stage") or "").startswith("neuronpedia pass")
+        if second and not in_second["started"]:
+            in_second["started"] = True
+            ctx.stage(NEURONPEDIA_STAGE)
         rate, eta = p.get("tokens_per_s") or 0.0, p.get("eta_s")
         eta_text = f", ETA {eta:.0f}s" if eta is not None else ""
-        ctx.progress(0.05 + 0.9 * p["fraction"], f"{p['windows_done']}/{p['n_windows']} windows, "
+        base, span = (0.5, 0.45) if second else (0.05, 0.45 if neuronpedia else 0.9)
+        ctx.progress(base + span * p["fraction"], f"{p['windows_done']}/{p['n_windows']} windows, "
                      f"{rate:,.0f} tok/s{eta_text}", stage_fraction=p["fraction"])
 
     return report
@@ -39,29 +51,23 @@ def _progress_reporter(ctx: JobContext[Studio]) -> ProgressFn:
 @register_job_type("extraction")
 def extraction_job(ctx: JobContext[Studio], params: dict[str, Any]) -> dict[str, Any]:
     """Job handler: params {sae_id, extraction_id, model, dataset, n_tokens|n_prompts, context_size, top_k, …}."""
-    from mistudio.lm.hooks import resolve_hook
     from mistudio.lm.loading import load_model
-    from mistudio.lm.processing import activation_transform_for
 
     studio = ctx.studio
     settings = studio.settings
     sae_id, extraction_id = params["sae_id"], params["extraction_id"]
-    ctx.set_stages(STAGES)
+    neuronpedia = bool(params.get("neuronpedia", True))
+    ctx.set_stages([st for st in STAGES if neuronpedia or st != NEURONPEDIA_STAGE])
+    with ctx.session() as s:  # a completed extraction run again only gets its missing Neuronpedia parts
+        upgrading = getattr(s.get(Extraction, extraction_id), "status", None) == "completed"
     try:
         ctx.stage("load")
-        _set_status(ctx, extraction_id, status="running")
+        if not upgrading:
+            _set_status(ctx, extraction_id, status="running")
         loaded = load_model(params["model"], device=params.get("device"), dtype=params.get("dtype"))
         sae = load_sae_for(studio, sae_id, device=str(loaded.device))
-        try:
-            hook, hook_out = sae_hooks(sae)
-        except InvalidInputError as exc:
-            raise InvalidInputError(f"SAE {sae_id}: {exc.message}") from exc
-        resolve_hook(loaded, hook)
-        transform = activation_transform_for(sae.cfg, hook, loaded, sae.cfg.hook_head_index)
-        target_transform = None
-        if hook_out is not None:
-            resolve_hook(loaded, hook_out)
-            target_transform = activation_transform_for(sae.cfg, hook_out, loaded)
+        inputs = input_transforms(loaded, sae, sae_id=sae_id)
+        hook, transform, target_transform = inputs.hook, inputs.transform, inputs.target_transform
         ctx.stage("tokenize")
         context_size = int(params.get("context_size") or sae.cfg.context_size or 128)
         n_windows = n_windows_for(params.get("n_tokens"), params.get("n_prompts"), context_size)
@@ -78,10 +84,11 @@ def extraction_job(ctx: JobContext[Studio], params: dict[str, Any]) -> dict[str,
         engine_settings = ExtractionSettings(**{
             f.name: params[f.name] for f in fields(ExtractionSettings) if params.get(f.name) is not None})
         store = run_extraction(loaded, sae, windows, store_dir, settings=engine_settings, transform=transform,
-                               target_transform=target_transform, progress=_progress_reporter(ctx),
+                               target_transform=target_transform, progress=_progress_reporter(ctx, neuronpedia),
                                check=ctx.check_cancelled,
                                manifest={"model": loaded.name, "sae_id": sae_id, "extraction_id": extraction_id,
                                          "hook_name": hook, "sae_config": sae.cfg.to_dict()})
+        store.update_manifest(model_shape=model_shape(loaded.model.config).to_dict())  # read by exports
         ctx.stage("summaries")
         with ctx.session() as s, s.begin():
             n = write_summaries(s, sae_id, extraction_id, store)
@@ -97,5 +104,6 @@ def extraction_job(ctx: JobContext[Studio], params: dict[str, Any]) -> dict[str,
     except BaseException as exc:
         status = "paused" if isinstance(exc, JobPaused) else (
             "cancelled" if isinstance(exc, JobCancelled) else "failed")
-        _set_status(ctx, extraction_id, status=status)
+        if not upgrading:  # an upgrade that stopped leaves the completed extraction as it was
+            _set_status(ctx, extraction_id, status=status)
         raise

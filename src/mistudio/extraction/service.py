@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from mistudio.catalog.service import get_record
 from mistudio.db.models import Extraction as ExtractionRecord
+from mistudio.db.models import Job as JobRecord
 from mistudio.errors import ConflictError, InvalidInputError, NotFoundError
-from mistudio.extraction.engine import settings_key
+from mistudio.extraction.engine import NEURONPEDIA_PARTS, settings_key
 from mistudio.extraction.schemas import Extraction, ExtractionStarted
 from mistudio.store.feature_store import FeatureStore, open_store
 from mistudio.studio import Studio
@@ -18,15 +20,19 @@ DEFAULTS: dict[str, Any] = {"n_tokens": 262_144, "n_prompts": None, "context_siz
                             "batch_size": 32, "feature_chunk": 4096, "device": None, "dtype": None, "seed": 0,
                             "shuffle": True, "text_field": "text", "split": "train", "logit_k": 50,
                             "logit_bins": 50, "checkpoint_every": 50, "n_intervals": 5, "interval_examples": 5,
-                            "interval_reservoir": 0, "interval_seed": 0, "reconstruction": True}
-# settings that do not change the feature arrays (not part of the cache key)
-_OPERATIONAL = ("batch_size", "feature_chunk", "device", "checkpoint_every", "reconstruction")
+                            "interval_reservoir": 0, "interval_seed": 0, "reconstruction": True,
+                            "neuronpedia": True}
+# settings that do not change the feature arrays (not part of the cache key; `neuronpedia` adds parts, which a
+# later run with it on computes for a completed extraction)
+_OPERATIONAL = ("batch_size", "feature_chunk", "device", "checkpoint_every", "reconstruction", "neuronpedia")
 
 
 def start_extraction(studio: Studio, sae_id: str, model: str | None, dataset: str, *, submit: bool = True,
                      **settings: Any) -> ExtractionStarted:
     """Create (and queue, if `submit`) an extraction job; a completed extraction with the same SAE, model,
-    dataset and settings is reused instead (`reused=True`, no job).
+    dataset and settings is reused instead (`reused=True`, no job) — unless it lacks the Neuronpedia parts
+    and `neuronpedia` is on: then a job computes only those, in the same store (the extraction stays
+    `completed` meanwhile).
 
     Raises:
         InvalidInputError: unknown settings, no dataset, or no model to run.
@@ -49,22 +55,48 @@ def start_extraction(studio: Studio, sae_id: str, model: str | None, dataset: st
         key = settings_key(sae_id, model, dataset, {k: v for k, v in merged.items() if k not in _OPERATIONAL})
         for row in s.scalars(select(ExtractionRecord).where(ExtractionRecord.sae_id == sae_id)):
             if (row.settings or {}).get("cache_key") == key:
-                if row.status == "completed":
+                if row.status == "completed" and not (merged["neuronpedia"] and _lacks_neuronpedia(studio, row)):
                     return ExtractionStarted(extraction_id=row.id, job_id=row.job_id, reused=True)
+                if row.status == "completed":  # made before the Neuronpedia pass: add only the missing parts
+                    if _job_active(s, row.job_id):
+                        raise ConflictError(f"the Neuronpedia data of extraction {row.id} is being computed "
+                                            f"(job {row.job_id})", details={"extraction_id": row.id,
+                                                                            "job_id": row.job_id})
+                    extraction_id, params = row.id, {"sae_id": sae_id, "extraction_id": row.id, "model": model,
+                                                     "dataset": dataset, **merged}
+                    break
                 if row.status in ("pending", "running"):
                     raise ConflictError(f"the same extraction is already {row.status} (job {row.job_id})",
                                         details={"extraction_id": row.id, "job_id": row.job_id})
-        row = ExtractionRecord(sae_id=sae_id, status="pending", model_name=model, dataset=dataset,
-                               settings={**merged, "cache_key": key})
-        s.add(row)
-        s.flush()
-        extraction_id = row.id
-    params = {"sae_id": sae_id, "extraction_id": extraction_id, "model": model, "dataset": dataset, **merged}
+        else:
+            row = ExtractionRecord(sae_id=sae_id, status="pending", model_name=model, dataset=dataset,
+                                   settings={**merged, "cache_key": key})
+            s.add(row)
+            s.flush()
+            extraction_id = row.id
+            params = {"sae_id": sae_id, "extraction_id": extraction_id, "model": model, "dataset": dataset, **merged}
     create = studio.runner.submit if submit else studio.runner.create
     job_id = create("extraction", params, sae_id)
     with studio.sessions() as s, s.begin():
         s.get_one(ExtractionRecord, extraction_id).job_id = job_id
     return ExtractionStarted(extraction_id=extraction_id, job_id=job_id, reused=False)
+
+
+def _lacks_neuronpedia(studio: Studio, row: ExtractionRecord) -> bool:
+    """Whether a completed extraction's store lacks a Neuronpedia part (an extraction made before they existed,
+    or with `neuronpedia` off)."""
+    if not row.store_path:
+        return False
+    try:
+        store = open_store(studio.settings.absolute(row.store_path))
+    except NotFoundError:
+        return False
+    return not all(store.has(part) for part in NEURONPEDIA_PARTS)
+
+
+def _job_active(session: Session, job_id: str | None) -> bool:
+    job = session.get(JobRecord, job_id) if job_id else None
+    return job is not None and job.status in ("pending", "running")
 
 
 def extract(studio: Studio, sae_id: str, model: str | None, dataset: str, **settings: Any) -> str:

@@ -41,8 +41,11 @@ class JobContext(Generic[S]):
         studio: S,
         listener: ProgressListener | None = None,
         min_interval_s: float = 0.25,
+        *,
+        secrets: dict[str, str] | None = None,
     ) -> None:
         self.job_id = job_id
+        self._secrets = dict(secrets or {})
         self.studio = studio
         self._sessions = sessions
         self._listener = listener
@@ -74,6 +77,10 @@ class JobContext(Generic[S]):
             if st["name"] == self._stage and st.get("status") == "running":
                 st.update(status="completed", progress=1.0, elapsed_s=round(now - self._stage_start, 3))
         return stages
+
+    def secret(self, name: str) -> str | None:
+        """A secret handed to `JobRunner.create` for this job (e.g. a Hub token), or None."""
+        return self._secrets.get(name)
 
     def stage(self, name: str) -> None:
         """Finish the current stage (if any) and start stage `name`."""

@@ -60,7 +60,8 @@ def load_builtin_job_types() -> None:
     """Import the modules that register miStudio's job types (download, extraction, export)."""
     import importlib
 
-    for module in ("mistudio.catalog.jobs", "mistudio.extraction.jobs", "mistudio.export.jobs"):
+    for module in ("mistudio.catalog.jobs", "mistudio.extraction.jobs", "mistudio.export.jobs",
+                   "mistudio.export.hf_publish"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

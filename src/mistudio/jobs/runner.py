@@ -48,6 +48,7 @@ class JobRunner(Generic[S]):
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._threads: list[threading.Thread] = []
         self._workers = workers
+        self._secrets: dict[str, dict[str, str]] = {}  # per job, in memory only: never in the jobs table
         self._listeners: dict[str, ProgressListener] = {}
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -125,18 +126,26 @@ class JobRunner(Generic[S]):
         self._threads.clear()
 
     # -- submission and control ---------------------------------------------------------------------
-    def create(self, job_type: str, params: dict[str, Any], sae_id: str | None = None) -> str:
-        """Create a pending job row and return its id (does not run it)."""
+    def create(self, job_type: str, params: dict[str, Any], sae_id: str | None = None, *,
+               secrets: dict[str, str | None] | None = None) -> str:
+        """Create a pending job row and return its id (does not run it). `secrets` (tokens) reach the handler
+        as `ctx.secret(name)` and are kept in this process's memory only, never in the job's params, which the
+        API lists; a job resumed by another process runs without them."""
         get_handler(job_type)
         with self._sessions() as s, s.begin():
             job = JobRecord(type=job_type, params=params, sae_id=sae_id, status="pending", stages=[])
             s.add(job)
             s.flush()
-            return job.id
+            job_id = job.id
+        kept = {name: value for name, value in (secrets or {}).items() if value}
+        if kept:
+            self._secrets[job_id] = kept
+        return job_id
 
-    def submit(self, job_type: str, params: dict[str, Any], sae_id: str | None = None) -> str:
+    def submit(self, job_type: str, params: dict[str, Any], sae_id: str | None = None, *,
+               secrets: dict[str, str | None] | None = None) -> str:
         """Create a job and queue it for a background worker."""
-        job_id = self.create(job_type, params, sae_id)
+        job_id = self.create(job_type, params, sae_id, secrets=secrets)
         self.enqueue(job_id)
         return job_id
 
@@ -259,7 +268,8 @@ class JobRunner(Generic[S]):
             job.status, job.started_at, job.progress = "running", utcnow(), job.progress or 0.0
             job.runner = process_token()
             job_type, params = job.type, dict(job.params or {})
-        ctx = JobContext(job_id, self._sessions, self.studio, listener or self._listeners.get(job_id))
+        ctx = JobContext(job_id, self._sessions, self.studio, listener or self._listeners.get(job_id),
+                         secrets=self._secrets.get(job_id))
         try:
             result = get_handler(job_type)(ctx, params) or {}
             ctx.finish_stages()
@@ -297,6 +307,8 @@ class JobRunner(Generic[S]):
                 job.error_message = error
                 job.error_details = details
             job.resumable = resumable
+            if status in ("completed", "cancelled"):
+                self._secrets.pop(job_id, None)
             if status in ("failed", "cancelled", "paused"):
                 stages = [dict(st) for st in (job.stages or [])]
                 for st in stages:

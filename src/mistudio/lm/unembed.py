@@ -61,9 +61,17 @@ def unembedding(loaded: LoadedModel) -> Unembed:
     return Unembed(W_U=W_U, b_U=b_U, ln_final_weight=weight, ln_final_bias=bias, folded_W_U=folded)
 
 
-def logit_lens_matrix(loaded: LoadedModel, center_unembed: bool = False) -> torch.Tensor:
-    """[d_model, vocab] matrix M so that `direction @ M` is the direction's logit lens (TransformerLens fold_ln)."""
-    folded = unembedding(loaded).folded_W_U
+def uses_layer_norm(loaded: LoadedModel) -> bool:
+    """Whether the model's norms are LayerNorms (GPT-2, GPT-NeoX), which TransformerLens centres weights for."""
+    return loaded.family in _LAYER_NORM_FAMILIES
+
+
+def logit_lens_matrix(loaded: LoadedModel, center_unembed: bool = False, *, fold_ln: bool = True) -> torch.Tensor:
+    """[d_model, vocab] matrix M so that `direction @ M` is the direction's logit lens: TransformerLens's `W_U`
+    after `fold_ln` (the default) and `center_unembed` as asked; `fold_ln=False` starts from the raw `W_U`
+    (`from_pretrained_no_processing`)."""
+    unembed = unembedding(loaded)
+    matrix = unembed.folded_W_U if fold_ln else unembed.W_U
     if center_unembed:
-        folded = folded - folded.mean(-1, keepdim=True)
-    return folded
+        matrix = matrix - matrix.mean(-1, keepdim=True)
+    return matrix

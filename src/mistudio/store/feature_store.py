@@ -10,8 +10,14 @@ Files (all written atomically, temp file then rename):
   `windows` (-1 = empty slot), `positions`, `values` (window max) `[d_sae, R]`, `rows [d_sae, R, context_size]` float16;
 * `logit_lens.safetensors` – `pos_ids/pos_vals/neg_ids/neg_vals [d_sae, k]`, `hist_counts`, `hist_min/max`;
 * `summary.safetensors` – `top_token [d_sae]`; `vocab.json` – display string of every token id;
+* `neuronpedia.safetensors` – the Neuronpedia pass (`extraction.neuronpedia_pass`), folded units, SAEDashboard's
+  mask: `count`, `n_positions`, `fold`, `min` (non-zero), `max`, `hist_lo/hist_hi`, `hist [d_sae, 50]`, `band_edges [d_sae, 6]`,
+  `band_counts [d_sae, 5]`, `band_keys/band_windows/band_positions [d_sae, 5, 5]`, `band_rows [d_sae, 5, 5, C]`,
+  `top_values/top_windows/top_positions [d_sae, 20]`, `top_rows [d_sae, 20, C]`, `neuron_indices/neuron_pearson/
+  neuron_cosine [d_sae, 3]`, `feature_indices/feature_pearson/feature_cosine [d_sae, 3]`;
 * `checkpoint/state.safetensors` – accumulator state with the windows done in its metadata, one atomic file,
-  while a run is in progress (removed when it completes).
+  while a run is in progress (removed when it completes); `checkpoint/neuronpedia.safetensors` the same for the
+  Neuronpedia pass.
 Per-feature reads slice the safetensors files (memory-mapped), so memory stays bounded whatever d_sae is.
 """
 
@@ -37,7 +43,7 @@ from mistudio.store.schemas import Statistics
 MANIFEST = "manifest.json"
 CHECKPOINT = "checkpoint/state.safetensors"
 PARTS = ("windows", "statistics", "histograms", "top_examples", "interval_examples", "logit_lens", "summary",
-         "vocab")
+         "vocab", "neuronpedia_weights", "neuronpedia")
 
 
 class FeatureStore:
@@ -124,6 +130,16 @@ class FeatureStore:
         with safe_open(str(self.path / f"{part}.safetensors"), framework="pt") as fh:
             return fh.get_slice(key)[index]
 
+    def array(self, part: str, key: str) -> torch.Tensor:
+        """The whole array `key` of `part` (for small arrays and scalars), read through a memory map.
+
+        Raises:
+            NotFoundError: the part is not complete yet.
+        """
+        self._require(part)
+        with safe_open(str(self.path / f"{part}.safetensors"), framework="pt") as fh:
+            return fh.get_tensor(key)
+
     def windows(self) -> dict[str, torch.Tensor]:
         """The `windows` part (`tokens`, `document`, `offset`), loaded once and kept in memory.
 
@@ -152,15 +168,20 @@ class FeatureStore:
         return int(self.manifest["n_features"])
 
     # ----- checkpoints -------------------------------------------------------------------------------------
-    def save_checkpoint(self, state: dict[str, torch.Tensor], windows_done: int) -> None:
-        """Save accumulator state and the count of windows it covers as ONE file, written atomically (temp file
-        then rename): a run stopped at any instant leaves either the previous checkpoint or this one, whole."""
-        atomic_write_bytes(self.path / CHECKPOINT, save(state, metadata={"windows_done": str(int(windows_done))}))
+    def _checkpoint_path(self, name: str) -> Path:
+        return self.path / CHECKPOINT if name == "state" else self.path / "checkpoint" / f"{name}.safetensors"
 
-    def load_checkpoint(self) -> tuple[dict[str, torch.Tensor], int] | None:
-        """The last checkpoint (state, windows done), or None (also for a checkpoint of an older layout, whose
-        state and progress were separate files and may disagree: the run then starts over)."""
-        path = self.path / CHECKPOINT
+    def save_checkpoint(self, state: dict[str, torch.Tensor], windows_done: int, name: str = "state") -> None:
+        """Save accumulator state and the count of windows it covers as ONE file, written atomically (temp file
+        then rename): a run stopped at any instant leaves either the previous checkpoint or this one, whole.
+        `name` keeps one checkpoint per pass (`state`: the first pass)."""
+        atomic_write_bytes(self._checkpoint_path(name),
+                           save(state, metadata={"windows_done": str(int(windows_done))}))
+
+    def load_checkpoint(self, name: str = "state") -> tuple[dict[str, torch.Tensor], int] | None:
+        """The last checkpoint `name` (state, windows done), or None (also for a checkpoint of an older layout,
+        whose state and progress were separate files and may disagree: the run then starts over)."""
+        path = self._checkpoint_path(name)
         if not path.exists():
             return None
         with safe_open(str(path), framework="pt") as fh:
@@ -169,9 +190,12 @@ class FeatureStore:
                 return None
             return {key: fh.get_tensor(key) for key in fh.keys()}, int(metadata["windows_done"])  # noqa: SIM118
 
-    def clear_checkpoint(self) -> None:
-        """Remove the checkpoint folder (after completion)."""
-        shutil.rmtree(self.path / "checkpoint", ignore_errors=True)
+    def clear_checkpoint(self, name: str | None = None) -> None:
+        """Remove checkpoint `name` (after its pass completed), or the whole checkpoint folder."""
+        if name is None:
+            shutil.rmtree(self.path / "checkpoint", ignore_errors=True)
+        else:
+            self._checkpoint_path(name).unlink(missing_ok=True)
 
     # ----- per-feature reads -------------------------------------------------------------------------------
     def check_index(self, index: int) -> None:

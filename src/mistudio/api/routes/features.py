@@ -34,6 +34,9 @@ class ExtractRequest(BaseModel):
     device: str | None = None
     seed: int | None = None
     text_field: str | None = None
+    neuronpedia: bool | None = Field(None, description="Also compute the Neuronpedia data (a second pass over the "
+                                                       "windows; default true). A completed extraction without it "
+                                                       "gets only that pass when requested again.")
 
 
 class LabelRequest(BaseModel):

@@ -4,6 +4,7 @@ writes)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,38 +28,53 @@ class SharedRowValues:
         return np_bulk_folder(self.ids.model_id, self.ids.source_id)
 
 
-def feature_row(batch_feature: dict[str, Any], feat: PreparedFeature, shared: SharedRowValues) -> dict[str, Any]:
-    """A `Neuron` row built from the SAEDashboard batch feature (as the converter does)."""
+# SAEDashboard batch keys that are not `Neuron` columns (the converter reads them elsewhere or drops them)
+_NOT_FEATURE_COLUMNS = ("feature_index", "activations", "vector", "n_prompts_total", "n_tokens_in_prompt", "dataset")
+
+
+def max_act_approx(batch_feature: dict[str, Any]) -> float:
+    """The largest value over the feature's exported activations (the converter's `maxActApprox`)."""
+    return max((max(a["values"]) for a in batch_feature["activations"] if a["values"]), default=0.0)
+
+
+def feature_row(batch_feature: dict[str, Any], np_feature: Mapping[str, Any],
+                shared: SharedRowValues) -> dict[str, Any]:
+    """A `Neuron` row built from the SAEDashboard batch feature as Neuronpedia's converter builds it, plus the
+    decoder cosine top-k of the Neuronpedia data (`topkCosSim*`, which the converter leaves empty)."""
+    top = max_act_approx(batch_feature)
     row: dict[str, Any] = {
-        "modelId": shared.ids.model_id, "layer": shared.ids.source_id, "index": feat.index,
-        "creatorId": shared.creator_id, "createdAt": shared.created_at, "maxActApprox": feat.max_act_approx,
-        "hasVector": False, "vector": [], "vectorLabel": None, "vectorDefaultSteerStrength": 10,
-        "hookName": shared.ids.hook_name, "topkCosSimIndices": [], "topkCosSimValues": [],
+        "modelId": shared.ids.model_id, "layer": shared.ids.source_id, "index": int(batch_feature["feature_index"]),
+        "creatorId": shared.creator_id, "createdAt": shared.created_at, "maxActApprox": top,
+        "hasVector": False, "vector": [], "vectorLabel": None, "vectorDefaultSteerStrength": top,
+        "hookName": shared.ids.hook_name, "topkCosSimIndices": [int(i) for i in np_feature["topk_cos_sim_indices"]],
+        "topkCosSimValues": list(np_feature["topk_cos_sim_values"]),
     }
     for key, value in batch_feature.items():
-        if key not in ("feature_index", "activations", "vector", "n_prompts_total", "n_tokens_in_prompt",
-                       "dataset"):
+        if key not in _NOT_FEATURE_COLUMNS:
             row[key] = value
     row["sourceSetName"] = None
     return row
 
 
-def activation_rows(feat: PreparedFeature, shared: SharedRowValues) -> list[dict[str, Any]]:
-    """`Activation` rows for the feature's examples (ids are deterministic pseudo-cuids)."""
+def activation_rows(batch_feature: dict[str, Any], np_feature: Mapping[str, Any],
+                    shared: SharedRowValues) -> list[dict[str, Any]]:
+    """`Activation` rows of the feature's batch activations (ids are deterministic pseudo-cuids; `dataIndex` is
+    the prompt window the example comes from)."""
     rows = []
-    for ordinal, ex in enumerate(feat.examples):
-        values = ex["values"]
-        source = ex.get("source") or {}
-        data_index = source.get("window_index", source.get("document"))
+    index = int(batch_feature["feature_index"])
+    for ordinal, (act, raw) in enumerate(zip(batch_feature["activations"], np_feature["activations"], strict=True)):
+        values = act["values"]
+        top = max(values)
+        window = raw.get("window_index")
         rows.append({
-            "id": pseudo_cuid(shared.ids.model_id, shared.ids.source_id, feat.index, ordinal),
-            "tokens": ex["tokens"], "index": feat.index, "layer": shared.ids.source_id, "modelId": shared.ids.model_id,
-            "maxValue": ex["max_value"], "maxValueTokenIndex": ex["max_token_index"], "minValue": min(values),
+            "id": pseudo_cuid(shared.ids.model_id, shared.ids.source_id, index, ordinal),
+            "tokens": act["tokens"], "index": index, "layer": shared.ids.source_id, "modelId": shared.ids.model_id,
+            "maxValue": top, "maxValueTokenIndex": values.index(top), "minValue": min(values),
             "values": values, "creatorId": shared.creator_id, "dataSource": shared.dataset,
-            "dataIndex": None if data_index is None else str(data_index),
+            "dataIndex": None if window is None else str(int(window)),
             "dfaValues": [], "dfaTargetIndex": None, "dfaMaxValue": None, "createdAt": shared.created_at,
-            "lossValues": [], "logitContributions": None, "binMin": ex["bin_min"], "binMax": ex["bin_max"],
-            "binContains": ex["bin_contains"], "qualifyingTokenIndex": ex["qualifying_token_index"],
+            "lossValues": [], "logitContributions": None, "binMin": act["bin_min"], "binMax": act["bin_max"],
+            "binContains": act["bin_contains"], "qualifyingTokenIndex": act["qualifying_token_index"],
         })
     return rows
 
@@ -81,8 +97,9 @@ def explanation_rows(feat: PreparedFeature, shared: SharedRowValues) -> list[dic
 def metadata_rows(shared: SharedRowValues, *, release_name: str, release_title: str, release_url: str | None,
                   creator_name: str, description: str, n_prompts: int, n_tokens_in_prompt: int,
                   hf_repo_id: str | None, hf_folder_id: str | None, saelens_release: str,
-                  saelens_sae_id: str) -> dict[str, dict[str, Any]]:
-    """The one-row files `release.jsonl`, `model.jsonl`, `sourceset.jsonl`, `source.jsonl`."""
+                  saelens_sae_id: str, n_layers: int, neurons_per_layer: int) -> dict[str, dict[str, Any]]:
+    """The one-row files `release.jsonl`, `model.jsonl`, `sourceset.jsonl`, `source.jsonl`; the model row records
+    the model's layer count and MLP width, as Neuronpedia's own model rows do (0 when unknown)."""
     ids = shared.ids
     urls = [release_url] if release_url else []
     return {
@@ -92,7 +109,8 @@ def metadata_rows(shared: SharedRowValues, *, release_name: str, release_title: 
                           "createdAt": shared.created_at, "visibility": "PUBLIC", "isNewUi": False,
                           "featured": False},
         BULK_MODEL: {"id": ids.model_id, "displayName": ids.model_id, "displayNameShort": ids.model_id,
-                        "creatorId": shared.creator_id, "tlensId": ids.model_id, "layers": 0, "neuronsPerLayer": 0,
+                        "creatorId": shared.creator_id, "tlensId": ids.model_id, "layers": int(n_layers),
+                        "neuronsPerLayer": int(neurons_per_layer),
                         "owner": "", "instruct": ids.model_id.endswith("-it"), "visibility": "PUBLIC",
                         "createdAt": shared.created_at},
         BULK_SOURCESET: {"modelId": ids.model_id, "name": ids.source_set, "description": description,

@@ -70,7 +70,7 @@ def resolve_ids(cfg: ExportConfig, *, model_name: str | None, layer: int | None,
     if layer is None:
         raise InvalidInputError("the SAE's layer is unknown; set its hook name (blocks.{L}.hook_...) before exporting")
     return NeuronpediaIds(
-        model_id=cfg.model_id or slug_model_id(str(model_name)),
+        model_id=slug_model_id(cfg.model_id or str(model_name)),
         layer=int(layer),
         source_set=cfg.source_set or default_source_set(hook_name, d_sae),
         sae_id_suffix=cfg.sae_id_suffix,

@@ -3,12 +3,11 @@ them, and `neuronpedia/skipped_indexes.json`."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mistudio.export.archive.jsonio import round_list, sig_float
+from mistudio.export.archive.jsonio import render_tokens, round_list
 from mistudio.export.neuronpedia.ids import NeuronpediaIds
-from mistudio.export.prepare import PreparedFeature
 
 # Every key NeuronpediaDashboardFeature.to_dict writes, in its order, with the JSON type of its value.
 FEATURE_KEYS: dict[str, str] = {
@@ -31,38 +30,33 @@ ACTIVATION_KEYS: dict[str, str] = {
 }
 BATCH_KEYS: dict[str, str] = {"model_id": "str", "layer": "int", "sae_set": "str", "sae_id_suffix": "str|null",
                               "features": "object[]"}
-_EMPTY_LISTS = ("neuron_alignment_indices", "neuron_alignment_values", "neuron_alignment_l1",
-                "correlated_neurons_indices", "correlated_neurons_l1", "correlated_neurons_pearson",
-                "correlated_features_indices", "correlated_features_l1", "correlated_features_pearson")
-
-
 def bin_centres(edges: Sequence[float]) -> list[float]:
     """n+1 histogram edges → n bin centres (SAEDashboard's `HistogramData.bar_values`)."""
     return round_list([(a + b) / 2 for a, b in zip(edges[:-1], edges[1:], strict=False)])
 
 
-def batch_feature(feat: PreparedFeature, *, n_prompts: int, n_tokens_in_prompt: int,
-                  dataset: str) -> dict[str, Any]:
-    """One `NeuronpediaDashboardFeature.to_dict()`."""
-    out: dict[str, Any] = {"feature_index": feat.index}
-    out.update({key: [] for key in _EMPTY_LISTS})
-    out.update({
-        "neg_str": [t["token"] for t in feat.top_negative], "neg_values": [t["value"] for t in feat.top_negative],
-        "pos_str": [t["token"] for t in feat.top_positive], "pos_values": [t["value"] for t in feat.top_positive],
-        "frac_nonzero": sig_float(feat.statistics.get("activation_frequency", 0.0)),
-        "freq_hist_data_bar_values": bin_centres(feat.histogram.get("bin_edges") or []),
-        "freq_hist_data_bar_heights": list(feat.histogram.get("counts") or []),
-        "logits_hist_data_bar_heights": list(feat.logits_histogram.get("counts") or []),
-        "logits_hist_data_bar_values": bin_centres(feat.logits_histogram.get("bin_edges") or []),
-        "n_prompts_total": int(n_prompts),
-        "n_tokens_in_prompt": int(n_tokens_in_prompt),
-        "dataset": dataset,
-        "decoder_weights_dist": [],
-        "activations": [{"bin_min": ex["bin_min"], "bin_max": ex["bin_max"], "bin_contains": ex["bin_contains"],
-                         "tokens": ex["tokens"], "values": ex["values"],
-                         "qualifying_token_index": ex["qualifying_token_index"]} for ex in feat.examples],
-        "vector": [],
-    })
+def batch_activation(act: Mapping[str, Any]) -> dict[str, Any]:
+    """One `NeuronpediaDashboardActivation.to_dict()` from an activation of the Neuronpedia data (tokens as
+    decoded text)."""
+    return {"bin_min": act["bin_min"], "bin_max": act["bin_max"], "bin_contains": act["bin_contains"],
+            "tokens": render_tokens(list(act["tokens"])), "values": list(act["values"]),
+            "qualifying_token_index": int(act["qualifying_token_index"])}
+
+
+def batch_feature(np_feature: Mapping[str, Any], *, dataset: str) -> dict[str, Any]:
+    """One `NeuronpediaDashboardFeature.to_dict()`, in its key order, from the feature's Neuronpedia data
+    (`export.source.NeuronpediaSource`); `dataset` is the archive's public dataset id."""
+    out: dict[str, Any] = {}
+    for key in FEATURE_KEYS:
+        if key == "activations":
+            out[key] = [batch_activation(a) for a in np_feature["activations"]]
+        elif key == "dataset":
+            out[key] = dataset
+        elif key in ("pos_str", "neg_str"):
+            out[key] = render_tokens(list(np_feature[key]))
+        else:
+            value = np_feature[key]
+            out[key] = list(value) if isinstance(value, (list, tuple)) else value
     return out
 
 

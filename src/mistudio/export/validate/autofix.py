@@ -51,7 +51,7 @@ def fix_example(ex: dict[str, Any], keys: tuple[str, str, str | None, str | None
     if mk == "maxValue":
         ex["minValue"] = min(ex[vk])
     for key in ("qualifying_token_index", "qualifyingTokenIndex"):
-        if key in ex and not (isinstance(ex[key], int) and 0 <= ex[key] < n):
+        if key in ex and not (isinstance(ex[key], int) and -1 <= ex[key] < n):  # -1: SAEDashboard's position 0
             ex[key] = peak
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
+
 from mistudio.export.neuronpedia.saedashboard_batches import ACTIVATION_KEYS, BATCH_KEYS, FEATURE_KEYS
 from mistudio.export.validate.report import ValidationIssue
 from mistudio.export.validate.values import as_floats, check_example, is_number
@@ -43,6 +45,28 @@ def _type_ok(value: Any, kind: str) -> bool:
     return all(_type_ok(v, "str" if item == "str" else "int" if item == "int" else "number") for v in value)
 
 
+FREQ_HIST_BINS = 50  # SAEDashboard's HistogramData: torch.histc, 50 bins over [min, max] of the non-zero acts
+
+
+def freq_hist_issues(feat: dict[str, Any], loc: str) -> list[ValidationIssue]:
+    """`freq_hist_data_bar_values` are SAEDashboard's: 50 bin centres, equally spaced (Neuronpedia plots them on
+    a linear axis and takes each bar's width from its neighbours). Centres are rounded to 3 decimals."""
+    values = feat.get("freq_hist_data_bar_values")
+    if not isinstance(values, list) or not values or as_floats(values) is None:
+        return []
+    if len(values) != FREQ_HIST_BINS:
+        return [ValidationIssue("hist_shape", f"{loc}.freq_hist_data_bar_values",
+                                f"{len(values)} bars; SAEDashboard writes {FREQ_HIST_BINS}",
+                                "re-export from an extraction with the Neuronpedia data")]
+    steps = np.diff(np.asarray(values, dtype=np.float64))
+    mean = float(steps.mean())
+    if float(np.abs(steps - mean).max()) > 1.1e-3 + 1e-3 * abs(mean):
+        return [ValidationIssue("hist_not_linear", f"{loc}.freq_hist_data_bar_values",
+                                "bar centres are not equally spaced (log-binned?); Neuronpedia draws them on a "
+                                "linear axis", "re-export from an extraction with the Neuronpedia data")]
+    return []
+
+
 def check_np_feature(feat: dict[str, Any], loc: str) -> list[ValidationIssue]:
     """A SAEDashboard batch feature: every key with its type, and its activations."""
     out = []
@@ -52,6 +76,7 @@ def check_np_feature(feat: dict[str, Any], loc: str) -> list[ValidationIssue]:
                              f"add '{key}'" + (" as []" if kind.endswith("[]") else ""), fixable=kind.endswith("[]")))
         elif not _type_ok(feat[key], kind):
             out.append(ValidationIssue("wrong_type", f"{loc}.{key}", f"'{key}' should be {kind}", "re-export the feature"))
+    out += freq_hist_issues(feat, loc)
     for hist in ("freq_hist_data_bar", "logits_hist_data_bar"):
         values, heights = feat.get(f"{hist}_values"), feat.get(f"{hist}_heights")
         if isinstance(values, list) and isinstance(heights, list) and len(values) != len(heights):
@@ -91,6 +116,8 @@ def check_row(kind: str, row: dict[str, Any], loc: str) -> list[ValidationIssue]
     """A Neuronpedia bulk-import row (feature, activation or explanation)."""
     out = [ValidationIssue("missing_field", f"{loc}.{k}", f"row lacks column '{k}'", "re-export")
            for k in ROW_REQUIRED[kind] if k not in row]
+    if kind == "features":
+        out += freq_hist_issues(row, loc)
     if kind == "activations" and not out:
         out += check_example(row, loc, keys=("tokens", "values", "maxValue", "maxValueTokenIndex"))
         if not isinstance(row["id"], str) or len(row["id"]) != 25:

@@ -1,5 +1,6 @@
-"""Validating an export folder or zip: checksums, JSON Schema and the real Neuronpedia batch and row formats.
-Each problem has a location, a message and a suggested fix."""
+"""Validating an export folder or zip: checksums, JSON Schema, the real Neuronpedia batch and row formats, and
+portability (no local path in any JSON, YAML or README member; the model's shape). Each problem has a location,
+a message and a suggested fix."""
 
 from __future__ import annotations
 
@@ -7,12 +8,22 @@ import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
+import yaml
+
 from mistudio.export.archive.checksums import parse_sha256sums
 from mistudio.export.config import MODEL_ID_RE, SOURCE_SET_RE
-from mistudio.export.layout import METADATA, SHA256SUMS, member_kind
+from mistudio.export.layout import BULK_MODEL, METADATA, SHA256SUMS, member_kind
 from mistudio.export.validate.feature_checks import check_feature_document, feature_document_conforms
 from mistudio.export.validate.files import ExportFiles, load_json_bytes
 from mistudio.export.validate.neuronpedia_checks import check_batch_document, check_row
+from mistudio.export.validate.portability_checks import (
+    JSON_SUFFIXES,
+    TEXT_SUFFIXES,
+    YAML_SUFFIXES,
+    local_path_issues,
+    model_row_issues,
+    text_local_path_issues,
+)
 from mistudio.export.validate.report import ValidationIssue, ValidationReport
 from mistudio.export.validate.schema import schema_issues
 
@@ -26,9 +37,11 @@ def _iter_checks(files: ExportFiles, full_schema: bool, report: ValidationReport
     for name in names:
         kind = member_kind(name)
         if kind is None:
+            yield from _check_other_member(files, name)
             continue
         doc, issues = load_json_bytes(files.read(name), name)
         yield from issues
+        yield from local_path_issues(doc, name)
         if kind == "metadata":
             yield from schema_issues("metadata", doc, name)
             ids = doc.get("neuronpedia") or {}
@@ -48,6 +61,26 @@ def _iter_checks(files: ExportFiles, full_schema: bool, report: ValidationReport
         else:
             for n, row in enumerate(doc):
                 yield from check_row(kind, row, f"{name}:{n + 1}")
+
+
+def _check_other_member(files: ExportFiles, name: str) -> Iterator[ValidationIssue]:
+    """Members not checked one by one above: JSON/YAML/README for local paths, the Neuronpedia model row."""
+    if name.endswith(JSON_SUFFIXES):
+        doc, issues = load_json_bytes(files.read(name), name)
+        yield from issues
+        yield from local_path_issues(doc, name)
+        if name.endswith(f"/{BULK_MODEL}"):
+            for n, row in enumerate(doc):
+                yield from model_row_issues(row, f"{name}:{n + 1}")
+    elif name.endswith(YAML_SUFFIXES):
+        try:
+            doc = yaml.safe_load(files.read(name))
+        except yaml.YAMLError as exc:
+            yield ValidationIssue("invalid_yaml", name, f"not valid YAML ({exc})", "re-export")
+            return
+        yield from local_path_issues(doc, name)
+    elif name.endswith(TEXT_SUFFIXES):
+        yield from text_local_path_issues(files.read(name).decode("utf-8", errors="replace"), name)
 
 
 def _check_sums(files: ExportFiles, names: list[str]) -> Iterator[ValidationIssue]:

@@ -93,7 +93,9 @@ def check_example(ex: dict[str, Any], loc: str, *, keys: tuple[str, str, str | N
     finite = np.where(np.isfinite(arr), arr, 0.0)
     top = float(finite.max())
     for key in ("qualifying_token_index", "qualifyingTokenIndex", ik):
-        if key and key in ex and ex[key] is not None and not (isinstance(ex[key], int) and 0 <= ex[key] < len(values)):
+        lowest = -1 if key in ("qualifying_token_index", "qualifyingTokenIndex") else 0  # SAEDashboard: -1 = position 0
+        if key and key in ex and ex[key] is not None and not (isinstance(ex[key], int)
+                                                              and lowest <= ex[key] < len(values)):
             out.append(ValidationIssue("index_out_of_range", f"{loc}.{key}", f"{key}={ex[key]!r} is outside [0, {len(values)})",
                              "recompute it from the values", fixable=True))
     if ik and isinstance(ex.get(ik), int) and 0 <= ex[ik] < len(values) and float(finite[ex[ik]]) != top:
