@@ -396,3 +396,15 @@ def test_service_adds_the_missing_pass_to_a_completed_extraction(tmp_path):
     assert has_neuronpedia_data(store) and store.has("neuronpedia_weights")
     assert neuronpedia_feature(store, 0)["n_prompts_total"] == 16
     assert start_extraction(studio, sae_id, str(model), "builtin:corpus", submit=False, **options).reused
+
+
+def test_example_values_round_as_saedashboard_does() -> None:
+    """The vectorised rounding equals SAEDashboard's Python `round(v, 4)` then `np.round(…, 3)`, halves included."""
+    from mistudio.dashboards.neuronpedia import example_values
+
+    rng = np.random.default_rng(0)
+    halves = (np.arange(-2000, 2000) + 0.5) / 1e4  # exactly between two 4-decimal values (as decimals)
+    values = np.concatenate([rng.standard_normal(20000).astype(np.float32) * 7, halves, halves * 1000,
+                             np.float32(halves)]).astype(np.float64)
+    expected = [float(v) for v in np.round([round(float(v), 4) for v in values], 3)]
+    assert example_values(values) == expected

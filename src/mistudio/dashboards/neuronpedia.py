@@ -80,20 +80,29 @@ def has_neuronpedia_data(store: FeatureStore) -> bool:
 
 def round_list(values: Any) -> list[float]:
     """`FeatureProcessor.round_list`: `np.round(values, 3)` as Python floats."""
-    return [float(v) for v in np.round(np.asarray(values, dtype=np.float64), 3)]
+    return np.round(np.asarray(values, dtype=np.float64), 3).tolist()
+
+
+def example_values(values: np.ndarray) -> list[float]:
+    """An example's values as SAEDashboard writes them: Python's `round(v, 4)` (`package_sequences_data`), then
+    `np.round(…, 3)` (the converter). Vectorised: `np.round(v, 4)` equals Python's correctly rounded `round` except
+    where `v × 10⁴` lies next to a half, and those few values are rounded by Python itself."""
+    a = np.asarray(values, dtype=np.float64).reshape(-1)
+    out = np.round(a, 4)
+    scaled = a * 1e4
+    for i in np.flatnonzero(np.abs(scaled - np.floor(scaled) - 0.5) < 1e-6):
+        out[i] = round(float(a[i]), 4)
+    return round_list(out)
 
 
 def _ints(values: np.ndarray) -> list[int]:
-    return [int(v) for v in np.asarray(values).reshape(-1)]
-
-
-def _row(store: FeatureStore, part: str, key: str, index: int) -> np.ndarray:
-    return store.row(part, key, index).numpy()
+    return np.asarray(values).reshape(-1).astype(np.int64).tolist()
 
 
 def _strings(store: FeatureStore, ids: np.ndarray) -> list[str]:
     vocab = store.vocab
-    return [vocab[i] if 0 <= i < len(vocab) else "" for i in _ints(ids)]
+    n = len(vocab)
+    return [vocab[i] if 0 <= i < n else "" for i in _ints(ids)]
 
 
 def histogram_bar_values(vmin: float, vmax: float, n_bins: int) -> list[float]:
@@ -111,15 +120,23 @@ def _activation(store: FeatureStore, window: int, position: int, row: np.ndarray
                 bins: tuple[float, float, float]) -> NeuronpediaActivation:
     ids = store.windows()["tokens"][window].numpy().astype(np.int64)[1:]
     return {"bin_min": bins[0], "bin_max": bins[1], "bin_contains": bins[2], "tokens": _strings(store, ids),
-            "values": round_list([round(float(v), 4) for v in row[1:]]),
-            "qualifying_token_index": position - 1, "token_ids": [int(i) for i in ids], "window_index": window}
+            "values": example_values(row[1:]),
+            "qualifying_token_index": position - 1, "token_ids": ids.tolist(), "window_index": window}
+
+
+_FEATURE_KEYS = ("count", "hist", "min", "max", "neuron_indices", "feature_indices", "neuron_cosine", "neuron_pearson",
+                 "feature_cosine", "feature_pearson")
+_ACTIVATION_KEYS = ("max", "top_values", "top_windows", "top_positions", "top_rows", "band_edges", "band_counts",
+                    "band_windows", "band_positions", "band_rows")
 
 
 def _activations(store: FeatureStore, index: int) -> list[NeuronpediaActivation]:
     """The top group (best first) then the quantile bands, highest first; each band's examples in (window,
     position) order."""
+    got = {key: value.numpy() for key, value in store.rows(NEURONPEDIA_PART, _ACTIVATION_KEYS, index).items()}
+
     def row(key: str) -> np.ndarray:
-        return _row(store, NEURONPEDIA_PART, key, index)
+        return got[key]
 
     vmax = float(row("max"))
     examples: list[NeuronpediaActivation] = []
@@ -146,7 +163,7 @@ def _weights(store: FeatureStore, index: int) -> dict[str, np.ndarray] | None:
     keys = ("neuron_alignment_indices", "neuron_alignment_values", "neuron_alignment_l1", "cos_indices",
             "cos_values", "logit_pos_ids", "logit_pos_values", "logit_neg_ids", "logit_neg_values",
             "logit_hist_heights", "logit_hist_values")
-    return {key: _row(store, WEIGHTS_PART, key, index) for key in keys}
+    return {key: value.numpy() for key, value in store.rows(WEIGHTS_PART, keys, index).items()}
 
 
 def _logits(store: FeatureStore, index: int, weights: dict[str, np.ndarray] | None,
@@ -157,8 +174,8 @@ def _logits(store: FeatureStore, index: int, weights: dict[str, np.ndarray] | No
     if logit_lens == "folded":
         if not store.has("logit_lens"):
             return empty
-        lens = {key: _row(store, "logit_lens", key, index) for key in (
-            "pos_ids", "pos_vals", "neg_ids", "neg_vals", "hist_counts", "hist_min", "hist_max")}
+        lens = {key: value.numpy() for key, value in store.rows("logit_lens", (
+            "pos_ids", "pos_vals", "neg_ids", "neg_vals", "hist_counts", "hist_min", "hist_max"), index).items()}
         counts = lens["hist_counts"]
         if counts.size == 0:  # no logit lens for this SAE's hook
             return empty
@@ -193,8 +210,10 @@ def neuronpedia_feature(store: FeatureStore, index: int, *, logit_lens: LogitLen
         raise NotFoundError(f"the feature store at {store.path} has no Neuronpedia data (it was extracted before "
                             f"the Neuronpedia pass existed, or with --no-neuronpedia); run `mistudio extract "
                             f"{sae_id} …` again with the same settings to add it")
+    got = {key: value.numpy() for key, value in store.rows(NEURONPEDIA_PART, _FEATURE_KEYS, index).items()}
+
     def row(key: str) -> np.ndarray:
-        return _row(store, NEURONPEDIA_PART, key, index)
+        return got[key]
 
     count = int(row("count"))
     n_positions = int(store.array(NEURONPEDIA_PART, "n_positions"))

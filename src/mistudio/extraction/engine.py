@@ -42,7 +42,7 @@ from mistudio.extraction.reconstruction import Reconstruction, measurable
 from mistudio.extraction.related_weights import PART as WEIGHTS_PART
 from mistudio.extraction.related_weights import write_neuronpedia_weights
 from mistudio.extraction.sae_inputs import known_norm_factor, prepare_input, sae_hooks
-from mistudio.extraction.window_loop import ProgressFn, is_oom, run_window_loop
+from mistudio.extraction.window_loop import ProgressFn, halve_after_oom, run_window_loop
 from mistudio.lm.tokens import special_token_ids
 from mistudio.saes.model import SAE
 from mistudio.store.feature_store import FeatureStore
@@ -161,11 +161,7 @@ class BatchEncoder:
                 if rec is not None and decoded is not None:
                     rec.update(self.sae, decoded, x, target if target is not None else x, valid)
         except (torch.OutOfMemoryError, RuntimeError) as exc:
-            if not is_oom(exc) or len(idx) == 1:
-                raise
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-            half = len(idx) // 2
+            half = halve_after_oom(exc, idx)
             self.batch_size = max(1, half)
             self.process(idx[:half], done, decoded[:half] if decoded is not None else None)
             self.process(idx[half:], done, decoded[half:] if decoded is not None else None)

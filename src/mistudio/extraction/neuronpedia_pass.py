@@ -49,7 +49,7 @@ from mistudio.extraction.accumulator import (
 )
 from mistudio.extraction.logit_lens import histc_bins, histc_range
 from mistudio.extraction.related_weights import decoder_fold_factors
-from mistudio.extraction.window_loop import ProgressFn, is_oom, run_window_loop
+from mistudio.extraction.window_loop import ProgressFn, halve_after_oom, run_window_loop
 from mistudio.store.feature_store import FeatureStore
 
 if TYPE_CHECKING:
@@ -431,11 +431,7 @@ class NeuronpediaPass:
                 if pending is not None:
                     raise RuntimeError("internal error: a feature batch was left incomplete")
         except (torch.OutOfMemoryError, RuntimeError) as exc:
-            if not is_oom(exc) or len(idx) == 1:
-                raise
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-            half = len(idx) // 2
+            half = halve_after_oom(exc, idx)
             self.batch_size = max(1, half)
             rows = half * self.encoder.windows.context_size
             self.process(idx[:half], consume, input_sums, done, pending[:rows] if pending is not None else None)

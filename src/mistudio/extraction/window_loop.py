@@ -19,6 +19,16 @@ def is_oom(exc: BaseException) -> bool:
     return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
 
 
+def halve_after_oom(exc: BaseException, idx: torch.Tensor) -> int:
+    """After an exception while processing windows `idx`: the size of the first half to retry with when it is
+    an out-of-memory error on more than one window (the CUDA cache emptied first); otherwise raise it again."""
+    if not is_oom(exc) or len(idx) == 1:
+        raise exc
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return len(idx) // 2
+
+
 @dataclass
 class LoopResult:
     """What a finished loop measured."""

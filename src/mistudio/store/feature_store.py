@@ -130,6 +130,16 @@ class FeatureStore:
         with safe_open(str(self.path / f"{part}.safetensors"), framework="pt") as fh:
             return fh.get_slice(key)[index]
 
+    def rows(self, part: str, keys: tuple[str, ...], index: int) -> dict[str, torch.Tensor]:
+        """Row `index` of each array in `keys` of `part`, read through one memory map.
+
+        Raises:
+            NotFoundError: the part is not complete yet.
+        """
+        self._require(part)
+        with safe_open(str(self.path / f"{part}.safetensors"), framework="pt") as fh:
+            return {key: fh.get_slice(key)[index] for key in keys}
+
     def array(self, part: str, key: str) -> torch.Tensor:
         """The whole array `key` of `part` (for small arrays and scalars), read through a memory map.
 
