@@ -75,21 +75,23 @@ def test_completed_store_is_reused(setup):
     assert calls == [] and again.manifest["status"] == "completed"
 
 
-def test_out_of_memory_halves_the_batch(setup, monkeypatch):
+@pytest.mark.parametrize("failing_chunk_start", [0, 16])
+def test_out_of_memory_halves_the_batch(setup, monkeypatch, failing_chunk_start):
     root, loaded, sae, windows, reference = setup
     original = SAE.encode_chunks
     state = {"raised": 0}
 
     def flaky(self, x, chunk_size=4096, start=0):
         for lo, acts in original(self, x, chunk_size, start):
-            if x.shape[0] > 4 and lo == 16:  # fail on the second feature chunk of every big batch
+            if x.shape[0] > 4 and lo == failing_chunk_start:  # fail on that feature chunk of every big batch
                 state["raised"] += 1
                 raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
             yield lo, acts
 
     monkeypatch.setattr(SAE, "encode_chunks", flaky)
-    store = run_extraction(loaded, sae, windows, root / "oom", settings=SETTINGS)
+    store = run_extraction(loaded, sae, windows, root / f"oom-{failing_chunk_start}", settings=SETTINGS)
     assert state["raised"] >= 1
+    assert store.manifest["n_tokens"] == reference.manifest["n_tokens"]
     for part in ("statistics", "histograms"):
         ta, tb = load_file(reference.path / f"{part}.safetensors"), load_file(store.path / f"{part}.safetensors")
         for key in ta:

@@ -155,9 +155,8 @@ class BatchEncoder:
                     acc.update(acts.to(self.device), start, idx, valid)
                     if part is not None and decoded is not None:
                         decoded.add_(part)
-                    if done == 0:
-                        acc.count_tokens(valid)
                     done += 1
+                acc.count_tokens(valid)  # once per call that got through every chunk (an OOM retry counts its halves)
                 if rec is not None and decoded is not None:
                     rec.update(self.sae, decoded, x, target if target is not None else x, valid)
         except (torch.OutOfMemoryError, RuntimeError) as exc:
