@@ -130,7 +130,7 @@ _ACTIVATION_KEYS = ("max", "top_values", "top_windows", "top_positions", "top_ro
                     "band_windows", "band_positions", "band_rows")
 
 
-def _activations(store: FeatureStore, index: int) -> list[NeuronpediaActivation]:
+def _activations(store: FeatureStore, index: int, n_positions: int) -> list[NeuronpediaActivation]:
     """The top group (best first) then the quantile bands, highest first; each band's examples in (window,
     position) order."""
     got = {key: value.numpy() for key, value in store.rows(NEURONPEDIA_PART, _ACTIVATION_KEYS, index).items()}
@@ -145,7 +145,6 @@ def _activations(store: FeatureStore, index: int) -> list[NeuronpediaActivation]
     for k in np.flatnonzero((windows >= 0) & (values > 0)):
         examples.append(_activation(store, int(windows[k]), int(positions[k]), rows[k], top_bins))
     edges, counts = row("band_edges"), row("band_counts")
-    n_positions = int(store.array(NEURONPEDIA_PART, "n_positions"))
     b_windows, b_positions, b_rows = row("band_windows"), row("band_positions"), row("band_rows")
     for b in range(len(counts) - 1, -1, -1):
         share = float(np.float32(counts[b]) / np.float32(max(n_positions, 1)))
@@ -257,7 +256,7 @@ def neuronpedia_feature(store: FeatureStore, index: int, *, logit_lens: LogitLen
         "n_tokens_in_prompt": int(store.manifest.get("context_size") or store.windows()["tokens"].shape[1]),
         "dataset": dataset if dataset is not None else str(store.manifest.get("dataset") or ""),
         "decoder_weights_dist": [],
-        "activations": _activations(store, index),
+        "activations": _activations(store, index, n_positions),
         "vector": [],
         "topk_cos_sim_indices": weight_fields["topk_cos_sim_indices"],
         "topk_cos_sim_values": weight_fields["topk_cos_sim_values"],

@@ -123,7 +123,12 @@ class SteeringHook:
         return ~torch.isin(tokens.cpu(), self.special)
 
     def steer(self, h: torch.Tensor) -> torch.Tensor:
-        """The steered HF tensor for the HF tensor `h` [batch, pos, width] at the hook."""
+        """The steered HF tensor for the HF tensor `h` [batch, pos, width] at the hook.
+
+        Raises:
+            InvalidInputError: the SAE's width does not fit the hook's.
+        """
+        self.check_width(h.shape[-1])
         mask = self._mask(h.shape[1])
         if self.d_head is None:
             x = self.transform(h) if self.transform is not None else h

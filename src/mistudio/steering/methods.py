@@ -102,16 +102,3 @@ def steering_delta(h: torch.Tensor, terms: list[SteeringTerm], method: SteerMeth
         delta = torch.where(mask.to(x.device).unsqueeze(-1), delta, torch.zeros_like(delta))
     return delta
 
-
-def apply_steering(h: torch.Tensor, terms: list[SteeringTerm], method: SteerMethod,
-                   mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Steered activations `h` [..., d] (in h's dtype); positions outside `mask` are returned unchanged.
-
-    Raises:
-        InvalidInputError: a projection method gets a zero direction.
-    """
-    delta = steering_delta(h, terms, method, mask)
-    out = (h.float() + delta).to(h.dtype)
-    if mask is not None:
-        out = torch.where(mask.to(h.device).unsqueeze(-1), out, h)
-    return out

@@ -119,11 +119,6 @@ class DetectedSAE:
         }
 
 
-def list_files(folder: Path) -> list[str]:
-    """Plain file names directly inside `folder`, sorted."""
-    return sorted(p.name for p in folder.iterdir() if p.is_file())
-
-
 def read_json(path: Path) -> dict[str, Any]:
     """Parse a small JSON file, turning parse errors into `CorruptFileError`."""
     try:

@@ -52,6 +52,16 @@ def _linear_dims(tensors: dict[str, TensorInfo] | None, encoder: str, names: lis
     return int(shape[1]), int(shape[0])
 
 
+def _read_linear_pickle(path: Path, renames: dict[str, str], config: SAEConfig) -> SAE:
+    """An SAE from a pickle of `nn.Linear` encoder/decoder tensors (`renames`: pickle name → SAE name), the
+    `[out, in]` weights transposed to the SAE's `W_enc [d_in, d_sae]` / `W_dec [d_sae, d_in]`."""
+    state = load_torch_state(path)
+    require(state, list(renames), path)
+    tensors = {new: state[old] for old, new in renames.items()}
+    tensors["W_enc"], tensors["W_dec"] = tensors["W_enc"].T, tensors["W_dec"].T
+    return SAE.from_state_dict(config, tensors)
+
+
 class Goodfire:
     """The `goodfire` files (see the module docstring)."""
 
@@ -92,12 +102,7 @@ class Goodfire:
     @staticmethod
     def read(root: Path, location: str, config: SAEConfig) -> SAE:
         """Load the pickle (tensors only), transposing the linear layers' weights."""
-        path = root / location
-        state = load_torch_state(path)
-        require(state, list(Goodfire._RENAMES), path)
-        tensors = {new: state[old] for old, new in Goodfire._RENAMES.items()}
-        tensors["W_enc"], tensors["W_dec"] = tensors["W_enc"].T, tensors["W_dec"].T
-        return SAE.from_state_dict(config, tensors)
+        return _read_linear_pickle(root / location, Goodfire._RENAMES, config)
 
 
 class DeepseekR1:
@@ -106,6 +111,8 @@ class DeepseekR1:
     NAME = "deepseek_r1"
     _FILE_RE = re.compile(r"^DeepSeek-R1-Distill-Llama-8B-SAE-l(\d+)\.pt$")
     D_IN, D_SAE = 4096, 4096 * 16
+    _RENAMES = {"encoder.weight": "W_enc", "decoder.weight": "W_dec", "encoder.bias": "b_enc",
+                "decoder.bias": "b_dec"}
 
     @staticmethod
     def locate(listing: Listing, folder: str) -> list[str]:
@@ -125,8 +132,8 @@ class DeepseekR1:
             raise UnknownFormatError(f"{location} is not a DeepSeek R1 SAE file")
         layer = int(match.group(1))
         tensors = files.pickle_header(location)
-        d_in, d_sae = _linear_dims(tensors, "encoder.weight", ["encoder.weight", "encoder.bias", "decoder.weight",
-                                   "decoder.bias"], f"{files.where}/{location}", (DeepseekR1.D_IN, DeepseekR1.D_SAE))
+        d_in, d_sae = _linear_dims(tensors, "encoder.weight", list(DeepseekR1._RENAMES), f"{files.where}/{location}",
+                                   (DeepseekR1.D_IN, DeepseekR1.D_SAE))
         config = SAEConfig(d_in=d_in, d_sae=d_sae, architecture="standard",
                            model_name="deepseek-ai/DeepSeek-R1-Distill-Llama-8B",
                            hook_name=f"blocks.{layer}.hook_resid_post", hook_layer=layer, context_size=1024,
@@ -136,12 +143,7 @@ class DeepseekR1:
     @staticmethod
     def read(root: Path, location: str, config: SAEConfig) -> SAE:
         """Load the pickle (tensors only), transposing the linear layers' weights."""
-        path = root / location
-        state = load_torch_state(path)
-        require(state, ["encoder.weight", "encoder.bias", "decoder.weight", "decoder.bias"], path)
-        tensors = {"W_enc": state["encoder.weight"].T, "W_dec": state["decoder.weight"].T,
-                   "b_enc": state["encoder.bias"], "b_dec": state["decoder.bias"]}
-        return SAE.from_state_dict(config, tensors)
+        return _read_linear_pickle(root / location, DeepseekR1._RENAMES, config)
 
 
 class ConnorHookZ:
