@@ -21,7 +21,7 @@ import torch
 from transformers import AutoModelForCausalLM, Gemma2Config, GPT2Config
 
 from mistudio.datasets.windows import Windows
-from mistudio.extraction.demo import random_sae
+from mistudio.demo import random_sae
 from mistudio.extraction.engine import ExtractionSettings, run_extraction
 from mistudio.lm.hooks import capture_activations
 from mistudio.lm.loading import LoadedModel

@@ -45,7 +45,7 @@ def prepare(home: Path, database_url: str | None) -> dict[str, Any]:
     if database_url:
         os.environ["MISTUDIO_DATABASE_URL"] = database_url
     from mistudio.catalog.service import register_sae_from_path
-    from mistudio.extraction.demo import DEMO_HOOK, random_sae, run_demo
+    from mistudio.demo import DEMO_HOOK, random_sae, run_demo
     from mistudio.saes.formats import write_saelens
     from mistudio.studio import Studio
 

@@ -16,7 +16,7 @@ from mistudio.dashboards.reader import feature_dashboard
 from mistudio.export import service as export_service
 from mistudio.export.config import ExportConfig
 from mistudio.extraction import service as extraction
-from mistudio.extraction.demo import random_sae
+from mistudio.demo import random_sae
 from mistudio.extraction.summaries import list_features
 from mistudio.saes.formats import write_saelens
 from mistudio.studio import Studio

@@ -23,7 +23,7 @@ from mistudio.export.config import make_config
 from mistudio.export.pipeline import STAGES
 from mistudio.export.service import start_export
 from mistudio.export.validate.validator import validate_export
-from mistudio.extraction.demo import random_sae
+from mistudio.demo import random_sae
 from mistudio.extraction.service import extract
 from mistudio.saes.formats import write_saelens
 from mistudio.studio import Studio

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from mistudio.api.app import create_app
 from mistudio.catalog.service import register_sae_from_path
-from mistudio.extraction.demo import random_sae
+from mistudio.demo import random_sae
 from mistudio.saes.formats import write_saelens
 from mistudio.studio import Studio
 from mistudio.testing.tiny_models import build_tiny_model

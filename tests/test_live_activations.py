@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from mistudio.api.app import create_app
 from mistudio.catalog.service import register_sae_from_path
 from mistudio.datasets.windows import text_tokens
-from mistudio.extraction.demo import random_sae
+from mistudio.demo import random_sae
 from mistudio.extraction.service import extract, get_store
 from mistudio.inference.model_server import FifoLock, ModelServer, model_server
 from mistudio.inference.sae_session import open_sae

@@ -366,7 +366,7 @@ def test_helpers_match_torch():
 
 def test_service_adds_the_missing_pass_to_a_completed_extraction(tmp_path):
     from mistudio.catalog.service import register_sae_from_path
-    from mistudio.extraction.demo import random_sae
+    from mistudio.demo import random_sae
     from mistudio.extraction.service import get_store, list_extractions, start_extraction
     from mistudio.saes.formats import write_saelens
     from mistudio.studio import Studio

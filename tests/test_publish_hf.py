@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from mistudio.errors import HubAuthError, HubUnreachableError, InvalidInputError
 from mistudio.export.hf_publish import PublishFacts, PublishRequest, publish_sae
-from mistudio.extraction.demo import random_sae
+from mistudio.demo import random_sae
 from mistudio.saes.model import SAE
 from mistudio.settings import reset_settings
 from mistudio.studio import Studio

@@ -285,7 +285,7 @@ NP_SOURCE = "tiny-gemma3/0-res-test"
 
 @pytest.fixture(scope="module")
 def sae_assets(gemma3, tmp_path_factory):
-    from mistudio.extraction.demo import random_sae
+    from mistudio.demo import random_sae
     from mistudio.saes.formats import write_saelens
 
     path, _ = gemma3

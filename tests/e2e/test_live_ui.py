@@ -22,7 +22,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
     process), and `mistudio serve` on that home."""
     _require_browser()
     from mistudio.catalog.service import register_sae_from_path
-    from mistudio.extraction.demo import random_sae
+    from mistudio.demo import random_sae
     from mistudio.extraction.service import extract
     from mistudio.inference.model_server import model_server
     from mistudio.inference.sae_session import open_sae

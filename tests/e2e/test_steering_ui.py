@@ -26,7 +26,7 @@ def steer_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
     import torch
 
     from mistudio.catalog.service import register_sae_from_path
-    from mistudio.extraction.demo import random_sae
+    from mistudio.demo import random_sae
     from mistudio.saes.formats import write_saelens
     from mistudio.steering.schemas import SteerRequest
     from mistudio.steering.service import steer

@@ -12,7 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import CursorResult, update
 from sqlalchemy.orm import Session
 
-from mistudio.db.models import Explanation, FeatureSummary, SAERecord
+from mistudio.catalog.explanations import add_explanation
+from mistudio.db.models import FeatureSummary, SAERecord
 from mistudio.errors import InvalidInputError, NotFoundError
 
 
@@ -113,8 +114,8 @@ def import_labels(session: Session, sae_id: str, rows: list[dict[str, Any]]) -> 
         if bad:
             raise InvalidInputError(f"feature indices outside [0, {record.d_sae}): {bad[:10]}")
     for r in rows:
-        session.add(Explanation(sae_id=sae_id, feature_index=r["feature_index"], description=r["description"],
-                                method=r["method"], model=r["model"], score=r["score"]))
+        add_explanation(session, sae_id, r["feature_index"], r["description"], method=r["method"], model=r["model"],
+                        score=r["score"], source="imported")
     labelled = 0
     latest = {r["feature_index"]: r for r in rows}
     for index, r in latest.items():

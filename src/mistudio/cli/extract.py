@@ -103,7 +103,7 @@ def _feature(sae_id: str = typer.Argument(...), index: int = typer.Argument(...)
 def _demo(n_tokens: int = typer.Option(65_536, "--n-tokens", help="Tokens of the shipped corpus to read."),
           as_json: bool = typer.Option(False, "--json")) -> None:
     """Offline demo: a tiny random GPT-2 and SAE, extracted over the shipped corpus, ready in the catalog."""
-    from mistudio.extraction.demo import run_demo
+    from mistudio.demo import run_demo
 
     studio = open_studio()
     result = run_demo(studio, n_tokens=n_tokens,

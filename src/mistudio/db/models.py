@@ -53,6 +53,15 @@ class Training(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # a run of the studio's trainer (typed records leave these empty; status "recorded")
+    status: Mapped[str] = mapped_column(String(20), default="recorded")  # recorded|running|paused|completed|failed|…
+    job_id: Mapped[str | None] = mapped_column(String(36))
+    architecture: Mapped[str | None] = mapped_column(String(50))
+    hook_name_out: Mapped[str | None] = mapped_column(String(255))
+    device: Mapped[str | None] = mapped_column(String(50))
+    tokens_seen: Mapped[int | None] = mapped_column(BigInteger)
+    wall_time_s: Mapped[float | None] = mapped_column(Float)
+    run_dir: Mapped[str | None] = mapped_column(String(500))  # relative to MISTUDIO_HOME: checkpoints, curves
 
 
 class SAERecord(Base):
@@ -180,6 +189,27 @@ class Explanation(Base):
     method: Mapped[str | None] = mapped_column(String(100))
     model: Mapped[str | None] = mapped_column(String(255))
     score: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    source: Mapped[str] = mapped_column(String(20), default="typed")  # typed|imported|generated
+    prompt_version: Mapped[str | None] = mapped_column(String(50))
+    job_id: Mapped[str | None] = mapped_column(String(36))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # tokens used, cost, endpoint host, …
+
+
+class ExplanationScore(Base):
+    """A score of one explanation by one scorer (detection, fuzzing, simulation)."""
+
+    __tablename__ = "explanation_scores"
+    __table_args__ = (Index("ix_explanation_scores_explanation", "explanation_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    explanation_id: Mapped[str] = mapped_column(ForeignKey("explanations.id", ondelete="CASCADE"))
+    scorer: Mapped[str] = mapped_column(String(50))
+    score: Mapped[float] = mapped_column(Float)
+    model: Mapped[str | None] = mapped_column(String(255))
+    n_examples: Mapped[int | None] = mapped_column(Integer)
+    job_id: Mapped[str | None] = mapped_column(String(36))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

@@ -1,0 +1,1 @@
+"""Automated interpretability: explain features with an OpenAI-compatible model and score the explanations."""

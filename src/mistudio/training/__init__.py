@@ -1,0 +1,1 @@
+"""Training SAEs and transcoders on the engine's activation pipeline, with SAELens's semantics."""
