@@ -13,10 +13,10 @@ from mistudio.api.app import create_app
 from mistudio.catalog import service as catalog
 from mistudio.catalog.query import SAEQuery, list_saes
 from mistudio.dashboards.reader import feature_dashboard
+from mistudio.demo import random_sae
 from mistudio.export import service as export_service
 from mistudio.export.config import ExportConfig
 from mistudio.extraction import service as extraction
-from mistudio.demo import random_sae
 from mistudio.extraction.summaries import list_features
 from mistudio.saes.formats import write_saelens
 from mistudio.studio import Studio

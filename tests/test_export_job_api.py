@@ -18,12 +18,12 @@ from typer.testing import CliRunner
 
 from mistudio.catalog.service import register_sae_from_path
 from mistudio.db.models import ExportRecord, SAERecord
+from mistudio.demo import random_sae
 from mistudio.export import jobs as export_jobs
 from mistudio.export.config import make_config
 from mistudio.export.pipeline import STAGES
 from mistudio.export.service import start_export
 from mistudio.export.validate.validator import validate_export
-from mistudio.demo import random_sae
 from mistudio.extraction.service import extract
 from mistudio.saes.formats import write_saelens
 from mistudio.studio import Studio
@@ -204,8 +204,10 @@ def test_rest_ui_labels_reach_the_export(client) -> None:  # noqa: ANN001
         rows = [json.loads(line) for n in zf.namelist() if "/explanations/batch-" in n
                 for line in gzip.decompress(zf.read(n)).splitlines()]
     assert doc["explanations"] == [{"feature_index": live, "explanations": [
-        {"description": "opening quotes", "method": "manual", "model": None, "score": None, "created_at": None}]}]
-    assert [(r["index"], r["description"], r["notes"]) for r in rows] == [(str(live), "opening quotes", "method=manual")]
+        {"description": "opening quotes", "method": "manual", "model": None, "score": None, "source": "typed",
+         "prompt_version": None, "scores": [], "created_at": None}]}]
+    assert [(r["index"], r["description"], r["notes"]) for r in rows] == [
+        (str(live), "opening quotes", "method=manual; source=typed")]
 
 
 def test_local_model_is_refused_before_a_job_starts(client) -> None:  # noqa: ANN001
@@ -245,10 +247,10 @@ def test_cli_export_validate_fix_and_labels(studio: Studio, assets: tuple[Path, 
     assert json.loads(res.stdout)["imported"] == 1
 
     out = tmp_path / "out.zip"
-    res = runner.invoke(app, ["export", "neuronpedia", sae_id, "--out", str(out), "--features", "0-20", "--json"])
+    res = runner.invoke(app, ["export", "neuronpedia", sae_id, "--out", str(out), "--features", "0-19", "--json"])
     assert res.exit_code != 0 and "--model-id" in res.output  # the model is a local folder: refused up front
     res = runner.invoke(app, ["export", "neuronpedia", sae_id, "--out", str(out), "--model-id", "acme/tiny-gpt2",
-                              "--features", "0-20", "--saedashboard-batches", "--np-logit-lens", "folded", "--json"])
+                              "--features", "0-19", "--saedashboard-batches", "--np-logit-lens", "folded", "--json"])
     assert res.exit_code == 0, res.output
     result = json.loads(res.stdout)
     assert result["neuronpedia"]["model_id"] == "tiny-gpt2"  # derived from the hub id

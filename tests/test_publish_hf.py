@@ -18,9 +18,9 @@ from fakes.fake_hub import WRITE_TOKEN, FakeHub
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from mistudio.demo import random_sae
 from mistudio.errors import HubAuthError, HubUnreachableError, InvalidInputError
 from mistudio.export.hf_publish import PublishFacts, PublishRequest, publish_sae
-from mistudio.demo import random_sae
 from mistudio.saes.model import SAE
 from mistudio.settings import reset_settings
 from mistudio.studio import Studio

@@ -3,12 +3,14 @@ import { useEffect, useState } from "react";
 import { renewSession } from "./api/auth";
 import { ExportToNeuronpedia } from "./components/ExportToNeuronpedia";
 import { FeatureDashboard } from "./components/FeatureDashboard";
+import { ExplanationSearch, ExplanationSearchBox } from "./components/ExplanationSearch";
 import { ExportsList } from "./components/ExportsList";
 import { JobsList } from "./components/JobsList";
 import { SAEDetail } from "./components/SAEDetail";
 import { SAEsPanel } from "./components/SAEsPanel";
 import { SteeringPage } from "./components/SteeringPage";
 import { TextInference } from "./components/TextInference";
+import { TrainPage } from "./components/TrainPage";
 import { TokenPrompt } from "./components/TokenPrompt";
 import { matchRoute, navigate, usePath } from "./lib/router";
 import { jobActions, useActiveJobCount } from "./stores/jobsStore";
@@ -59,8 +61,11 @@ export function App() {
           <NavLink to="/jobs" current={route.name === "jobs"}>
             Jobs{runningCount > 0 && <span className="count-badge" aria-label={`${runningCount} running`}>{runningCount}</span>}
           </NavLink>
+          <NavLink to="/train" current={route.name === "train"}>Train</NavLink>
           <NavLink to="/exports" current={route.name === "exports"}>Exports</NavLink>
+          <NavLink to="/search" current={route.name === "search"}>Search</NavLink>
         </nav>
+        <ExplanationSearchBox />
         <button type="button" className="theme-toggle" onClick={() => setTheme(theme === "dark" ? "light" : "dark")}
           aria-label={`Switch to ${theme === "dark" ? "light" : "dark"} theme`}>
           {theme === "dark" ? "☀ Light" : "☾ Dark"}
@@ -74,6 +79,8 @@ export function App() {
         {route.name === "inference" && <TextInference saeId={route.saeId} key={route.saeId} />}
         {route.name === "jobs" && <JobsList />}
         {route.name === "exports" && <ExportsList />}
+        {route.name === "train" && <TrainPage />}
+        {route.name === "search" && <ExplanationSearch />}
         {route.name === "notFound" && (
           <section className="panel"><h1>Page not found</h1><NavLink to="/" current={false}>Back to SAEs</NavLink></section>
         )}

@@ -92,6 +92,30 @@ class NeuronpediaUploadError(MiStudioError):
     http_status = 502
 
 
+class AutoInterpError(MiStudioError):
+    """An auto-interp run could not talk to its language-model endpoint."""
+
+    http_status = 502
+
+
+class EndpointUnreachableError(AutoInterpError):
+    """The OpenAI-compatible endpoint did not answer (refused, reset, timed out, or kept failing with 429/5xx)."""
+
+    http_status = 502
+
+
+class EndpointAuthError(AutoInterpError):
+    """The endpoint refused the API key (401/403)."""
+
+    http_status = 401
+
+
+class EndpointResponseError(AutoInterpError):
+    """The endpoint answered something that is not a usable chat completion."""
+
+    http_status = 502
+
+
 class JobCancelled(MiStudioError):
     """Raised inside a job when the user cancelled it."""
 

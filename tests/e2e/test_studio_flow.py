@@ -111,7 +111,7 @@ def test_filters_and_search(page) -> None:
     page.get_by_text("No SAE matches these filters.").wait_for()
     page.get_by_label("Source").select_option("gemma_scope")
     page.get_by_test_id("sae-card").first.wait_for()
-    page.get_by_label("Search").fill("width_16k")
+    page.get_by_label("Search", exact=True).fill("width_16k")
     page.wait_for_timeout(600)
     assert page.get_by_test_id("sae-card").count() == 1
 
@@ -175,7 +175,7 @@ def test_labels_import(page, shoot, tmp_path: Path) -> None:
     good.write_text("feature_index,description,method\n0,quoted speech e2e,manual\n1,numbers e2e,manual\n")
     page.get_by_test_id("labels-file").set_input_files(str(good))
     expect(page.get_by_test_id("labels-imported")).to_contain_text("Imported 2 explanation(s) for 2 feature(s)")
-    page.get_by_label("Search label or top token").fill("quoted speech e2e")
+    page.get_by_label("Search label, explanation or top token").fill("quoted speech e2e")
     expect(page.get_by_test_id("feature-row")).to_have_count(1)
     shoot(page, "11b-labels-imported", full_page=False)
 

@@ -123,6 +123,17 @@ export const api = {
     request("dashboard", { params: { sae_id: saeId, feature_id: index } }),
   putLabel: (saeId: string, index: number, label: string) =>
     request("putLabel", { params: { sae_id: saeId, index }, json: { label } }),
+  /** The explanation methods the server knows (the default first). */
+  explainMethods: () => request("explainMethods"),
+  /** Requests, tokens, cost and time an explain run would take (nothing is sent to the model). */
+  explainEstimate: (saeId: string, body: BodyOf<"explainEstimate">) =>
+    request("explainEstimate", { params: id(saeId), json: body }),
+  /** Start an explain job (the API key travels as a job secret and is never stored). */
+  explain: (saeId: string, body: BodyOf<"explain">) => request("explain", { params: id(saeId), json: body }),
+  /** Start a score job over the selected features' explanations. */
+  score: (saeId: string, body: BodyOf<"score">) => request("score", { params: id(saeId), json: body }),
+  /** Explanations whose text contains every word of `q`, across SAEs (or one SAE's). */
+  searchExplanations: (q: QueryOf<"searchExplanations">) => request("searchExplanations", { query: q }),
   exportEstimate: (saeId: string, config: ExportConfig) =>
     request("exportEstimate", { params: id(saeId), json: { config } }),
   /** Validate an export archive: `exportId`'s, or the SAE's latest completed export. */

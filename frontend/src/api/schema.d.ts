@@ -29,6 +29,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/explain/methods": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Methods
+         * @description The explanation methods, the default first.
+         */
+        get: operations["methods_api_v1_explain_methods_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/explanations/search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Search
+         * @description Explanations (typed, imported, generated) whose text contains every word of `q`, with their scores.
+         */
+        get: operations["search_api_v1_explanations_search_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/exports": {
         parameters: {
             query?: never;
@@ -458,6 +498,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/saes/{sae_id}/explain": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Explain
+         * @description Queue an `explain` job (progress, pause/resume/cancel through /jobs); the API key is kept in memory only.
+         */
+        post: operations["explain_api_v1_saes__sae_id__explain_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/saes/{sae_id}/explain/estimate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Explain Estimate
+         * @description Requests, tokens, cost (with prices given) and time of explaining the selected features; nothing is sent.
+         */
+        post: operations["explain_estimate_api_v1_saes__sae_id__explain_estimate_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/saes/{sae_id}/export/download/{job_id}": {
         parameters: {
             query?: never;
@@ -738,6 +818,47 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/saes/{sae_id}/score": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Score
+         * @description Start a job scoring the selected explanations (detection | fuzzing | simulation); the API key stays in
+         *     this process as a job secret. Follow it with `GET /jobs/{job_id}`; its result is a `ScoreResult`.
+         */
+        post: operations["score_api_v1_saes__sae_id__score_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/saes/{sae_id}/score/{job_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Score Status
+         * @description The scoring job's state, with its result (scores and per-feature failures) once completed.
+         */
+        get: operations["score_status_api_v1_saes__sae_id__score__job_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/saes/{sae_id}/statistics": {
         parameters: {
             query?: never;
@@ -848,15 +969,39 @@ export interface paths {
         };
         /**
          * Get Trainings
-         * @description All training records.
+         * @description All training records, newest first.
          */
         get: operations["get_trainings_api_v1_trainings_get"];
         put?: never;
         /**
          * Create Training
-         * @description Record a training run.
+         * @description Record a training run done elsewhere (an SAE can then be linked to it).
          */
         post: operations["create_training_api_v1_trainings_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/trainings/start": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start Training
+         * @description Queue a training job (one Training record per SAE, in request order); the same request whose job was
+         *     interrupted, paused or failed resumes it from its checkpoint instead (`resumed`).
+         *
+         *     Raises:
+         *         ConflictError: the same training is already pending or running.
+         */
+        post: operations["start_training_api_v1_trainings_start_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -878,6 +1023,30 @@ export interface paths {
          *         NotFoundError: no training record `training_id`.
          */
         get: operations["get_training_api_v1_trainings__training_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/trainings/{training_id}/curves": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Curves
+         * @description The run's logged steps (loss, MSE, L0, explained variance, dead fraction, lr), its held-out evaluations and
+         *     the latest density histogram.
+         *
+         *     Raises:
+         *         NotFoundError: no training record `training_id`.
+         */
+        get: operations["get_curves_api_v1_trainings__training_id__curves_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1045,6 +1214,16 @@ export interface components {
              */
             path: string;
         };
+        /**
+         * DensityHistogram
+         * @description Feature-density histogram: counts of features per log10(activation frequency) bin.
+         */
+        DensityHistogram: {
+            /** Counts */
+            counts: number[];
+            /** Edges */
+            edges: number[];
+        };
         /** DownloadRequest */
         DownloadRequest: {
             /**
@@ -1093,6 +1272,36 @@ export interface components {
             sae_id: string;
         };
         /**
+         * EvalPoint
+         * @description One held-out evaluation of one SAE (CE/KL None for a transcoder not spliced at its output).
+         */
+        EvalPoint: {
+            /** Ce Loss Clean */
+            ce_loss_clean?: number | null;
+            /** Ce Loss Recovered */
+            ce_loss_recovered?: number | null;
+            /** Ce Loss Sae */
+            ce_loss_sae?: number | null;
+            /** Ce Loss Zero */
+            ce_loss_zero?: number | null;
+            /** Dead Fraction */
+            dead_fraction?: number | null;
+            /** Dense Fraction */
+            dense_fraction?: number | null;
+            /** Explained Variance */
+            explained_variance?: number | null;
+            /** Kl Div */
+            kl_div?: number | null;
+            /** L0 */
+            l0?: number | null;
+            /** Mse */
+            mse?: number | null;
+            /** Step */
+            step: number;
+            /** Tokens */
+            tokens: number;
+        };
+        /**
          * ExampleSource
          * @description Where an example's window comes from.
          */
@@ -1120,8 +1329,160 @@ export interface components {
             [key: string]: unknown;
         };
         /**
+         * ExplainEstimate
+         * @description What a run would cost before it starts (tokens by the characters/4 rule on the real prompts).
+         */
+        ExplainEstimate: {
+            /** Completion Tokens */
+            completion_tokens: number;
+            /**
+             * Cost Usd
+             * @description With both prices given, else null
+             */
+            cost_usd?: number | null;
+            /** Method */
+            method: string;
+            /**
+             * N Already Explained
+             * @description Selected features skipped: explained by this method already
+             * @default 0
+             */
+            n_already_explained?: number;
+            /**
+             * N Features
+             * @description Features that would be explained
+             */
+            n_features: number;
+            /** N Requests */
+            n_requests: number;
+            /** Prompt Tokens */
+            prompt_tokens: number;
+            /** Prompt Version */
+            prompt_version: string;
+            /**
+             * Sampled Features
+             * @description Features whose prompts were built to measure the prompt size
+             * @default 0
+             */
+            sampled_features?: number;
+            /**
+             * Seconds
+             * @description n_requests / concurrency × assumed_latency_s
+             */
+            seconds?: number | null;
+        };
+        /**
+         * ExplainMethod
+         * @description An explanation method the studio offers.
+         */
+        ExplainMethod: {
+            /**
+             * Default
+             * @default false
+             */
+            default?: boolean;
+            /**
+             * Method
+             * @description The id to pass as ExplainRequest.method (Neuronpedia's explanation type name)
+             */
+            method: string;
+            /** Prompt Version */
+            prompt_version: string;
+            /** Summary */
+            summary: string;
+        };
+        /**
+         * ExplainRequest
+         * @description Explain an SAE's features with a model behind an OpenAI-compatible chat API.
+         */
+        ExplainRequest: {
+            /**
+             * Api Key
+             * @description Bearer token for the endpoint; never stored
+             */
+            api_key?: string | null;
+            /**
+             * Assumed Latency S
+             * @description Seconds per request assumed by the time estimate
+             * @default 4
+             */
+            assumed_latency_s?: number;
+            /**
+             * Concurrency
+             * @description Requests in flight at once
+             * @default 8
+             */
+            concurrency?: number;
+            /**
+             * Endpoint
+             * @description API base URL, e.g. http://localhost:8000/v1 (vLLM), http://localhost:11434/v1 (Ollama), https://api.openai.com/v1
+             */
+            endpoint: string;
+            /**
+             * Extraction Id
+             * @description Which extraction's examples (default: the latest)
+             */
+            extraction_id?: string | null;
+            /**
+             * Features
+             * @description Features to explain: '0-99' (inclusive), '1,5,9'; default every live feature
+             */
+            features?: string | null;
+            /**
+             * Force
+             * @description Explain features that already have an explanation by this method
+             * @default false
+             */
+            force?: boolean;
+            /**
+             * Labeled
+             * @description true: only labelled features; false: only unlabelled ones
+             */
+            labeled?: boolean | null;
+            /**
+             * Max Cost Usd
+             * @description Stop the run once its measured cost reaches this (needs both prices)
+             */
+            max_cost_usd?: number | null;
+            /**
+             * Method
+             * @description np_max-act-logits | oai_token-act-pair
+             * @default np_max-act-logits
+             */
+            method?: string;
+            /**
+             * Model
+             * @description The model name the endpoint serves
+             */
+            model: string;
+            /**
+             * N Examples
+             * @description Top examples shown per feature (default: the method's, 20)
+             */
+            n_examples?: number | null;
+            /**
+             * Price Per 1M Input
+             * @description USD per million prompt tokens
+             */
+            price_per_1m_input?: number | null;
+            /**
+             * Price Per 1M Output
+             * @description USD per million completion tokens
+             */
+            price_per_1m_output?: number | null;
+        };
+        /**
+         * ExplainStarted
+         * @description The queued explain job and its estimate.
+         */
+        ExplainStarted: {
+            estimate: components["schemas"]["ExplainEstimate"];
+            /** Job Id */
+            job_id: string;
+        };
+        /**
          * Explanation
-         * @description An explanation of a feature.
+         * @description An explanation of a feature with its scores.
          */
         Explanation: {
             /**
@@ -1133,12 +1494,135 @@ export interface components {
             description: string;
             /** Id */
             id: string;
-            /** Method */
+            /**
+             * Method
+             * @description e.g. np_max-act-logits, oai_token-act-pair, import, manual
+             */
             method: string | null;
-            /** Model */
+            /**
+             * Model
+             * @description The model that wrote it (None when a person did)
+             */
             model: string | null;
-            /** Score */
+            /** Prompt Version */
+            prompt_version: string | null;
+            /**
+             * Score
+             * @description The score that came with it (an import's), else None
+             */
             score: number | null;
+            /** Scores */
+            scores: components["schemas"]["ExplanationScore"][];
+            /**
+             * Source
+             * @description typed | imported | generated
+             */
+            source: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * ExplanationHit
+         * @description A search hit: the explanation and the SAE it belongs to.
+         */
+        ExplanationHit: {
+            /**
+             * Created At
+             * @description ISO 8601 timestamp
+             */
+            created_at?: string | null;
+            /** Description */
+            description: string;
+            /** Details */
+            details?: {
+                [key: string]: unknown;
+            };
+            /** Feature Index */
+            feature_index: number;
+            /** Id */
+            id: string;
+            /**
+             * Method
+             * @description e.g. np_max-act-logits, oai_token-act-pair, import, manual
+             */
+            method?: string | null;
+            /**
+             * Model
+             * @description The model that wrote it (None when a person did)
+             */
+            model?: string | null;
+            /**
+             * Model Name
+             * @description The SAE's model
+             */
+            model_name?: string | null;
+            /** Prompt Version */
+            prompt_version?: string | null;
+            /** Sae Id */
+            sae_id: string;
+            /** Sae Name */
+            sae_name: string;
+            /**
+             * Score
+             * @description The score that came with it (an import's), else None
+             */
+            score?: number | null;
+            /** Scores */
+            scores?: components["schemas"]["ScoreView"][];
+            /**
+             * Source
+             * @description typed | imported | generated
+             * @default typed
+             */
+            source?: string;
+        };
+        /**
+         * ExplanationScore
+         * @description One scorer's score of an explanation.
+         */
+        ExplanationScore: {
+            /**
+             * Created At
+             * @description ISO 8601 timestamp
+             */
+            created_at: string | null;
+            /**
+             * Model
+             * @description The model that did the scoring
+             */
+            model: string | null;
+            /** N Examples */
+            n_examples: number | null;
+            /**
+             * Score
+             * @description Balanced accuracy in [0, 1] (detection, fuzzing) or a correlation (simulation)
+             */
+            score: number;
+            /**
+             * Scorer
+             * @description detection | fuzzing | simulation (or an imported score's name)
+             */
+            scorer: string;
+        };
+        /**
+         * ExplanationSearchPage
+         * @description Explanations whose text matches the query, across SAEs.
+         */
+        ExplanationSearchPage: {
+            /** Items */
+            items: components["schemas"]["ExplanationHit"][];
+            /**
+             * Page
+             * @description The page number, from 1
+             */
+            page: number;
+            /** Page Size */
+            page_size: number;
+            /**
+             * Total
+             * @description Items matching the filters, over all pages
+             */
+            total: number;
         };
         /**
          * Export
@@ -1673,10 +2157,20 @@ export interface components {
         FeatureSummary: {
             /** Activation Frequency */
             activation_frequency: number;
+            /**
+             * Best Score
+             * @description The best score of any of its explanations (of the listing's `scorer` when one was asked for)
+             */
+            best_score?: number | null;
             /** Category */
             category: string | null;
             /** Dead */
             dead: boolean;
+            /**
+             * Explanation
+             * @description The feature's latest explanation (typed, imported or generated), when it has one
+             */
+            explanation?: string | null;
             /** Feature Index */
             feature_index: number;
             /** Label */
@@ -1685,6 +2179,12 @@ export interface components {
             max_activation: number;
             /** Mean Activation */
             mean_activation: number;
+            /**
+             * N Explanations
+             * @description How many explanations the feature has (its label not counted)
+             * @default 0
+             */
+            n_explanations?: number;
             /**
              * Top Token
              * @description The token with the most activation in the top examples
@@ -2800,6 +3300,68 @@ export interface components {
             total: number;
         };
         /**
+         * SAERequest
+         * @description One SAE (or transcoder, with `hook_out`) to train; unset fields take the budget-aware defaults.
+         */
+        SAERequest: {
+            /**
+             * Architecture
+             * @default topk
+             * @enum {string}
+             */
+            architecture?: "standard" | "topk" | "batchtopk" | "jumprelu" | "matryoshka_batchtopk";
+            /**
+             * D Sae
+             * @description Number of latents (or give expansion)
+             */
+            d_sae?: number | null;
+            /**
+             * Expansion
+             * @description d_sae = expansion × d_in (default 8 when neither)
+             */
+            expansion?: number | null;
+            /**
+             * Hook
+             * @description Hook the SAE reads: a TransformerLens name (blocks.3.hook_resid_post) or an HF module path (model.layers.3.output)
+             */
+            hook: string;
+            /**
+             * Hook Out
+             * @description A transcoder's output hook (what it reconstructs)
+             */
+            hook_out?: string | null;
+            /**
+             * K
+             * @description Active latents per token (topk, batchtopk, matryoshka)
+             */
+            k?: number | null;
+            /**
+             * L0 Coefficient
+             * @description L0 penalty of the JumpReLU SAE
+             */
+            l0_coefficient?: number | null;
+            /**
+             * L1 Coefficient
+             * @description Sparsity penalty of the standard SAE
+             */
+            l1_coefficient?: number | null;
+            /**
+             * Lr
+             * @description Learning rate (default: chosen for the token budget)
+             */
+            lr?: number | null;
+            /**
+             * Matryoshka Widths
+             * @description Nested widths of a Matryoshka SAE
+             */
+            matryoshka_widths?: number[] | null;
+            /**
+             * Name
+             * @description Name of the SAE in the catalog
+             */
+            name?: string | null;
+        };
+        /**
          * SAEStatistics
          * @description Weight statistics of an SAE, its size, and L0 / explained variance when its source gives them.
          */
@@ -2847,6 +3409,250 @@ export interface components {
             zero_encoder_columns: number;
         } & {
             [key: string]: unknown;
+        };
+        /**
+         * ScoreFailure
+         * @description An explanation that could not be scored, and why.
+         */
+        ScoreFailure: {
+            /**
+             * Error
+             * @description What went wrong and what to do
+             */
+            error: string;
+            /**
+             * Error Type
+             * @description The error's class, e.g. EndpointResponseError
+             */
+            error_type: string;
+            /** Explanation Id */
+            explanation_id: string;
+            /** Feature Index */
+            feature_index: number;
+        };
+        /**
+         * ScoreRequest
+         * @description Score explanations of an SAE's features with an OpenAI-compatible model as the judge.
+         */
+        ScoreRequest: {
+            /**
+             * All Explanations
+             * @description Score every explanation of each feature, not only its latest
+             * @default false
+             */
+            all_explanations?: boolean;
+            /**
+             * Api Key
+             * @description Sent as a bearer token; never stored (a job secret)
+             */
+            api_key?: string | null;
+            /**
+             * Concurrency
+             * @description Requests in flight at once
+             * @default 8
+             */
+            concurrency?: number;
+            /**
+             * Context
+             * @description Tokens per example (delphi: 32)
+             * @default 32
+             */
+            context?: number;
+            /**
+             * Endpoint
+             * @description The API base URL, e.g. http://localhost:8000/v1 (vLLM) or https://api.openai.com/v1
+             */
+            endpoint: string;
+            /**
+             * Examples Per Prompt
+             * @description Examples per detection/fuzzing prompt (delphi: 5)
+             * @default 5
+             */
+            examples_per_prompt?: number;
+            /**
+             * Explanation Ids
+             * @description Score exactly these explanations of the SAE (`features` and `all_explanations` are then ignored)
+             */
+            explanation_ids?: string[] | null;
+            /**
+             * Extraction Id
+             * @description The extraction the examples come from (default: latest)
+             */
+            extraction_id?: string | null;
+            /**
+             * Features
+             * @description Features to score: 0-99, 1,5,9 or a mix; default all explained
+             */
+            features?: string | null;
+            /**
+             * Force
+             * @description Score again explanations this scorer and model already scored
+             * @default false
+             */
+            force?: boolean;
+            /**
+             * Max Retries
+             * @description Retries of a request on 429/5xx/connection errors
+             * @default 5
+             */
+            max_retries?: number;
+            /**
+             * Model
+             * @description The judge model's name as the endpoint knows it
+             */
+            model: string;
+            /**
+             * N Activating
+             * @description Activating examples per explanation (default 25 for detection/fuzzing, 10 for simulation)
+             */
+            n_activating?: number | null;
+            /**
+             * N Non Activating
+             * @description Non-activating examples per explanation (default as n_activating)
+             */
+            n_non_activating?: number | null;
+            /**
+             * Scorer
+             * @description detection | fuzzing (delphi, balanced accuracy) | simulation (OpenAI, correlation; needs log-probabilities)
+             * @default detection
+             * @enum {string}
+             */
+            scorer?: "detection" | "fuzzing" | "simulation";
+            /**
+             * Seed
+             * @description Seed of the example draw and the prompt order
+             * @default 0
+             */
+            seed?: number;
+            /**
+             * Timeout S
+             * @description Seconds to wait for one answer
+             * @default 60
+             */
+            timeout_s?: number;
+        };
+        /**
+         * ScoreResult
+         * @description What a scoring job did (its `result`).
+         */
+        ScoreResult: {
+            /**
+             * Completion Tokens
+             * @default 0
+             */
+            completion_tokens?: number;
+            /** Extraction Id */
+            extraction_id: string;
+            /** Failures */
+            failures?: components["schemas"]["ScoreFailure"][];
+            /**
+             * Mean Score
+             * @description Mean over the explanations this job scored
+             */
+            mean_score?: number | null;
+            /** Model */
+            model: string;
+            /** N Explanations */
+            n_explanations: number;
+            /** N Failed */
+            n_failed: number;
+            /**
+             * N Scored
+             * @description Scored by this job (resumed runs included)
+             */
+            n_scored: number;
+            /**
+             * Prompt Tokens
+             * @default 0
+             */
+            prompt_tokens?: number;
+            /**
+             * Requests
+             * @default 0
+             */
+            requests?: number;
+            /** Sae Id */
+            sae_id: string;
+            /** Scorer */
+            scorer: string;
+            /** Scores */
+            scores?: components["schemas"]["ScoredExplanation"][];
+        };
+        /**
+         * ScoreStarted
+         * @description A scoring job was created.
+         */
+        ScoreStarted: {
+            /** Job Id */
+            job_id: string;
+            /**
+             * N Explanations
+             * @description Explanations the job will score
+             */
+            n_explanations: number;
+            /**
+             * N Skipped
+             * @description Explanations left out: already scored by this scorer and model
+             * @default 0
+             */
+            n_skipped?: number;
+            /** Sae Id */
+            sae_id: string;
+        };
+        /**
+         * ScoreStatus
+         * @description A scoring job and, once it completed, what it scored.
+         */
+        ScoreStatus: {
+            job: components["schemas"]["Job"];
+            /** @description Set when the job completed */
+            result?: components["schemas"]["ScoreResult"] | null;
+        };
+        /**
+         * ScoreView
+         * @description One scorer's score of an explanation.
+         */
+        ScoreView: {
+            /**
+             * Created At
+             * @description ISO 8601 timestamp
+             */
+            created_at?: string | null;
+            /** Details */
+            details?: {
+                [key: string]: unknown;
+            };
+            /**
+             * Model
+             * @description The model that did the scoring
+             */
+            model?: string | null;
+            /** N Examples */
+            n_examples?: number | null;
+            /**
+             * Score
+             * @description Balanced accuracy in [0, 1] (detection, fuzzing) or a correlation (simulation)
+             */
+            score: number;
+            /**
+             * Scorer
+             * @description detection | fuzzing | simulation (or an imported score's name)
+             */
+            scorer: string;
+        };
+        /**
+         * ScoredExplanation
+         * @description One explanation's new score.
+         */
+        ScoredExplanation: {
+            /** Explanation Id */
+            explanation_id: string;
+            /** Feature Index */
+            feature_index: number;
+            /** N Examples */
+            n_examples: number;
+            /** Score */
+            score: number;
         };
         /**
          * Statistics
@@ -3087,6 +3893,33 @@ export interface components {
             steer_method: string;
         };
         /**
+         * StepPoint
+         * @description One logged optimisation step of one SAE.
+         */
+        StepPoint: {
+            /** Dead Fraction */
+            dead_fraction: number;
+            /**
+             * Elapsed S
+             * @description Wall seconds since the run started, resumes included
+             */
+            elapsed_s: number;
+            /** Explained Variance */
+            explained_variance: number;
+            /** L0 */
+            l0: number;
+            /** Loss */
+            loss: number;
+            /** Lr */
+            lr: number;
+            /** Mse */
+            mse: number;
+            /** Step */
+            step: number;
+            /** Tokens */
+            tokens: number;
+        };
+        /**
          * SweepRequest
          * @description The same prompt steered at several strength multipliers (each replaces `strength_multiplier`).
          */
@@ -3234,10 +4067,178 @@ export interface components {
             [key: string]: unknown;
         };
         /**
+         * TrainRequest
+         * @description A training run: the model, the data and the first SAE (top-level fields); `extra_saes` are more SAEs trained
+         *     on the same forward passes (other hooks, widths or k).
+         */
+        TrainRequest: {
+            /**
+             * Architecture
+             * @default topk
+             * @enum {string}
+             */
+            architecture?: "standard" | "topk" | "batchtopk" | "jumprelu" | "matryoshka_batchtopk";
+            /**
+             * Batch Tokens
+             * @description Tokens per optimisation step (default 4096)
+             */
+            batch_tokens?: number | null;
+            /**
+             * Buffer Windows
+             * @description Windows held in the shuffling buffer (default 64)
+             */
+            buffer_windows?: number | null;
+            /**
+             * Checkpoint Every Tokens
+             * @description Checkpoint this often (default: 20 times per run)
+             */
+            checkpoint_every_tokens?: number | null;
+            /**
+             * Context Size
+             * @description Tokens per window
+             * @default 128
+             */
+            context_size?: number;
+            /**
+             * D Sae
+             * @description Number of latents (or give expansion)
+             */
+            d_sae?: number | null;
+            /**
+             * Dataset
+             * @description File/folder (.txt, .jsonl, .parquet, save_to_disk), HF id, or builtin:corpus
+             * @default builtin:corpus
+             */
+            dataset?: string;
+            /**
+             * Device
+             * @description cpu, cuda, cuda:N or mps (default: automatic)
+             */
+            device?: string | null;
+            /**
+             * Dtype
+             * @description The model's dtype (default: float32 on CPU, bfloat16 on GPU)
+             */
+            dtype?: string | null;
+            /**
+             * Epochs
+             * @description Passes over the dataset's windows (each further pass in a new seeded order); n_tokens is spread over them
+             * @default 1
+             */
+            epochs?: number;
+            /**
+             * Eval Every Tokens
+             * @description Evaluate on held-out windows this often (default: 10 times per run)
+             */
+            eval_every_tokens?: number | null;
+            /**
+             * Eval Windows
+             * @description Held-out windows of each evaluation
+             * @default 16
+             */
+            eval_windows?: number;
+            /**
+             * Exclude Special Tokens
+             * @description Leave BOS/EOS/pad positions out of training
+             * @default true
+             */
+            exclude_special_tokens?: boolean;
+            /**
+             * Expansion
+             * @description d_sae = expansion × d_in (default 8 when neither)
+             */
+            expansion?: number | null;
+            /**
+             * Extra Saes
+             * @description More SAEs trained on the same forward
+             */
+            extra_saes?: components["schemas"]["SAERequest"][];
+            /**
+             * Forward Batch Windows
+             * @description Windows per model forward (default 16)
+             */
+            forward_batch_windows?: number | null;
+            /**
+             * Hook
+             * @description Hook the SAE reads: a TransformerLens name (blocks.3.hook_resid_post) or an HF module path (model.layers.3.output)
+             */
+            hook: string;
+            /**
+             * Hook Out
+             * @description A transcoder's output hook (what it reconstructs)
+             */
+            hook_out?: string | null;
+            /**
+             * K
+             * @description Active latents per token (topk, batchtopk, matryoshka)
+             */
+            k?: number | null;
+            /**
+             * L0 Coefficient
+             * @description L0 penalty of the JumpReLU SAE
+             */
+            l0_coefficient?: number | null;
+            /**
+             * L1 Coefficient
+             * @description Sparsity penalty of the standard SAE
+             */
+            l1_coefficient?: number | null;
+            /**
+             * Lr
+             * @description Learning rate (default: chosen for the token budget)
+             */
+            lr?: number | null;
+            /**
+             * Matryoshka Widths
+             * @description Nested widths of a Matryoshka SAE
+             */
+            matryoshka_widths?: number[] | null;
+            /**
+             * Model
+             * @description HF model id or local folder
+             */
+            model: string;
+            /**
+             * N Tokens
+             * @description Training tokens (special tokens excluded)
+             */
+            n_tokens: number;
+            /**
+             * Name
+             * @description Name of the SAE in the catalog
+             */
+            name?: string | null;
+            /**
+             * Normalize Activations
+             * @description Scale inputs to mean norm sqrt(d_in) (SAELens's expected_average_only_in; folded into the saved SAE) or not
+             * @default expected_average_only_in
+             * @enum {string}
+             */
+            normalize_activations?: "expected_average_only_in" | "none";
+            /**
+             * Seed
+             * @description Seed of the initialisation, the window order and the shuffling buffer
+             * @default 0
+             */
+            seed?: number;
+            /**
+             * Split
+             * @default train
+             */
+            split?: string;
+            /**
+             * Text Field
+             * @default text
+             */
+            text_field?: string;
+        };
+        /**
          * Training
          * @description A training record: how an SAE was trained.
          */
         Training: {
+            /** Architecture */
+            architecture: string | null;
             /**
              * Created At
              * @description ISO 8601 timestamp
@@ -3245,6 +4246,8 @@ export interface components {
             created_at: string | null;
             /** Dataset */
             dataset: string | null;
+            /** Device */
+            device: string | null;
             /**
              * Finished At
              * @description ISO 8601 timestamp
@@ -3252,12 +4255,22 @@ export interface components {
             finished_at: string | null;
             /** Hook Name */
             hook_name: string | null;
+            /**
+             * Hook Name Out
+             * @description A transcoder's output hook
+             */
+            hook_name_out: string | null;
             /** Hyperparameters */
             hyperparameters: {
                 [key: string]: unknown;
             };
             /** Id */
             id: string;
+            /**
+             * Job Id
+             * @description The training job (runs of the studio's trainer)
+             */
+            job_id: string | null;
             /** Metrics */
             metrics: {
                 [key: string]: unknown;
@@ -3269,10 +4282,46 @@ export interface components {
             /** Name */
             name: string;
             /**
+             * Run Dir
+             * @description Folder of the run's curves and checkpoints, relative to MISTUDIO_HOME
+             */
+            run_dir: string | null;
+            /**
+             * Sae Id
+             * @description The SAE this training produced (or that was linked to it)
+             */
+            sae_id: string | null;
+            /**
              * Started At
              * @description ISO 8601 timestamp
              */
             started_at: string | null;
+            /**
+             * Status
+             * @description recorded (typed by hand) or the state of the studio's training run
+             * @enum {string}
+             */
+            status: "recorded" | "pending" | "running" | "paused" | "interrupted" | "completed" | "failed" | "cancelled";
+            /**
+             * Tokens Seen
+             * @description Tokens trained so far (at the last checkpoint while running)
+             */
+            tokens_seen: number | null;
+            /** Wall Time S */
+            wall_time_s: number | null;
+        };
+        /**
+         * TrainingCurves
+         * @description A training's step curves, its evaluations and the latest evaluation's density histogram.
+         */
+        TrainingCurves: {
+            density_histogram: components["schemas"]["DensityHistogram"] | null;
+            /** Evals */
+            evals: components["schemas"]["EvalPoint"][];
+            /** Steps */
+            steps: components["schemas"]["StepPoint"][];
+            /** Training Id */
+            training_id: string;
         };
         /**
          * TrainingList
@@ -3302,6 +4351,27 @@ export interface components {
             n_training_tokens?: number | null;
             /** Name */
             name: string;
+        };
+        /**
+         * TrainingStarted
+         * @description A queued (or resumed) training job and the training records (one per SAE, in request order).
+         */
+        TrainingStarted: {
+            /** Job Id */
+            job_id: string;
+            /**
+             * Resumed
+             * @description An interrupted or paused run with the same settings was resumed
+             */
+            resumed: boolean;
+            /**
+             * Tokens Done
+             * @description Tokens already trained at the checkpoint a resume continues from
+             * @default 0
+             */
+            tokens_done?: number;
+            /** Training Ids */
+            training_ids: string[];
         };
         /** ValidateRequest */
         ValidateRequest: {
@@ -3451,6 +4521,62 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+        };
+    };
+    methods_api_v1_explain_methods_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExplainMethod"][];
+                };
+            };
+        };
+    };
+    search_api_v1_explanations_search_get: {
+        parameters: {
+            query: {
+                /** @description Words that must all appear in the explanation */
+                q: string;
+                /** @description Only explanations of this SAE */
+                sae_id?: string | null;
+                page?: number;
+                page_size?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExplanationSearchPage"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
             };
         };
     };
@@ -4184,6 +5310,76 @@ export interface operations {
             };
         };
     };
+    explain_api_v1_saes__sae_id__explain_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                sae_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ExplainRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExplainStarted"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    explain_estimate_api_v1_saes__sae_id__explain_estimate_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                sae_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ExplainRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExplainEstimate"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     download_export_api_v1_saes__sae_id__export_download__job_id__get: {
         parameters: {
             query?: never;
@@ -4422,13 +5618,21 @@ export interface operations {
     features_api_v1_saes__sae_id__features_get: {
         parameters: {
             query?: {
-                sort?: "index" | "frequency" | "max" | "mean";
+                sort?: "index" | "frequency" | "max" | "mean" | "score";
                 order?: "asc" | "desc";
                 dead?: boolean | null;
                 labeled?: boolean | null;
                 min_freq?: number | null;
                 max_freq?: number | null;
                 search?: string | null;
+                /** @description true: with a label or an explanation; false: neither */
+                explained?: boolean | null;
+                /** @description best score of `scorer` at least this */
+                min_score?: number | null;
+                /** @description best score of `scorer` at most this */
+                max_score?: number | null;
+                /** @description the scorer whose scores `min_score`, `max_score` and `sort=score` read (default: any) */
+                scorer?: ("detection" | "fuzzing" | "simulation") | null;
                 page?: number;
                 page_size?: number;
                 extraction_id?: string | null;
@@ -4674,6 +5878,73 @@ export interface operations {
             };
         };
     };
+    score_api_v1_saes__sae_id__score_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                sae_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ScoreRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScoreStarted"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    score_status_api_v1_saes__sae_id__score__job_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                sae_id: string;
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScoreStatus"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     get_sae_statistics_api_v1_saes__sae_id__statistics_get: {
         parameters: {
             query?: never;
@@ -4888,6 +6159,39 @@ export interface operations {
             };
         };
     };
+    start_training_api_v1_trainings_start_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TrainRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TrainingStarted"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     get_training_api_v1_trainings__training_id__get: {
         parameters: {
             query?: never;
@@ -4906,6 +6210,37 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Training"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_curves_api_v1_trainings__training_id__curves_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                training_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TrainingCurves"];
                 };
             };
             /** @description Validation Error */

@@ -1,4 +1,5 @@
 /** Short names for the REST API's shapes, all generated from the OpenAPI schema (src/api/schema.d.ts). */
+import type { BodyOf, ResponseOf } from "./contract";
 import type { components } from "./schema";
 
 type Schemas = components["schemas"];
@@ -11,6 +12,13 @@ export type Facets = Schemas["Facets"];
 export type SAEConfigView = Schemas["SAEConfigView"];
 export type SAEStatistics = Schemas["SAEStatistics"];
 export type Training = Schemas["Training"];
+
+// Training SAEs.
+export type TrainRequest = Schemas["TrainRequest"];
+export type TrainingStarted = Schemas["TrainingStarted"];
+export type TrainingCurvesData = Schemas["TrainingCurves"];
+export type TrainingStepPoint = TrainingCurvesData["steps"][number];
+export type EvalPoint = NonNullable<TrainingCurvesData["evals"]>[number];
 
 // The HuggingFace Hub.
 export type RepoListing = Schemas["RepoListing"];
@@ -34,6 +42,18 @@ export type Statistics = Schemas["Statistics"];
 export type ActivationExample = Schemas["ActivationExample"];
 export type Histogram = Schemas["Histogram"];
 export type LogitEntry = Schemas["LogitEntry"];
+
+// Explanations and auto-interp.
+export type Explanation = Schemas["Explanation"];
+export type ExplanationScore = Schemas["ExplanationScore"];
+export type ExplanationHit = Schemas["ExplanationHit"];
+export type ExplanationSearchPage = Schemas["ExplanationSearchPage"];
+export type ExplainMethod = Schemas["ExplainMethod"];
+export type ExplainRequest = BodyOf<"explain">;
+export type ExplainEstimate = ResponseOf<"explainEstimate">;
+export type ExplainStarted = ResponseOf<"explain">;
+export type ScoreRequest = BodyOf<"score">;
+export type ScoreStarted = ResponseOf<"score">;
 
 // Live activations and the model server.
 export type LiveActivations = Schemas["LiveActivations"];

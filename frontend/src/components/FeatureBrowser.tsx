@@ -3,6 +3,7 @@ import { useEffect, useState } from "react";
 import type { FeatureQuery } from "../api/client";
 import { chipToken, formatNumber, formatPercent } from "../lib/format";
 import { navigate } from "../lib/router";
+import { SCORERS, type Scorer } from "../stores/autointerpStore";
 import { FEATURE_PAGE_SIZE, featureActions, useFeaturePage, useFeatureQuery } from "../stores/featuresStore";
 import { ErrorMessage } from "./ErrorMessage";
 
@@ -38,7 +39,7 @@ export function FeatureBrowser({ saeId }: { saeId: string }) {
       <h2 id="features-title">Features</h2>
       <div className="toolbar" role="search">
         <label className="grow">
-          Search label or top token
+          Search label, explanation or top token
           <input type="search" value={search} onChange={(e) => setSearch(e.target.value)} placeholder="e.g. the, 'cat'" />
         </label>
         <label>
@@ -51,6 +52,26 @@ export function FeatureBrowser({ saeId }: { saeId: string }) {
           Labeled
           <select value={fromTri(query.labeled)} onChange={(e) => setQuery({ labeled: triState(e.target.value) })}>
             <option value="">All</option><option value="yes">Labeled</option><option value="no">Unlabeled</option>
+          </select>
+        </label>
+        <label>
+          Explained
+          <select value={fromTri(query.explained)} onChange={(e) => setQuery({ explained: triState(e.target.value) })}
+            data-testid="filter-explained">
+            <option value="">All</option><option value="yes">Explained</option><option value="no">Unexplained</option>
+          </select>
+        </label>
+        <label>
+          Score below
+          <input type="number" min={0} max={1} step="any" size={5} value={query.max_score ?? ""} data-testid="filter-max-score"
+            onChange={(e) => setQuery({ max_score: e.target.value === "" ? null : Number(e.target.value) })} />
+        </label>
+        <label>
+          Scorer
+          <select value={query.scorer ?? ""} data-testid="filter-scorer"
+            onChange={(e) => setQuery({ scorer: e.target.value === "" ? null : e.target.value as Scorer })}>
+            <option value="">Any</option>
+            {SCORERS.map((m) => <option key={m} value={m}>{m}</option>)}
           </select>
         </label>
         <label>
@@ -76,6 +97,7 @@ export function FeatureBrowser({ saeId }: { saeId: string }) {
               <th aria-sort={ariaSort("frequency")}><button type="button" className="th-button" onClick={() => sortBy("frequency")}>Frequency{arrow("frequency")}</button></th>
               <th aria-sort={ariaSort("max")}><button type="button" className="th-button" onClick={() => sortBy("max")}>Max act.{arrow("max")}</button></th>
               <th aria-sort={ariaSort("mean")}><button type="button" className="th-button" onClick={() => sortBy("mean")}>Mean act.{arrow("mean")}</button></th>
+              <th aria-sort={ariaSort("score")}><button type="button" className="th-button" onClick={() => sortBy("score")}>Score{arrow("score")}</button></th>
             </tr>
           </thead>
           <tbody>
@@ -85,11 +107,13 @@ export function FeatureBrowser({ saeId }: { saeId: string }) {
                   <a href={`/saes/${encodeURIComponent(saeId)}/features/${f.feature_index}`}
                     onClick={(e) => { e.preventDefault(); open_(f.feature_index); }}>{f.feature_index}</a>
                 </td>
-                <td>{f.label ?? <span className="muted">—</span>}{f.dead && <span className="tag">dead</span>}</td>
+                <td>{f.label ?? (f.explanation ? <span className="explanation-text">{f.explanation}</span> : <span className="muted">—</span>)}
+                  {f.dead && <span className="tag">dead</span>}</td>
                 <td className="mono">{f.top_token !== null ? <span className="token-chip">{chipToken(f.top_token)}</span> : "—"}</td>
                 <td className="num">{formatPercent(f.activation_frequency, 3)}</td>
                 <td className="num">{formatNumber(f.max_activation)}</td>
                 <td className="num">{formatNumber(f.mean_activation)}</td>
+                <td className="num" data-testid="feature-score">{typeof f.best_score === "number" ? formatNumber(f.best_score, 2) : "—"}</td>
               </tr>
             ))}
           </tbody>

@@ -5,6 +5,7 @@ import { chipToken, formatNumber, formatPercent } from "../lib/format";
 import { navigate } from "../lib/router";
 import { featureActions, useDashboard } from "../stores/featuresStore";
 import { ErrorMessage } from "./ErrorMessage";
+import { ExplainFeature, ExplanationList } from "./FeatureExplanations";
 import { FeatureTestBox } from "./FeatureTestBox";
 import { HistogramChart } from "./HistogramChart";
 import { TokenSequence } from "./TokenSequence";
@@ -91,6 +92,7 @@ function Statistics({ stats }: { stats: FeatureStatistics }) {
 export function FeatureDashboard({ saeId, index }: { saeId: string; index: number }) {
   const { dashboard, error } = useDashboard(saeId, index);
   const loadDashboard = featureActions.loadDashboard;
+  const [explaining, setExplaining] = useState(false);
 
   useEffect(() => {
     void loadDashboard(saeId, index);
@@ -113,8 +115,10 @@ export function FeatureDashboard({ saeId, index }: { saeId: string; index: numbe
           <button type="button" disabled={index <= 0} onClick={() => go(index - 1)}>← Previous</button>
           <button type="button" onClick={() => go(index + 1)}>Next →</button>
           <button type="button" onClick={() => navigate(`${saePath}/steer?feature=${index}`)}>Steer with this feature</button>
+          <button type="button" aria-expanded={explaining} onClick={() => setExplaining(!explaining)}>Explain</button>
         </div>
       </header>
+      {explaining && <ExplainFeature saeId={saeId} index={index} onClose={() => setExplaining(false)} />}
       <ErrorMessage message={error} testId="dashboard-error" />
       {!dashboard && !error && <p className="muted">Loading…</p>}
       {dashboard && (
@@ -172,18 +176,7 @@ export function FeatureDashboard({ saeId, index }: { saeId: string; index: numbe
                   {group.map((ex, i) => <TokenSequence key={i} example={ex} scale={maxAct} />)}
                 </section>
               ))}
-              <section className="card">
-                <h2>Explanations</h2>
-                {dashboard.explanations.length === 0 && <p className="muted">No explanations yet. Add a label above.</p>}
-                <ul>
-                  {dashboard.explanations.map((ex) => (
-                    <li key={ex.id}>{ex.description}
-                      {ex.method ? <span className="muted"> · {ex.method}</span> : null}
-                      {typeof ex.score === "number" ? <span className="muted"> · score {formatNumber(ex.score, 3)}</span> : null}
-                    </li>
-                  ))}
-                </ul>
-              </section>
+              <ExplanationList saeId={saeId} index={index} explanations={dashboard.explanations} />
             </div>
           </div>
         </>

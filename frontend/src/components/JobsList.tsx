@@ -9,7 +9,8 @@ import { jobActions, useJob, useJobIds, useJobsError } from "../stores/jobsStore
 import { ErrorMessage } from "./ErrorMessage";
 import { ProgressBar } from "./ProgressBar";
 
-const TYPE_NAMES: Record<string, string> = { sae_download: "Download", extraction: "Extraction", export: "Export" };
+const TYPE_NAMES: Record<string, string> = { sae_download: "Download", extraction: "Extraction", export: "Export",
+  training: "Training" };
 
 /** One job's row; re-renders on that job's events only. */
 function JobRow({ jobId }: { jobId: string }) {

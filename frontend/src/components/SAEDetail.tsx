@@ -8,9 +8,11 @@ import { exportActions } from "../stores/exportStore";
 import { saeActions } from "../stores/saesStore";
 import { ConfirmDialog } from "./ConfirmDialog";
 import { ErrorMessage } from "./ErrorMessage";
+import { ExplainFeatures } from "./ExplainFeatures";
 import { ExtractionLauncher } from "./ExtractionLauncher";
 import { FeatureBrowser } from "./FeatureBrowser";
 import { PublishToHF } from "./PublishToHF";
+import { TrainingCurves } from "./TrainingCurves";
 import { TrainingLink } from "./TrainingLink";
 
 function formatValue(v: unknown): string {
@@ -53,6 +55,7 @@ export function SAEDetail({ saeId }: { saeId: string }) {
   const [labelsNote, setLabelsNote] = useState<string | null>(null);
   const [labelsError, setLabelsError] = useState<string | null>(null);
   const [labelsVersion, setLabelsVersion] = useState(0);
+  const [explaining, setExplaining] = useState(false);
   const labelsInput = useRef<HTMLInputElement>(null);
   const openExport = exportActions.openFor;
   const remove = saeActions.remove;
@@ -112,6 +115,8 @@ export function SAEDetail({ saeId }: { saeId: string }) {
           <button type="button" className="primary" disabled={sae.status !== "ready"} onClick={() => openExport(sae.id)}>Export to Neuronpedia</button>
           <button type="button" disabled={sae.status !== "ready"}
             onClick={() => navigate(`/saes/${encodeURIComponent(sae.id)}/inference`)}>Which features fire?</button>
+          <button type="button" disabled={(sae.n_features_extracted ?? 0) === 0} onClick={() => setExplaining(true)}
+            title={(sae.n_features_extracted ?? 0) === 0 ? "Extract feature dashboards first" : undefined}>Explain features…</button>
           <button type="button" onClick={() => labelsInput.current?.click()}>Import labels…</button>
           <input ref={labelsInput} type="file" hidden accept=".csv,.json" aria-label="Labels file"
             data-testid="labels-file" onChange={(e) => void importLabels(e.target.files?.[0])} />
@@ -150,8 +155,13 @@ export function SAEDetail({ saeId }: { saeId: string }) {
           )}
         </section>
       </div>
+      {training && training.status !== "recorded" && <TrainingCurves trainingId={training.id} />}
       {sae.status === "ready" && <ExtractionLauncher sae={sae} onFinished={() => void load()} />}
       {(sae.n_features_extracted ?? 0) > 0 && <FeatureBrowser saeId={sae.id} key={`${sae.latest_extraction_id ?? "none"}-${labelsVersion}`} />}
+      {explaining && (
+        <ExplainFeatures saeId={sae.id} onClose={() => setExplaining(false)}
+          onFinished={() => setLabelsVersion((v) => v + 1)} />
+      )}
       {confirming && (
         <ConfirmDialog title="Delete SAE" confirmLabel="Delete"
           message={`Delete "${sae.name}" and its files and feature data? This cannot be undone.`}

@@ -31,6 +31,8 @@ export type Route =
   | { name: "inference"; saeId: string }
   | { name: "jobs" }
   | { name: "exports" }
+  | { name: "train" }
+  | { name: "search" }
   | { name: "notFound" };
 
 /** Parse a pathname into a route. */
@@ -39,6 +41,8 @@ export function matchRoute(path: string): Route {
   if (parts.length === 0 || (parts.length === 1 && parts[0] === "saes")) return { name: "saes" };
   if (parts[0] === "jobs" && parts.length === 1) return { name: "jobs" };
   if (parts[0] === "exports" && parts.length === 1) return { name: "exports" };
+  if (parts[0] === "train" && parts.length === 1) return { name: "train" };
+  if (parts[0] === "search" && parts.length === 1) return { name: "search" };
   if (parts[0] === "saes" && parts.length === 2) return { name: "sae", saeId: parts[1] };
   if (parts[0] === "saes" && parts.length === 3 && parts[2] === "steer") return { name: "steer", saeId: parts[1] };
   if (parts[0] === "saes" && parts.length === 3 && parts[2] === "inference") return { name: "inference", saeId: parts[1] };

@@ -47,6 +47,7 @@ export function makeDashboard(): FeatureDashboardView {
     top_tokens: [{ token: " cat", token_id: 2, total_activation: 40, count: 10, mean_activation: 4, max_activation: 4 }],
     label: "cats",
     category: null,
-    explanations: [{ id: "e1", description: "cat tokens", method: "manual", model: null, score: null, created_at: null }],
+    explanations: [{ id: "e1", description: "cat tokens", method: "manual", model: null, score: null, created_at: null,
+      source: "typed", prompt_version: null, scores: [] }],
   };
 }

@@ -18,9 +18,13 @@ from mistudio.api.deps import scrub_paths, server_path_patterns
 from mistudio.api.docs import mount_docs
 from mistudio.api.routes import activations as activation_routes
 from mistudio.api.routes import auth as auth_routes
+from mistudio.api.routes import autointerp as autointerp_routes
+from mistudio.api.routes import explanations as explanation_routes
 from mistudio.api.routes import exports, features, hub, jobs, saes
 from mistudio.api.routes import publish as publish_routes
+from mistudio.api.routes import scoring as scoring_routes
 from mistudio.api.routes import steering as steering_routes
+from mistudio.api.routes import training as training_routes
 from mistudio.errors import MiStudioError
 from mistudio.studio import Studio
 
@@ -78,7 +82,7 @@ def create_app(studio: Studio | None = None, start_worker: bool = True, *, auth:
         return Health(status="ok", version=__version__, auth_required=token is not None)
 
     for module in (auth_routes, saes, hub, jobs, features, exports, publish_routes, activation_routes,
-                   steering_routes):
+                   steering_routes, explanation_routes, autointerp_routes, scoring_routes, training_routes):
         app.include_router(module.router, prefix="/api/v1")
 
     mount_docs(app, STATIC_DIR)  # Swagger UI served from the web UI's build: works offline

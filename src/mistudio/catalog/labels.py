@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import CursorResult, update
 from sqlalchemy.orm import Session
 
-from mistudio.catalog.explanations import add_explanation
+from mistudio.catalog.explanations import add_explanation, add_score
 from mistudio.db.models import FeatureSummary, SAERecord
 from mistudio.errors import InvalidInputError, NotFoundError
 
@@ -67,8 +67,9 @@ def _text_field(row: dict[Any, Any], key: str) -> str | None:
 
 
 def parse_labels(data: bytes, filename: str) -> list[dict[str, Any]]:
-    """Rows `{feature_index, description, method?, model?, score?, category?}` from CSV (header row) or JSON
-    (a list of rows, or `{"explanations": [{feature_index, explanations: [...]}]}` as exports write it).
+    """Rows `{feature_index, description, method?, model?, score?, category?, prompt_version?, scores?}` from CSV
+    (header row) or JSON (a list of rows, or `{"explanations": [{feature_index, explanations: [...]}]}` as exports
+    write it, scores included).
 
     Raises:
         InvalidInputError: the file cannot be read, or a row lacks an integer feature index or a description, or
@@ -95,12 +96,40 @@ def parse_labels(data: bytes, filename: str) -> list[dict[str, Any]]:
             raise InvalidInputError(f"{filename} row {n}: score {score!r} is not a number") from None
         out.append({"feature_index": index, "description": str(desc).strip(),
                     "method": _text_field(row, "method") or "import", "model": _text_field(row, "model"),
-                    "score": score, "category": _text_field(row, "category")})
+                    "score": score, "category": _text_field(row, "category"),
+                    "prompt_version": _text_field(row, "prompt_version"),
+                    "original_source": _text_field(row, "source"),
+                    "scores": _scores_of(row.get("scores"), f"{filename} row {n}")})
+    return out
+
+
+def _scores_of(value: Any, where: str) -> list[dict[str, Any]]:
+    """The scores of an exported explanation (`[{scorer, score, model?, n_examples?, details?}]`).
+
+    Raises:
+        InvalidInputError: `scores` is not such a list.
+    """
+    if value in (None, ""):
+        return []
+    if not isinstance(value, list):
+        raise InvalidInputError(f"{where}: scores should be a list of {{scorer, score}} objects")
+    out = []
+    for item in value:
+        scorer = item.get("scorer") if isinstance(item, dict) else None
+        score = item.get("score") if isinstance(item, dict) else None
+        if not isinstance(scorer, str) or not scorer or isinstance(score, bool) or not isinstance(score, (int, float)):
+            raise InvalidInputError(f"{where}: each score needs a scorer name and a numeric score, got {item!r}")
+        n_examples = item.get("n_examples")
+        details = item.get("details")
+        out.append({"scorer": scorer, "score": float(score), "model": _text_field(item, "model"),
+                    "n_examples": n_examples if isinstance(n_examples, int) and not isinstance(n_examples, bool)
+                    else None, "details": details if isinstance(details, dict) else {}})
     return out
 
 
 def import_labels(session: Session, sae_id: str, rows: list[dict[str, Any]]) -> LabelsImportResult:
-    """Add each row as an explanation and set it as the feature's label (last row per feature wins).
+    """Add each row as an explanation (with its scores) and set it as the feature's label (last row per feature
+    wins).
 
     Raises:
         NotFoundError: no such SAE.
@@ -114,8 +143,14 @@ def import_labels(session: Session, sae_id: str, rows: list[dict[str, Any]]) -> 
         if bad:
             raise InvalidInputError(f"feature indices outside [0, {record.d_sae}): {bad[:10]}")
     for r in rows:
-        add_explanation(session, sae_id, r["feature_index"], r["description"], method=r["method"], model=r["model"],
-                        score=r["score"], source="imported")
+        original = r.get("original_source")
+        explanation_id = add_explanation(
+            session, sae_id, r["feature_index"], r["description"], method=r["method"], model=r["model"],
+            score=r["score"], source="imported", prompt_version=r.get("prompt_version"),
+            details={"imported_source": original} if original else None)
+        for sc in r.get("scores") or []:
+            add_score(session, explanation_id, sc["scorer"], sc["score"], model=sc["model"],
+                      n_examples=sc["n_examples"], details=sc["details"])
     labelled = 0
     latest = {r["feature_index"]: r for r in rows}
     for index, r in latest.items():

@@ -12,6 +12,7 @@ from mistudio.paging import Page
 
 SAESource = Literal["trained", "huggingface", "gemma_scope", "upload"]
 SAEStatus = Literal["downloading", "ready", "error"]
+TrainingStatus = Literal["recorded", "pending", "running", "paused", "interrupted", "completed", "failed", "cancelled"]
 
 
 def _iso(value: Any) -> str | None:
@@ -138,16 +139,28 @@ class Training(BaseModel):
     started_at: str | None = Field(description="ISO 8601 timestamp")
     finished_at: str | None = Field(description="ISO 8601 timestamp")
     created_at: str | None = Field(description="ISO 8601 timestamp")
+    status: TrainingStatus = Field(description="recorded (typed by hand) or the state of the studio's training run")
+    job_id: str | None = Field(description="The training job (runs of the studio's trainer)")
+    architecture: str | None
+    hook_name_out: str | None = Field(description="A transcoder's output hook")
+    device: str | None
+    tokens_seen: int | None = Field(description="Tokens trained so far (at the last checkpoint while running)")
+    wall_time_s: float | None
+    run_dir: str | None = Field(description="Folder of the run's curves and checkpoints, relative to MISTUDIO_HOME")
+    sae_id: str | None = Field(description="The SAE this training produced (or that was linked to it)")
 
     @classmethod
-    def from_record(cls, training: TrainingRecord) -> Training:
-        """The view of a training row."""
+    def from_record(cls, training: TrainingRecord, sae_id: str | None = None) -> Training:
+        """The view of a training row (`sae_id`: the catalogued SAE linked to it)."""
         return cls(
             id=training.id, name=training.name, model_name=training.model_name, hook_name=training.hook_name,
             dataset=training.dataset, hyperparameters=training.hyperparameters or {},
             metrics=training.metrics or {}, n_training_tokens=training.n_training_tokens,
             started_at=_iso(training.started_at), finished_at=_iso(training.finished_at),
-            created_at=_iso(training.created_at),
+            created_at=_iso(training.created_at), status=cast(TrainingStatus, training.status or "recorded"),
+            job_id=training.job_id, architecture=training.architecture, hook_name_out=training.hook_name_out,
+            device=training.device, tokens_seen=training.tokens_seen, wall_time_s=training.wall_time_s,
+            run_dir=training.run_dir, sae_id=sae_id,
         )
 
 

@@ -485,10 +485,30 @@ def create_training(session: Session, **fields: Any) -> schemas.Training:
     return schemas.Training.from_record(training)
 
 
+def _sae_ids_of(session: Session, training_ids: Sequence[str]) -> dict[str, str]:
+    """The catalogued SAE linked to each training (the newest when several are)."""
+    rows = session.execute(select(SAERecord.training_id, SAERecord.id).where(SAERecord.training_id.in_(training_ids))
+                           .order_by(SAERecord.created_at))
+    return {str(training_id): sae_id for training_id, sae_id in rows}
+
+
 def list_trainings(session: Session) -> list[schemas.Training]:
     """All training records, newest first."""
-    trainings = session.scalars(select(Training).order_by(Training.created_at.desc()))
-    return [schemas.Training.from_record(t) for t in trainings]
+    trainings = list(session.scalars(select(Training).order_by(Training.created_at.desc())))
+    linked = _sae_ids_of(session, [t.id for t in trainings])
+    return [schemas.Training.from_record(t, linked.get(t.id)) for t in trainings]
+
+
+def get_training(session: Session, training_id: str) -> schemas.Training:
+    """One training record.
+
+    Raises:
+        NotFoundError: no training record `training_id`.
+    """
+    training = session.get(Training, training_id)
+    if training is None:
+        raise NotFoundError(f"training {training_id} not found; `mistudio training list` shows them")
+    return schemas.Training.from_record(training, _sae_ids_of(session, [training_id]).get(training_id))
 
 
 def link_training(session: Session, sae_id: str, training_id: str) -> schemas.SAE:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
 
+from mistudio.catalog.feature_spec import parse_feature_spec, single_range
 from mistudio.cli.common import cli_errors, err_console, open_studio, print_json, run_job_with_progress
 from mistudio.cli.ids import resolve_sae, short_id
 from mistudio.fsutil import link_or_copy
@@ -35,11 +37,11 @@ def _selection(features: str | None, labeled: bool, label_text: str | None, min_
                max_freq: float | None, min_max: float | None) -> dict[str, Any] | None:
     sel: dict[str, Any] = {}
     if features:
-        if "-" in features and "," not in features:
-            start, stop = features.split("-", 1)
-            sel = {"mode": "range", "start": int(start), "stop": int(stop)}
+        bounds = single_range(features)
+        if bounds is not None:
+            sel = {"mode": "range", "start": bounds[0], "stop": bounds[1]}
         else:
-            sel = {"mode": "list", "indices": [int(i) for i in features.split(",") if i.strip()]}
+            sel = {"mode": "list", "indices": parse_feature_spec(features, sys.maxsize)}
     elif labeled:
         sel = {"mode": "labeled"}
     elif label_text:
@@ -59,7 +61,7 @@ def neuronpedia(
     out: Path = typer.Option(..., "--out", help="Where to write the archive (FILE.zip)."),
     preset: str = typer.Option(None, help="full | neuronpedia | saelens | labeled | saedashboard | rich | minimal"),
     fmt: str = typer.Option(None, "--format", help="neuronpedia | saelens | both"),
-    features: str = typer.Option(None, help="Feature range `0-1000` or list `1,5,9`."),
+    features: str = typer.Option(None, help="Features: a range `0-999` (both ends included), a list `1,5,9`, or a mix."),
     labeled: bool = typer.Option(False, "--labeled", help="Only labeled features."),
     label_text: str = typer.Option(None, help="Features whose label/category contains this text."),
     min_freq: float = typer.Option(None, help="Minimum activation frequency."),

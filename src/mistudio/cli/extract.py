@@ -100,19 +100,28 @@ def _feature(sae_id: str = typer.Argument(...), index: int = typer.Argument(...)
     console.print(f"  top tokens: {tops}", highlight=False)
 
 
-def _demo(n_tokens: int = typer.Option(65_536, "--n-tokens", help="Tokens of the shipped corpus to read."),
+def _demo(n_tokens: int = typer.Option(65_536, "--n-tokens", help="Tokens of the shipped corpus to extract over."),
+          train_tokens: int = typer.Option(None, "--train-tokens",
+                                           help="Tokens to train the demo SAE on (default 500,000: about a "
+                                                "minute on a laptop CPU)."),
           as_json: bool = typer.Option(False, "--json")) -> None:
-    """Offline demo: a tiny random GPT-2 and SAE, extracted over the shipped corpus, ready in the catalog."""
-    from mistudio.demo import run_demo
+    """Offline demo: a tiny random GPT-2, a TopK SAE trained on it over the shipped corpus, its dashboards
+    extracted, ready in the catalog."""
+    from mistudio.demo import DEMO_TRAIN_TOKENS, run_demo
 
     studio = open_studio()
-    result = run_demo(studio, n_tokens=n_tokens,
+    result = run_demo(studio, n_tokens=n_tokens, train_tokens=train_tokens or DEMO_TRAIN_TOKENS,
                       run_job=lambda st, job_id: run_job_with_progress(st, job_id, quiet=as_json))
     if as_json:
         print_json(result)
     else:
-        console.print(f"demo SAE [bold]{result['sae_id']}[/bold] is ready: `mistudio features {result['sae_id']}`, "
-                      f"`mistudio feature {result['sae_id']} 0`, or `mistudio serve` and open the web UI")
+        metrics = result.get("metrics") or {}
+        ev, l0 = metrics.get("explained_variance"), metrics.get("l0")
+        trained = (f" (explained variance {ev:.3f}, L0 {l0:.1f})" if isinstance(ev, float) and isinstance(l0, float)
+                   else "")
+        console.print(f"demo SAE [bold]{result['sae_id']}[/bold] is trained{trained} and extracted: "
+                      f"`mistudio features {result['sae_id']}`, `mistudio training show {result['training_id']}`, "
+                      "or `mistudio serve` and open the web UI")
 
 
 def register(app: typer.Typer) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import InstrumentedAttribute
 
-from mistudio.db.models import ExportRecord, Extraction, Job, SAERecord
+from mistudio.db.models import ExportRecord, Extraction, Job, SAERecord, Training
 from mistudio.errors import AmbiguousIdError, NotFoundError
 from mistudio.studio import Studio
 
@@ -15,6 +15,7 @@ _KINDS: dict[str, tuple[InstrumentedAttribute[str], str]] = {
     "job": (Job.id, "mistudio jobs list"),
     "export": (ExportRecord.id, "mistudio exports list"),
     "extraction": (Extraction.id, "mistudio sae show"),
+    "training": (Training.id, "mistudio training list"),
 }
 SHORT_ID = 8  # characters of an id the tables print
 

@@ -10,26 +10,33 @@ from mistudio.cli import sae as sae_cli
 app = typer.Typer(help="miStudio: SAEs in from anywhere, feature dashboards, Neuronpedia export.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 app.add_typer(sae_cli.app, name="sae", help="List, browse, download, import, convert and delete SAEs.")
-app.add_typer(sae_cli.training_app, name="training")
 
 
 def _register_optional() -> None:
     """Sub-commands of the extraction and export packages."""
     from mistudio.cli import activations as activations_cli
+    from mistudio.cli import explain as explain_cli
+    from mistudio.cli import explanations as explanations_cli
     from mistudio.cli import export as export_cli
     from mistudio.cli import extract as extract_cli
     from mistudio.cli import jobs as jobs_cli
     from mistudio.cli import publish as publish_cli
+    from mistudio.cli import score as score_cli
     from mistudio.cli import steer as steer_cli
     from mistudio.cli import store as store_cli
+    from mistudio.cli import train as train_cli
 
     extract_cli.register(app)
     activations_cli.register(app)
+    explanations_cli.register(app)
+    explain_cli.register(app)
     export_cli.register(app)
     jobs_cli.register(app)
     publish_cli.register(app)
+    score_cli.register(app)
     steer_cli.register(app)
     store_cli.register(app)
+    train_cli.register(app)
 
 
 _register_optional()

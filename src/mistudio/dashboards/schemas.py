@@ -13,8 +13,8 @@ from typing_extensions import NotRequired, TypedDict
 
 from mistudio.store.schemas import Quantiles, Statistics
 
-__all__ = ["ActivationExample", "ExampleSource", "Explanation", "FeatureDashboard", "FeatureDashboardView",
-           "Histogram", "LogitEntry", "Logits", "Quantiles", "Statistics", "TopToken"]
+__all__ = ["ActivationExample", "ExampleSource", "Explanation", "ExplanationScore", "FeatureDashboard",
+           "FeatureDashboardView", "Histogram", "LogitEntry", "Logits", "Quantiles", "Statistics", "TopToken"]
 
 
 @with_config(ConfigDict(extra="allow"))
@@ -87,14 +87,28 @@ class TopToken(TypedDict):
 
 
 @with_config(ConfigDict(extra="forbid"))
+class ExplanationScore(TypedDict):
+    """One scorer's score of an explanation."""
+
+    scorer: Annotated[str, Field(description="detection | fuzzing | simulation (or an imported score's name)")]
+    score: Annotated[float, Field(description="Balanced accuracy in [0, 1] (detection, fuzzing) or a "
+                                              "correlation (simulation)")]
+    model: Annotated[str | None, Field(description="The model that did the scoring")]
+    n_examples: int | None
+    created_at: Annotated[str | None, Field(description="ISO 8601 timestamp")]
+
+
 class Explanation(TypedDict):
-    """An explanation of a feature."""
+    """An explanation of a feature with its scores."""
 
     id: str
     description: str
-    method: str | None
-    model: str | None
-    score: float | None
+    method: Annotated[str | None, Field(description="e.g. np_max-act-logits, oai_token-act-pair, import, manual")]
+    model: Annotated[str | None, Field(description="The model that wrote it (None when a person did)")]
+    score: Annotated[float | None, Field(description="The score that came with it (an import's), else None")]
+    source: Annotated[str, Field(description="typed | imported | generated")]
+    prompt_version: str | None
+    scores: list[ExplanationScore]
     created_at: Annotated[str | None, Field(description="ISO 8601 timestamp")]
 
 

@@ -97,6 +97,7 @@ class BatchWriter:
             "features": [bulk_rows.feature_row(bf, _neuronpedia_of(f), self.rows)
                          for bf, f in zip(batch, live, strict=True)],
             "explanations": [r for f in live for r in bulk_rows.explanation_rows(f, self.rows)],
+            "explanation_scores": [r for f in live for r in bulk_rows.explanation_score_rows(f, self.rows)],
         }
         for name, rows in parts.items():
             if rows:

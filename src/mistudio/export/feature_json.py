@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from mistudio.export.prepare import ExplanationDoc, PreparedFeature
+from mistudio.export.prepare import ExplanationDoc, PreparedFeature, explanation_doc
 
 _EXAMPLE_KEYS = ("tokens", "values", "max_value", "max_token_index", "qualifying_token_index", "bin_min", "bin_max",
                  "bin_contains", "source")
@@ -26,14 +26,15 @@ def feature_document(feat: PreparedFeature, *, include_top_tokens: bool,
     }
     if include_top_tokens:
         doc["top_tokens"] = feat.top_tokens
+    if feat.explanations:
+        doc["explanations"] = [explanation_doc(e) for e in feat.explanations]
     return doc
 
 
 def explanations_document(features: Iterable[tuple[int, list[ExplanationDoc]]]) -> dict[str, Any]:
-    """`{"explanations": [{feature_index, explanations: [{description, method, model, score, created_at}]}]}`."""
+    """`{"explanations": [{feature_index, explanations: [{description, method, model, score, source,
+    prompt_version, scores: [{scorer, score, model, n_examples, details, created_at}], created_at}]}]}`."""
     return {"explanations": [
-        {"feature_index": index, "explanations": [
-            {"description": e["description"], "method": e.get("method"), "model": e.get("model"),
-             "score": e.get("score"), "created_at": e.get("created_at")} for e in items]}
+        {"feature_index": index, "explanations": [explanation_doc(e) for e in items]}
         for index, items in features if items
     ]}

@@ -11,7 +11,7 @@ from typing import Any
 
 from mistudio.errors import InvalidInputError
 from mistudio.export.layout import EXPLANATIONS, METADATA, feature_index_of
-from mistudio.export.prepare import ExplanationDoc, PreparedFeature
+from mistudio.export.prepare import ExplanationDoc, PreparedFeature, explanation_doc
 
 
 class BaseExport:
@@ -61,8 +61,7 @@ def unchanged_features(base: BaseExport, *, extraction_id: str | None, config: d
 
 
 def _explanation_docs(items: list[ExplanationDoc]) -> list[ExplanationDoc]:
-    return [{"description": e["description"], "method": e.get("method"), "model": e.get("model"),
-             "score": e.get("score"), "created_at": e.get("created_at")} for e in items]
+    return [explanation_doc(e) for e in items]
 
 
 def prepared_from_document(doc: dict[str, Any], explanations: list[ExplanationDoc]) -> PreparedFeature:

@@ -12,7 +12,10 @@ SKIPPED_INDEXES = f"{NEURONPEDIA_DIR}/skipped_indexes.json"
 SAELENS_DIR = "saelens"
 SAELENS_PRETRAINED = f"{SAELENS_DIR}/pretrained_saes.yaml"
 # the batched row folders of Neuronpedia's bulk-import layout, and its one-row metadata files
-BULK_ROW_KINDS = ("features", "activations", "explanations")
+BULK_ROW_KINDS = ("features", "activations", "explanations", "explanation_scores")
+# Neuronpedia's config rows (explanation/score types and models), upserted by its importer before the rows;
+# the folder mirrors `s3://neuronpedia-datasets/v1/config/` beside `v1/{model_id}/{source_id}/`
+NP_CONFIG_DIR = f"{NEURONPEDIA_DIR}/exports/config"
 BULK_RELEASE, BULK_MODEL, BULK_SOURCESET, BULK_SOURCE = "release.jsonl", "model.jsonl", "sourceset.jsonl", "source.jsonl"
 BULK_METADATA_FILES = (BULK_RELEASE, BULK_MODEL, BULK_SOURCESET, BULK_SOURCE)
 

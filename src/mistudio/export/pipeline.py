@@ -24,7 +24,7 @@ from mistudio.export.archive.packs import PackedEntry
 from mistudio.export.batches import BatchItem, BatchWriter, run_batches
 from mistudio.export.config import EXPORT_VERSION, ExportConfig
 from mistudio.export.incremental import BaseExport, prepared_from_document, unchanged_features
-from mistudio.export.neuronpedia import activation_shards, bulk_rows, saedashboard_batches
+from mistudio.export.neuronpedia import activation_shards, bulk_rows, explanation_names, saedashboard_batches
 from mistudio.export.neuronpedia.ids import NeuronpediaIds, resolve_ids
 from mistudio.export.prepare import ExplanationDoc
 from mistudio.export.public_names import PublicNames, resolve_public_names
@@ -416,6 +416,14 @@ def _finish_stage(stage: Path, inputs: ExportInputs, cfg: ExportConfig, ids: Neu
         folder.mkdir(parents=True, exist_ok=True)
         for name, row in meta_rows.items():
             atomic_write_bytes(folder / name, jsonl([row]))
+        config = explanation_names.config_rows((e for i in sorted(explanations) if i in chosen
+                                                for e in explanations[i]),
+                                               creator_id=rows.creator_id, creator_name=cfg.creator_name,
+                                               created_at=rows.created_at)
+        for name, config_rows in config.items():
+            if config_rows:
+                (stage / layout.NP_CONFIG_DIR).mkdir(parents=True, exist_ok=True)
+                atomic_write_bytes(stage / layout.NP_CONFIG_DIR / name, jsonl(config_rows))
     if cfg.wants_saelens and inputs.sae is not None:
         target = stage / layout.SAELENS_DIR
         if target.exists():

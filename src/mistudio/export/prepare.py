@@ -27,14 +27,40 @@ from mistudio.export.archive.jsonio import (
 )
 
 
+class ScoreDoc(TypedDict):
+    """One scorer's score of an explanation as exports write it."""
+
+    scorer: str
+    score: float
+    model: str | None
+    n_examples: int | None
+    details: dict[str, Any]
+    created_at: str | None
+
+
 class ExplanationDoc(TypedDict):
-    """An explanation as exports write it (`explanations/explanations.json`, Neuronpedia rows)."""
+    """An explanation as exports write it (`explanations/explanations.json`, the feature JSON, Neuronpedia rows):
+    typed in the UI (the feature's label, method `manual`), imported, or generated, with its scores."""
 
     description: str
     method: str | None
     model: str | None
     score: float | None
+    source: str
+    prompt_version: str | None
+    scores: list[ScoreDoc]
     created_at: str | None
+
+
+def explanation_doc(item: Mapping[str, Any]) -> ExplanationDoc:
+    """The one written form of an explanation (missing keys, as in older exports, get their defaults)."""
+    scores: list[ScoreDoc] = [
+        {"scorer": str(s["scorer"]), "score": float(s["score"]), "model": s.get("model"),
+         "n_examples": s.get("n_examples"), "details": dict(s.get("details") or {}), "created_at": s.get("created_at")}
+        for s in item.get("scores") or []]
+    return {"description": item["description"], "method": item.get("method"), "model": item.get("model"),
+            "score": item.get("score"), "source": item.get("source") or "typed",
+            "prompt_version": item.get("prompt_version"), "scores": scores, "created_at": item.get("created_at")}
 
 
 @dataclass

@@ -28,7 +28,8 @@ def readme_text(meta: dict[str, Any], *, n_features: int, n_skipped: int, has_ne
         f"| `{layout.METADATA}` | SAE and extraction metadata |",
         f"| `{layout.FEATURES_DIR}/{{index}}{ext}` | per-feature dashboard data (examples, logits, histogram, "
         "statistics) |",
-        f"| `{layout.EXPLANATIONS}` | every explanation per feature |",
+        f"| `{layout.EXPLANATIONS}` | every explanation per feature (typed as a label, imported, generated) with "
+        "its method, model, prompt version and scores; the feature files carry the same under `explanations` |",
     ]
     export_cfg = meta.get("export") or {}
     if has_neuronpedia:
@@ -37,8 +38,10 @@ def readme_text(meta: dict[str, Any], *, n_features: int, n_skipped: int, has_ne
         lines += [
             f"| `{layout.SKIPPED_INDEXES}` | features without examples (dead), left out of the batches |",
             f"| `{bulk_folder}/` | Neuronpedia bulk-import "
-            "layout (release/model/sourceset/source JSONL + features/activations/explanations batches; activation "
-            "rows are grouped by prompt window, see below) |",
+            "layout (release/model/sourceset/source JSONL + features/activations/explanations/explanation_scores "
+            "batches; activation rows are grouped by prompt window, see below) |",
+            f"| `{layout.NP_CONFIG_DIR}/` | Neuronpedia config rows for the explanation types, explanation models, "
+            "score types and score models the rows name (only when there are some) |",
         ]
     if has_saelens:
         lines += [f"| `{layout.SAELENS_DIR}/` | the SAE in SAELens format (`cfg.json`, `sae_weights.safetensors`, "
@@ -77,7 +80,8 @@ def readme_text(meta: dict[str, Any], *, n_features: int, n_skipped: int, has_ne
             "(`/api/feature/upload-batch`) takes each feature's density, top/bottom logits, explanations (text) and "
             "activations (tokens, values, quantile band); it has no field for the activation and logit "
             "histograms, neuron alignment, correlated neurons and features, the decoder cosine top-k, "
-            "explanation methods or scores, or `dataIndex`, so those panels stay empty on an API upload. Use the "
+            "explanation models or scores, or `dataIndex`, so those panels stay empty on an API upload (an "
+            "explanation's method goes as `methodName` when it is one of Neuronpedia's types). Use the "
             "bulk import for them.",
             "",
         ]
@@ -116,8 +120,14 @@ def readme_text(meta: dict[str, Any], *, n_features: int, n_skipped: int, has_ne
         "is a top example of many features, and rows of the same window side by side compress to about one copy "
         "of its text. Neuronpedia's importer takes the rows in any order.",
         f"- {n_skipped} dead feature(s) are left out of the Neuronpedia batches (see `skipped_indexes.json`).",
-        "- Explanation rows carry `typeName`/`explanationModelName` = null (Neuronpedia's type tables may not know "
-        "miStudio's methods); the method, model and score are kept in `notes`.",
+        "- Explanation rows carry `typeName` = the method when it is one of Neuronpedia's explanation types "
+        "(`np_max-act-logits`, `oai_token-act-pair`, …; null for a typed label or an unknown method) with "
+        "`explanationModelName` = the model that wrote it, and `scoreV1` = the OpenAI simulation score (else an "
+        "imported score, else 0); `notes` keeps method, model, source and prompt version. Detection and fuzzing "
+        "scores are `ExplanationScore` rows in `explanation_scores/` (types `eleuther_recall`, `eleuther_fuzz`), "
+        "which Neuronpedia's bulk importer does not read: insert them with the same column names. Copy "
+        f"`{layout.NP_CONFIG_DIR}/*.jsonl` to the bucket's `v1/config/` (the importer upserts them first) so "
+        "the type and model names exist.",
         "- Neuronpedia's bulk importer lists at most 1,000 files per folder: keep batches ≤ 1,000 (raise "
         "`batch_size` for very wide SAEs).",
         "",

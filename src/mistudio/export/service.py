@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from mistudio.db.models import Explanation, ExportRecord, Extraction, FeatureSummary
+from mistudio.catalog.explanations import explanations_by_feature
+from mistudio.db.models import ExportRecord, Extraction, FeatureSummary
 from mistudio.errors import ConflictError, InvalidInputError, NotFoundError
 from mistudio.export.config import ExportConfig
-from mistudio.export.prepare import ExplanationDoc
+from mistudio.export.prepare import ExplanationDoc, explanation_doc
 from mistudio.export.schemas import Export, ExportEstimate, ExportPage, ExportStarted
 from mistudio.export.selection import select_features
 from mistudio.export.source import manifest_value
@@ -68,21 +69,17 @@ MANUAL_METHOD = "manual"  # the method of an explanation typed as a label in the
 
 def explanations_for(session: Session, sae_id: str,
                      labels: dict[int, tuple[str | None, str | None]] | None = None) -> dict[int, list[ExplanationDoc]]:
-    """Every explanation of the SAE, per feature, oldest first: the `explanations` table (imported labels,
-    auto-interp) plus each feature's label (`labels`, as `labels_for` reads them: typed in the UI or set through
-    `PUT …/label`) when no explanation already holds its text."""
+    """Every explanation of the SAE with its scores, per feature, oldest first: the explanations of
+    `catalog.explanations` (typed, imported, generated) plus each feature's label (`labels`, as `labels_for` reads
+    them: typed in the UI or set through `PUT …/label`) when no explanation already holds its text."""
     out: dict[int, list[ExplanationDoc]] = {}
-    rows = session.scalars(select(Explanation).where(Explanation.sae_id == sae_id)
-                           .order_by(Explanation.feature_index, Explanation.created_at, Explanation.id))
-    for e in rows:
-        out.setdefault(e.feature_index, []).append({
-            "description": e.description, "method": e.method, "model": e.model, "score": e.score,
-            "created_at": e.created_at.isoformat() if e.created_at else None})
+    for index, views in explanations_by_feature(session, sae_id).items():
+        out[index] = [explanation_doc(v.model_dump()) for v in views]
     for index, (label, _category) in sorted((labels or {}).items()):
         text = (label or "").strip()
         if text and text not in {e["description"] for e in out.get(index, [])}:
-            out.setdefault(index, []).append({"description": text, "method": MANUAL_METHOD, "model": None,
-                                              "score": None, "created_at": None})
+            out.setdefault(index, []).append(explanation_doc({"description": text, "method": MANUAL_METHOD,
+                                                              "source": "typed"}))
     return out
 
 

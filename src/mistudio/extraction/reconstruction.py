@@ -68,6 +68,12 @@ class Reconstruction:
         recon = decoded + sae.b_dec
         if sae.cfg.skip_connection:
             recon = recon + sae_input.to(sae.W_skip.dtype) @ sae.W_skip
+        self.add(recon, target, valid)
+
+    @torch.no_grad()
+    def add(self, recon: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> None:
+        """Fold one batch of finished reconstructions `recon [..., d_out]` judged against `target` at the
+        `valid` tokens (a mask of recon's leading shape)."""
         wide = self.placement.batch_dtype
         mask = valid.reshape(-1).to(recon.device)
         y = target.reshape(-1, target.shape[-1]).to(recon.device)[mask].to(wide)

@@ -63,6 +63,11 @@ class FeatureSummary(BaseModel):
     label: str | None
     category: str | None
     top_token: str | None = Field(description="The token with the most activation in the top examples")
+    explanation: str | None = Field(None, description="The feature's latest explanation (typed, imported or "
+                                                      "generated), when it has one")
+    n_explanations: int = Field(0, description="How many explanations the feature has (its label not counted)")
+    best_score: float | None = Field(None, description="The best score of any of its explanations (of the "
+                                                       "listing's `scorer` when one was asked for)")
 
 
 class FeaturePage(Page[FeatureSummary]):

@@ -5,9 +5,22 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    ScalarSelect,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
+from mistudio.catalog.explanations import explanations_by_feature
+from mistudio.db.models import Explanation, ExplanationScore
 from mistudio.db.models import FeatureSummary as SummaryRecord
 from mistudio.errors import InvalidInputError, NotFoundError
 from mistudio.extraction.schemas import FeatureLabel, FeaturePage, FeatureSummary
@@ -15,6 +28,8 @@ from mistudio.store.feature_store import FeatureStore
 
 SORTS = {"index": SummaryRecord.feature_index, "frequency": SummaryRecord.activation_frequency,
          "max": SummaryRecord.max_activation, "mean": SummaryRecord.mean_activation}
+SORT_NAMES = (*SORTS, "score")
+SCORERS = ("detection", "fuzzing", "simulation")
 _BULK = 5000
 
 
@@ -44,17 +59,33 @@ def write_summaries(session: Session, sae_id: str, extraction_id: str, store: Fe
 
 def list_features(session: Session, extraction_id: str, *, sort: str = "index", order: str = "asc",
                   dead: bool | None = None, labeled: bool | None = None, min_freq: float | None = None,
-                  max_freq: float | None = None, search: str | None = None, page: int = 1,
-                  page_size: int = 50) -> FeaturePage:
+                  max_freq: float | None = None, search: str | None = None, explained: bool | None = None,
+                  min_score: float | None = None, max_score: float | None = None, scorer: str | None = None,
+                  page: int = 1, page_size: int = 50) -> FeaturePage:
     """One page of an extraction's feature summaries, filtered and sorted in SQL.
 
+    A feature is explained when it has a label or an explanation; its score is the best score of any of its
+    explanations by `scorer` (any scorer when None). `min_score`/`max_score` keep scored features only;
+    `sort="score"` puts unscored features last in either order.
+
     Raises:
-        InvalidInputError: an unknown sort or order, or a page or page size out of range.
+        InvalidInputError: an unknown sort, order or scorer, or a page or page size out of range.
     """
-    if sort not in SORTS or order not in ("asc", "desc") or page < 1 or not 1 <= page_size <= 1000:
-        raise InvalidInputError(f"sort must be one of {', '.join(SORTS)}, order asc|desc, page ≥ 1, "
+    if sort not in SORT_NAMES or order not in ("asc", "desc") or page < 1 or not 1 <= page_size <= 1000:
+        raise InvalidInputError(f"sort must be one of {', '.join(SORT_NAMES)}, order asc|desc, page ≥ 1, "
                                 "page_size 1..1000")
+    if scorer is not None and scorer not in SCORERS:
+        raise InvalidInputError(f"unknown scorer {scorer!r}; use one of {', '.join(SCORERS)}")
+    best = _best_score(scorer)
     q = select(SummaryRecord).where(SummaryRecord.extraction_id == extraction_id)
+    if explained is not None:
+        has_any = or_(SummaryRecord.label.is_not(None), exists(select(Explanation.id).where(
+            Explanation.sae_id == SummaryRecord.sae_id, Explanation.feature_index == SummaryRecord.feature_index)))
+        q = q.where(has_any if explained else ~has_any)
+    if min_score is not None:
+        q = q.where(best >= min_score)
+    if max_score is not None:
+        q = q.where(best <= max_score)
     if dead is not None:
         q = q.where(SummaryRecord.dead.is_(dead))
     if labeled is not None:
@@ -65,19 +96,43 @@ def list_features(session: Session, extraction_id: str, *, sort: str = "index", 
         q = q.where(SummaryRecord.activation_frequency <= max_freq)
     if search:
         pattern = f"%{search.lower()}%"
-        clauses: list[ColumnElement[bool]] = [func.lower(SummaryRecord.label).like(pattern),
-                                              func.lower(SummaryRecord.top_token).like(pattern)]
+        clauses: list[ColumnElement[bool]] = [
+            func.lower(SummaryRecord.label).like(pattern), func.lower(SummaryRecord.top_token).like(pattern),
+            exists(select(Explanation.id).where(Explanation.sae_id == SummaryRecord.sae_id,
+                                                Explanation.feature_index == SummaryRecord.feature_index,
+                                                func.lower(Explanation.description).like(pattern)))]
         if search.strip().isdigit():
             clauses.append(SummaryRecord.feature_index == int(search.strip()))
         q = q.where(or_(*clauses))
     total = session.scalar(select(func.count()).select_from(q.subquery())) or 0
-    column = SORTS[sort]
-    q = q.order_by(column.asc() if order == "asc" else column.desc(), SummaryRecord.feature_index.asc())
-    rows = session.scalars(q.offset((page - 1) * page_size).limit(page_size))
-    items = [FeatureSummary(feature_index=r.feature_index, activation_frequency=r.activation_frequency,
-                            max_activation=r.max_activation, mean_activation=r.mean_activation, dead=r.dead,
-                            label=r.label, category=r.category, top_token=r.top_token) for r in rows]
+    if sort == "score":
+        q = q.order_by((best.asc() if order == "asc" else best.desc()).nulls_last(), SummaryRecord.feature_index.asc())
+    else:
+        column = SORTS[sort]
+        q = q.order_by(column.asc() if order == "asc" else column.desc(), SummaryRecord.feature_index.asc())
+    rows = list(session.scalars(q.offset((page - 1) * page_size).limit(page_size)))
+    sae_id = rows[0].sae_id if rows else None
+    explanations = explanations_by_feature(session, sae_id, [r.feature_index for r in rows]) if sae_id else {}
+    items = []
+    for r in rows:
+        views = explanations.get(r.feature_index, [])
+        scores = [s.score for v in views for s in v.scores if scorer is None or s.scorer == scorer]
+        items.append(FeatureSummary(feature_index=r.feature_index, activation_frequency=r.activation_frequency,
+                                    max_activation=r.max_activation, mean_activation=r.mean_activation, dead=r.dead,
+                                    label=r.label, category=r.category, top_token=r.top_token,
+                                    explanation=views[-1].description if views else None,
+                                    n_explanations=len(views), best_score=max(scores, default=None)))
     return FeaturePage(items=items, total=total, page=page, page_size=page_size, extraction_id=extraction_id)
+
+
+def _best_score(scorer: str | None) -> ScalarSelect[float | None]:
+    """The best score of the summary row's feature over its explanations (by `scorer` when given), as SQL."""
+    query = (select(func.max(ExplanationScore.score))
+             .join(Explanation, Explanation.id == ExplanationScore.explanation_id)
+             .where(Explanation.sae_id == SummaryRecord.sae_id, Explanation.feature_index == SummaryRecord.feature_index))
+    if scorer is not None:
+        query = query.where(ExplanationScore.scorer == scorer)
+    return query.correlate(SummaryRecord).scalar_subquery()
 
 
 def set_label(session: Session, sae_id: str, index: int, label: str | None,

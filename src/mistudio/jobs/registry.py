@@ -61,7 +61,8 @@ def load_builtin_job_types() -> None:
     import importlib
 
     for module in ("mistudio.catalog.jobs", "mistudio.extraction.jobs", "mistudio.export.jobs",
-                   "mistudio.export.hf_publish"):
+                   "mistudio.export.hf_publish", "mistudio.training.jobs", "mistudio.autointerp.scoring",
+                   "mistudio.autointerp.explain"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

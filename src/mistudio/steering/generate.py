@@ -24,21 +24,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch import nn
 
 from mistudio.datasets.windows import text_tokens
 from mistudio.errors import InvalidInputError
 from mistudio.lm.hooks import HookPoint
 from mistudio.lm.loading import LoadedModel
+from mistudio.lm.patching import ActivationPatch, check_writable
 from mistudio.lm.tokens import special_token_ids, vocab_strings
 from mistudio.steering.methods import SteeringTerm, SteerMethod, steering_delta
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
-
-# Hooks whose HF tensor is not the steerable activation itself (a norm's normalised output is computed inside the
-# norm; q/k/v may be fused or gated; resid_mid is read at the MLP norm's input, which is not the residual stream).
-_UNSTEERABLE = ("ln1.hook_normalized", "ln2.hook_normalized", "attn.hook_q", "attn.hook_k", "attn.hook_v",
-                "hook_resid_mid")
 
 
 @dataclass
@@ -103,10 +98,7 @@ class SteeringHook:
     def __init__(self, loaded: LoadedModel, point: HookPoint, terms: list[SteeringTerm], method: SteerMethod, *,
                  steer_special_tokens: bool, transform: Transform | None = None,
                  head_index: int | None = None) -> None:
-        if point.kind in _UNSTEERABLE:
-            raise InvalidInputError(
-                f"steering at {point.name} ({point.kind}) is not supported: that hook's value is computed inside "
-                "the module; steer an SAE on the residual stream, an attention/MLP output or hook_z")
+        check_writable(loaded, point)
         self.loaded, self.point, self.terms, self.method = loaded, point, terms, method
         self.transform, self.head_index = transform, head_index
         self.d_head = loaded.d_head if point.per_head else None
@@ -162,31 +154,11 @@ class SteeringHook:
                     f"the SAE writes {term.vector.shape[-1]}-wide vectors but {self.point.name} of "
                     f"{self.loaded.name} is {expected} wide; steer with the SAE's own model")
 
-    def _pre_hook(self, _module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if args and isinstance(args[0], torch.Tensor):
-            return (self.steer(args[0]), *args[1:]), kwargs
-        for key, value in kwargs.items():
-            if isinstance(value, torch.Tensor):
-                return args, {**kwargs, key: self.steer(value)}
-        raise RuntimeError(f"{self.point.name}: the hooked module was called without a tensor input")
-
-    def _post_hook(self, _module: nn.Module, _args: tuple[Any, ...], _kwargs: dict[str, Any], output: Any) -> Any:
-        if isinstance(output, tuple):
-            return (self.steer(output[0]), *output[1:])
-        return self.steer(output)
-
     @contextmanager
     def installed(self) -> Iterator[SteeringHook]:
-        """Register the hook on the model for the duration of the block."""
-        module = self.point.module
-        if self.point.reads_input:
-            handle = module.register_forward_pre_hook(self._pre_hook, with_kwargs=True)
-        else:
-            handle = module.register_forward_hook(self._post_hook, with_kwargs=True)
-        try:
+        """Register the hook on the model for the duration of the block (`lm.patching` writes the tensor)."""
+        with ActivationPatch(self.loaded, self.point, self.steer, split_heads=False).installed():
             yield self
-        finally:
-            handle.remove()
 
 
 def _display(strings: list[str], tokenizer: Any, token_id: int) -> str:

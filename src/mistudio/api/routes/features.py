@@ -6,14 +6,13 @@ from typing import Literal
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mistudio.api.deps import get_session, get_studio
+from mistudio.catalog.explanations import ExplanationView, explanations_by_feature
 from mistudio.catalog.service import get_record
 from mistudio.dashboards.reader import feature_dashboard
-from mistudio.dashboards.schemas import Explanation, FeatureDashboardView
-from mistudio.db.models import Explanation as ExplanationRecord
+from mistudio.dashboards.schemas import Explanation, ExplanationScore, FeatureDashboardView
 from mistudio.extraction import service as extraction_service
 from mistudio.extraction.schemas import Extraction, ExtractionStarted, FeatureLabel, FeaturePage
 from mistudio.extraction.summaries import get_label, list_features, set_label
@@ -59,16 +58,24 @@ def extractions(sae_id: str, studio: Studio = Depends(get_studio)) -> list[Extra
 
 
 @router.get("/saes/{sae_id}/features", response_model=FeaturePage, response_model_exclude_unset=True)
-def features(sae_id: str, sort: Literal["index", "frequency", "max", "mean"] = "index",
+def features(sae_id: str, sort: Literal["index", "frequency", "max", "mean", "score"] = "index",
              order: Literal["asc", "desc"] = "asc", dead: bool | None = None, labeled: bool | None = None,
              min_freq: float | None = None, max_freq: float | None = None, search: str | None = None,
+             explained: bool | None = Query(None, description="true: with a label or an explanation; false: "
+                                                               "neither"),
+             min_score: float | None = Query(None, description="best score of `scorer` at least this"),
+             max_score: float | None = Query(None, description="best score of `scorer` at most this"),
+             scorer: Literal["detection", "fuzzing", "simulation"] | None = Query(
+                 None, description="the scorer whose scores `min_score`, `max_score` and `sort=score` read "
+                                   "(default: any)"),
              page: int = Query(1, ge=1), page_size: int = Query(50, ge=1, le=1000),
              extraction_id: str | None = None, studio: Studio = Depends(get_studio),
              session: Session = Depends(get_session)) -> FeaturePage:
     """One page of the SAE's features (latest completed extraction unless `extraction_id` is given)."""
     extraction_id = extraction_id or extraction_service.latest_extraction_id(studio, sae_id)
     return list_features(session, extraction_id, sort=sort, order=order, dead=dead, labeled=labeled,
-                         min_freq=min_freq, max_freq=max_freq, search=search, page=page, page_size=page_size)
+                         min_freq=min_freq, max_freq=max_freq, search=search, explained=explained,
+                         min_score=min_score, max_score=max_score, scorer=scorer, page=page, page_size=page_size)
 
 
 @router.get("/saes/{sae_id}/features/{feature_id}/dashboard", response_model=FeatureDashboardView,
@@ -84,14 +91,19 @@ def dashboard(sae_id: str, feature_id: int, n_examples: int | None = Query(None,
     data = feature_dashboard(store, feature_id, n_examples=n_examples, logit_k=logit_k, n_bins=n_bins,
                              rank_tokens_by=rank_tokens_by, include_intervals=include_intervals)
     label = get_label(session, extraction_id, feature_id)
-    rows = session.scalars(select(ExplanationRecord).where(ExplanationRecord.sae_id == sae_id,
-                                                           ExplanationRecord.feature_index == feature_id)
-                           .order_by(ExplanationRecord.created_at))
-    explanations = [Explanation(id=e.id, description=e.description, method=e.method, model=e.model, score=e.score,
-                                created_at=e.created_at.isoformat() if e.created_at else None)
-                    for e in rows]
+    views = explanations_by_feature(session, sae_id, [feature_id]).get(feature_id, [])
     return FeatureDashboardView(**data, sae_id=sae_id, extraction_id=extraction_id, label=label.label,
-                                category=label.category, explanations=explanations)
+                                category=label.category, explanations=[_explanation(v) for v in views])
+
+
+def _explanation(view: ExplanationView) -> Explanation:
+    """An explanation with its scores as the dashboard serves it."""
+    return Explanation(id=view.id, description=view.description, method=view.method, model=view.model,
+                       score=view.score, source=view.source, prompt_version=view.prompt_version,
+                       scores=[ExplanationScore(scorer=s.scorer, score=s.score, model=s.model,
+                                                n_examples=s.n_examples, created_at=s.created_at)
+                               for s in view.scores],
+                       created_at=view.created_at)
 
 
 @router.put("/saes/{sae_id}/features/{index}/label", response_model=FeatureLabel, response_model_exclude_unset=True)

@@ -1,5 +1,5 @@
 """REST routes: the SAE catalog (list, create/import, show, delete, download from the Hub, convert,
-configuration, training links)."""
+configuration, linking to a training record; the /trainings routes are in `routes/training.py`)."""
 
 from __future__ import annotations
 
@@ -23,11 +23,8 @@ from mistudio.catalog.schemas import (
     SAEConfigView,
     SAEPage,
     SAEStatistics,
-    Training,
-    TrainingList,
 )
-from mistudio.db.models import Training as TrainingRecord
-from mistudio.errors import InvalidInputError, MiStudioError, NotFoundError
+from mistudio.errors import InvalidInputError, MiStudioError
 from mistudio.studio import Studio
 
 router = APIRouter(tags=["saes"])
@@ -61,16 +58,6 @@ class ConvertRequest(BaseModel):
 
 class LinkRequest(BaseModel):
     training_id: str
-
-
-class TrainingRequest(BaseModel):
-    name: str
-    model_name: str | None = None
-    hook_name: str | None = None
-    dataset: str | None = None
-    hyperparameters: dict = Field(default_factory=dict)
-    metrics: dict = Field(default_factory=dict)
-    n_training_tokens: int | None = None
 
 
 def _form_text(form: FormData, key: str) -> str | None:
@@ -193,28 +180,3 @@ def get_config(sae_id: str, studio: Studio = Depends(get_studio)) -> SAEConfigVi
 def link(sae_id: str, body: LinkRequest, session: Session = Depends(get_session)) -> SAE:
     """Link the SAE to a training record."""
     return service.link_training(session, sae_id, body.training_id)
-
-
-@router.post("/trainings", status_code=201, tags=["trainings"], response_model=Training)
-def create_training(body: TrainingRequest, session: Session = Depends(get_session)) -> Training:
-    """Record a training run."""
-    return service.create_training(session, **body.model_dump())
-
-
-@router.get("/trainings", tags=["trainings"], response_model=TrainingList)
-def get_trainings(session: Session = Depends(get_session)) -> TrainingList:
-    """All training records."""
-    return TrainingList(items=service.list_trainings(session))
-
-
-@router.get("/trainings/{training_id}", tags=["trainings"], response_model=Training)
-def get_training(training_id: str, session: Session = Depends(get_session)) -> Training:
-    """One training record.
-
-    Raises:
-        NotFoundError: no training record `training_id`.
-    """
-    training = session.get(TrainingRecord, training_id)
-    if training is None:
-        raise NotFoundError(f"training {training_id} not found")
-    return Training.from_record(training)

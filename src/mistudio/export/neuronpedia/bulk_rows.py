@@ -4,11 +4,13 @@ writes)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from mistudio.export.layout import BULK_MODEL, BULK_RELEASE, BULK_SOURCE, BULK_SOURCESET, np_bulk_folder
+from mistudio.export.neuronpedia.explanation_names import row_scores, score_v1, type_name
 from mistudio.export.neuronpedia.ids import NeuronpediaIds, pseudo_cuid
 from mistudio.export.prepare import PreparedFeature
 
@@ -80,17 +82,46 @@ def activation_rows(batch_feature: dict[str, Any], np_feature: Mapping[str, Any]
 
 
 def explanation_rows(feat: PreparedFeature, shared: SharedRowValues) -> list[dict[str, Any]]:
-    """`Explanation` rows; method/model/score go into `notes` (Neuronpedia's type tables may lack them)."""
+    """`Explanation` rows: `typeName` is the method when Neuronpedia knows it (`explanation_names.type_name`,
+    then `explanationModelName` is the model that wrote it), `scoreV1` the simulation score
+    (`explanation_names.score_v1`); `notes` keeps method, model and source for every row."""
     rows = []
     for ordinal, exp in enumerate(feat.explanations):
-        notes = "; ".join(f"{k}={exp[k]}" for k in ("method", "model", "score") if exp.get(k) is not None)
+        noted = {"method": exp.get("method"), "model": exp.get("model"), "source": exp.get("source"),
+                 "prompt_version": exp.get("prompt_version")}
+        notes = "; ".join(f"{k}={v}" for k, v in noted.items() if v is not None)
+        name = type_name(exp.get("method"))
         rows.append({
-            "id": pseudo_cuid("explanation", shared.ids.model_id, shared.ids.source_id, feat.index, ordinal),
+            "id": explanation_row_id(feat.index, ordinal, shared),
             "modelId": shared.ids.model_id, "layer": shared.ids.source_id, "index": str(feat.index),
-            "description": exp["description"][:512], "authorId": shared.creator_id, "typeName": None,
-            "explanationModelName": None, "notes": notes or None, "scoreV1": float(exp.get("score") or 0.0),
+            "description": exp["description"][:512], "authorId": shared.creator_id, "typeName": name,
+            "explanationModelName": (exp.get("model") or None) if name is not None else None,
+            "notes": notes or None, "scoreV1": score_v1(exp),
             "createdAt": exp.get("created_at") or shared.created_at,
         })
+    return rows
+
+
+def explanation_row_id(index: int, ordinal: int, shared: SharedRowValues) -> str:
+    """The id of the feature's `ordinal`-th explanation row (deterministic pseudo-cuid)."""
+    return pseudo_cuid("explanation", shared.ids.model_id, shared.ids.source_id, index, ordinal)
+
+
+def explanation_score_rows(feat: PreparedFeature, shared: SharedRowValues) -> list[dict[str, Any]]:
+    """`ExplanationScore` rows of the feature's explanations (detection → `eleuther_recall`, fuzzing →
+    `eleuther_fuzz`; simulation is `scoreV1` of the explanation row), `jsonDetails` the scorer's details."""
+    rows = []
+    for ordinal, exp in enumerate(feat.explanations):
+        explanation_id = explanation_row_id(feat.index, ordinal, shared)
+        for n, (score_type, value, model, details) in enumerate(row_scores(exp)):
+            rows.append({
+                "id": pseudo_cuid("explanation_score", shared.ids.model_id, shared.ids.source_id, feat.index,
+                                  ordinal, n),
+                "initiatedByUserId": shared.creator_id, "value": value, "explanationId": explanation_id,
+                "explanationScoreTypeName": score_type, "explanationScoreModelName": model,
+                "jsonDetails": json.dumps(details, sort_keys=True) if details else "",
+                "createdAt": exp.get("created_at") or shared.created_at,
+            })
     return rows
 
 

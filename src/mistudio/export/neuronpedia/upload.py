@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from mistudio.db.models import UploadBatch
 from mistudio.errors import HubAuthError, HubUnreachableError, InvalidInputError, NeuronpediaUploadError
 from mistudio.export.layout import EXPLANATIONS, METADATA, SHA256SUMS, np_bulk_folder
+from mistudio.export.neuronpedia.explanation_names import type_name
 from mistudio.export.prepare import ExplanationDoc
 from mistudio.export.validate.files import ExportFiles, load_json_bytes
 
@@ -30,7 +31,7 @@ API_FEATURE_FIELDS = ("index", "density", "topLogits", "bottomLogits", "explanat
 API_ACTIVATION_FIELDS = ("tokens", "values", "quantileMax", "quantileMin", "quantileFraction")
 NOT_TAKEN_BY_API = ("freq_hist_data_bar_*", "logits_hist_data_bar_*", "neuron_alignment_*", "correlated_neurons_*",
                     "correlated_features_*", "topkCosSimIndices/Values", "decoder_weights_dist", "dataIndex",
-                    "explanation method/model/score")
+                    "explanation model/scores")
 
 
 def feature_payload(row: dict[str, Any], activations: list[dict[str, Any]],
@@ -54,9 +55,17 @@ def feature_payload(row: dict[str, Any], activations: list[dict[str, Any]],
                          for t, v in zip(row.get("neg_str") or [], row.get("neg_values") or [], strict=True)][:MAX_LOGITS],
         "activations": acts,
     }
-    texts = [e["description"][:MAX_EXPLANATION] for e in explanations if e.get("description")]
-    if texts:
-        out["explanations"] = [{"text": t} for t in texts]
+    items = []
+    for e in explanations:
+        if not e.get("description"):
+            continue
+        item = {"text": e["description"][:MAX_EXPLANATION]}
+        method = type_name(e.get("method"))
+        if method is not None:
+            item["methodName"] = method
+        items.append(item)
+    if items:
+        out["explanations"] = items
     return out
 
 

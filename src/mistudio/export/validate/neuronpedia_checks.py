@@ -16,7 +16,10 @@ ROW_REQUIRED = {
                  "neg_values", "frac_nonzero", "freq_hist_data_bar_heights", "freq_hist_data_bar_values"),
     "activations": ("id", "tokens", "values", "index", "layer", "modelId", "maxValue", "maxValueTokenIndex",
                     "minValue", "creatorId"),
-    "explanations": ("id", "modelId", "layer", "index", "description", "authorId"),
+    "explanations": ("id", "modelId", "layer", "index", "description", "authorId", "typeName",
+                     "explanationModelName", "scoreV1"),
+    "explanation_scores": ("id", "initiatedByUserId", "value", "explanationId", "explanationScoreTypeName",
+                           "explanationScoreModelName"),
 }
 
 
@@ -113,9 +116,14 @@ def check_batch_document(doc: dict[str, Any], name: str) -> Iterator[ValidationI
 
 
 def check_row(kind: str, row: dict[str, Any], loc: str) -> list[ValidationIssue]:
-    """A Neuronpedia bulk-import row (feature, activation or explanation)."""
+    """A Neuronpedia bulk-import row (feature, activation, explanation or explanation score)."""
     out = [ValidationIssue("missing_field", f"{loc}.{k}", f"row lacks column '{k}'", "re-export")
            for k in ROW_REQUIRED[kind] if k not in row]
+    if kind == "explanation_scores" and not out and not is_number(row["value"]):
+        out.append(ValidationIssue("wrong_type", f"{loc}.value", "a score's value must be a number", "re-export"))
+    if kind == "explanations" and not out and row["explanationModelName"] is not None and row["typeName"] is None:
+        out.append(ValidationIssue("wrong_type", f"{loc}.explanationModelName",
+                                   "an explanation model without an explanation type", "re-export"))
     if kind == "features":
         out += freq_hist_issues(row, loc)
     if kind == "activations" and not out:
@@ -123,3 +131,40 @@ def check_row(kind: str, row: dict[str, Any], loc: str) -> list[ValidationIssue]
         if not isinstance(row["id"], str) or len(row["id"]) != 25:
             out.append(ValidationIssue("bad_id", f"{loc}.id", "activation ids are 25-character cuids", "re-export"))
     return out
+
+
+# the config file naming each kind of name a row may refer to, and the columns that refer to it
+CONFIG_REFERENCES = {
+    "explanation_type.jsonl": ("explanations", "typeName"),
+    "explanation_model_type.jsonl": ("explanations", "explanationModelName"),
+    "explanation_score_type.jsonl": ("explanation_scores", "explanationScoreTypeName"),
+    "explanation_score_model.jsonl": ("explanation_scores", "explanationScoreModelName"),
+}
+
+
+class ConfigReferences:
+    """The explanation type/model and score type/model names the rows use, checked against the config rows of
+    the export (Neuronpedia's importer needs each name in its config tables before the rows)."""
+
+    def __init__(self) -> None:
+        self.used: dict[str, dict[str, str]] = {f: {} for f in CONFIG_REFERENCES}
+        self.defined: dict[str, set[str]] = {f: set() for f in CONFIG_REFERENCES}
+
+    def note_row(self, kind: str, row: dict[str, Any], loc: str) -> None:
+        """Record the names a bulk row refers to."""
+        for file, (row_kind, column) in CONFIG_REFERENCES.items():
+            value = row.get(column) if row_kind == kind else None
+            if isinstance(value, str):
+                self.used[file].setdefault(value, f"{loc}.{column}")
+
+    def note_config(self, file: str, rows: Any) -> None:
+        """Record the names a config file defines."""
+        if file in self.defined and isinstance(rows, list):
+            self.defined[file].update(r["name"] for r in rows if isinstance(r, dict) and isinstance(r.get("name"), str))
+
+    def issues(self, config_dir: str) -> list[ValidationIssue]:
+        """A name used by some row that no config row defines."""
+        return [ValidationIssue("unknown_config_name", loc, f"'{name}' is not in {config_dir}/{file}; Neuronpedia's "
+                                "importer refuses rows naming an unknown type or model", "re-export")
+                for file, names in self.used.items() for name, loc in sorted(names.items())
+                if name not in self.defined[file]]

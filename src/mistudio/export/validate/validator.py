@@ -12,10 +12,10 @@ import yaml
 
 from mistudio.export.archive.checksums import parse_sha256sums
 from mistudio.export.config import MODEL_ID_RE, SOURCE_SET_RE
-from mistudio.export.layout import BULK_MODEL, METADATA, SHA256SUMS, member_kind
+from mistudio.export.layout import BULK_MODEL, METADATA, NP_CONFIG_DIR, SHA256SUMS, member_kind
 from mistudio.export.validate.feature_checks import check_feature_document, feature_document_conforms
 from mistudio.export.validate.files import ExportFiles, load_json_bytes
-from mistudio.export.validate.neuronpedia_checks import check_batch_document, check_row
+from mistudio.export.validate.neuronpedia_checks import ConfigReferences, check_batch_document, check_row
 from mistudio.export.validate.portability_checks import (
     JSON_SUFFIXES,
     TEXT_SUFFIXES,
@@ -34,9 +34,12 @@ def _iter_checks(files: ExportFiles, full_schema: bool, report: ValidationReport
     if METADATA not in names:
         yield ValidationIssue("missing_file", METADATA, f"the export has no {METADATA}", "re-export")
     yield from _check_sums(files, names)
+    references = ConfigReferences()
     for name in names:
         kind = member_kind(name)
         if kind is None:
+            if name.startswith(f"{NP_CONFIG_DIR}/"):
+                references.note_config(name.rsplit("/", 1)[-1], load_json_bytes(files.read(name), name)[0])
             yield from _check_other_member(files, name)
             continue
         doc, issues = load_json_bytes(files.read(name), name)
@@ -61,6 +64,8 @@ def _iter_checks(files: ExportFiles, full_schema: bool, report: ValidationReport
         else:
             for n, row in enumerate(doc):
                 yield from check_row(kind, row, f"{name}:{n + 1}")
+                references.note_row(kind, row, f"{name}:{n + 1}")
+    yield from references.issues(NP_CONFIG_DIR)
 
 
 def _check_other_member(files: ExportFiles, name: str) -> Iterator[ValidationIssue]:
