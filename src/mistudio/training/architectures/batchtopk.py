@@ -41,6 +41,8 @@ class BatchTopKTraining(TopKTraining):
             self.topk_threshold = self.topk_threshold.to(torch.float64)
         return out
 
+    sparse_decode = False  # k·B latents over the whole batch, not k per row
+
     def activate(self, hidden_pre: torch.Tensor) -> torch.Tensor:
         return batch_topk_acts(hidden_pre, float(self.spec.k))  # type: ignore[arg-type]
 

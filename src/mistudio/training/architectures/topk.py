@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F  # noqa: N812
 
-from mistudio.training.architectures.base import LossInput, TrainingArchitecture
+from mistudio.training.architectures.base import LossInput, TrainingArchitecture, TrainOutput, mse
 
 
 def topk_acts(hidden: torch.Tensor, k: int) -> torch.Tensor:
@@ -23,6 +24,10 @@ class TopKTraining(TrainingArchitecture):
 
     name = "topk"
     inference_architecture = "topk"
+    sparse_decode = True
+    """Decode from the k selected decoder rows (`F.embedding_bag`) instead of a dense `f @ W_dec`: the same sums in
+    another order, three of the five `[B, d_sae] × [d_sae, d]` products of a step saved. Subclasses whose activation
+    is not a per-row top k (batchtopk) turn it off."""
 
     def _rescale(self) -> bool:
         return bool(self.spec.rescale_acts_by_decoder_norm)
@@ -52,6 +57,28 @@ class TopKTraining(TrainingArchitecture):
     def decode(self, feature_acts: torch.Tensor) -> torch.Tensor:
         return self.times_w_dec(feature_acts) + self.b_dec
 
+    def sparse_times_w_dec(self, indices: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        """`times_w_dec` of the activations `values [B, k]` at latents `indices [B, k]` (zeros elsewhere), reading
+        only those decoder rows."""
+        if self._rescale():
+            values = values / self.W_dec.norm(dim=-1)[indices]
+        return F.embedding_bag(indices, self.W_dec, per_sample_weights=values.to(self.W_dec.dtype), mode="sum")
+
+    def training_forward(self, batch: LossInput) -> TrainOutput:
+        """As the base (MSE + AuxK), decoding sparsely when `sparse_decode`."""
+        if not self.sparse_decode:
+            return super().training_forward(batch)
+        hidden_pre = self.scaled_hidden_pre(batch.x)
+        values, indices = torch.topk(hidden_pre, int(self.spec.k), dim=-1, sorted=False)  # type: ignore[arg-type]
+        values = values.relu()
+        out = self.sparse_times_w_dec(indices, values) + self.b_dec
+        if self.spec.skip_connection:
+            out = out + batch.x.to(self.W_skip.dtype) @ self.W_skip
+        feature_acts = torch.zeros_like(hidden_pre).scatter(-1, indices, values.detach())
+        mse_loss = mse(out, batch.target.to(out.dtype))
+        losses = {"mse_loss": mse_loss, **self.aux_losses(batch, feature_acts, hidden_pre, out)}
+        return TrainOutput(mse_loss + losses["auxiliary_reconstruction_loss"], losses, feature_acts, hidden_pre, out)
+
     def aux_k_loss(self, batch: LossInput, out: torch.Tensor, hidden_pre: torch.Tensor) -> torch.Tensor:
         """SAELens's `calculate_topk_aux_loss` (0 while no latent is dead)."""
         dead = batch.dead_mask
@@ -61,8 +88,11 @@ class TopKTraining(TrainingArchitecture):
         k_aux = self.spec.aux_k or batch.target.shape[-1] // 2
         scale = min(num_dead / k_aux, 1.0)
         k_aux = min(k_aux, num_dead)
-        auxk_acts = dead_topk_acts(hidden_pre, dead, k_aux)
-        recons = self.times_w_dec(auxk_acts)
+        if self.sparse_decode:
+            top = torch.where(dead[None], hidden_pre, -torch.inf).topk(k_aux, sorted=False)
+            recons = self.sparse_times_w_dec(top.indices, top.values)
+        else:
+            recons = self.times_w_dec(dead_topk_acts(hidden_pre, dead, k_aux))
         return self.spec.aux_loss_coefficient * scale * (recons - residual).pow(2).sum(dim=-1).mean()
 
     def aux_losses(self, batch: LossInput, feature_acts: torch.Tensor, hidden_pre: torch.Tensor,
