@@ -28,6 +28,6 @@ if [ "$wanted" != "$have" ] || [ ! -x .venv/bin/mistudio ] || [ "$built" = no ];
   echo "$wanted" > "$STAMP"
 fi
 if [ ! -f "$HOME_DIR/.demo-done" ]; then
-  .venv/bin/mistudio demo && touch "$HOME_DIR/.demo-done"
+  .venv/bin/mistudio demo && mkdir -p "$HOME_DIR" && touch "$HOME_DIR/.demo-done"
 fi
 exec .venv/bin/mistudio serve --host "${HOST:-127.0.0.1}" --port "${PORT:-8000}"

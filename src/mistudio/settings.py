@@ -13,7 +13,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     """miStudio settings; every field can be set by its environment variable."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+    # only the aliases are read: with `populate_by_name` the field `home` would also read $HOME (and `device`
+    # $DEVICE), so the default home would be the user's home folder itself instead of ~/.mistudio
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     home: Path = Field(default_factory=lambda: Path.home() / ".mistudio", alias="MISTUDIO_HOME")
     database_url: str | None = Field(default=None, alias="MISTUDIO_DATABASE_URL")
