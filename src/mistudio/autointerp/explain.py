@@ -38,10 +38,10 @@ from mistudio.autointerp.schemas import (
     ExplainResult,
     ExplainStarted,
 )
-from mistudio.catalog.explanations import add_explanation, explained_features
+from mistudio.catalog.explanations import add_explanation, explained_by_job, explained_features
 from mistudio.catalog.feature_spec import parse_feature_spec
 from mistudio.catalog.service import get_record
-from mistudio.db.models import Explanation, FeatureSummary
+from mistudio.db.models import FeatureSummary
 from mistudio.errors import EndpointAuthError, InvalidInputError, JobCancelled, JobPaused, MiStudioError
 from mistudio.extraction.service import get_store
 from mistudio.jobs.context import JobContext
@@ -104,9 +104,7 @@ def select_features(studio: Studio, sae_id: str, extraction_id: str, n_features:
 
 def _explained_by_job(studio: Studio, sae_id: str, job_id: str) -> dict[int, dict[str, Any]]:
     with studio.sessions() as s:
-        rows = s.execute(select(Explanation.feature_index, Explanation.details)
-                         .where(Explanation.sae_id == sae_id, Explanation.job_id == job_id)).all()
-    return {int(i): dict(details or {}) for i, details in rows}
+        return explained_by_job(s, sae_id, job_id)
 
 
 def plan_explain(studio: Studio, sae_id: str, req: ExplainRequest, *, job_id: str | None = None) -> Plan:

@@ -18,8 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-
 from mistudio.autointerp.client import ChatClient, Endpoint
 from mistudio.autointerp.evidence import feature_evidence
 from mistudio.autointerp.scorers import get_scorer
@@ -38,10 +36,9 @@ from mistudio.autointerp.scoring_schemas import (
     ScoreResult,
     ScoreStarted,
 )
-from mistudio.catalog.explanations import ExplanationView, add_score, explanations_by_feature
+from mistudio.catalog.explanations import ExplanationView, add_score, explanations_by_feature, scores_by_job
 from mistudio.catalog.feature_spec import parse_feature_spec
 from mistudio.catalog.service import get_record
-from mistudio.db.models import ExplanationScore
 from mistudio.errors import (
     AutoInterpError,
     EndpointAuthError,
@@ -193,15 +190,10 @@ def _draw(ctx: JobContext[Studio], sae_id: str, extraction_id: str, store: Featu
 
 
 def _done_by_job(studio: Studio, job_id: str, scorer: str) -> dict[str, ScoredExplanation]:
-    from mistudio.db.models import Explanation
-
     with studio.sessions() as s:
-        rows = s.execute(select(ExplanationScore, Explanation.feature_index)
-                         .join(Explanation, Explanation.id == ExplanationScore.explanation_id)
-                         .where(ExplanationScore.job_id == job_id, ExplanationScore.scorer == scorer)).all()
-        return {sc.explanation_id: ScoredExplanation(feature_index=int(fi), explanation_id=sc.explanation_id,
+        return {sc.explanation_id: ScoredExplanation(feature_index=fi, explanation_id=sc.explanation_id,
                                                      score=float(sc.score), n_examples=int(sc.n_examples or 0))
-                for sc, fi in rows}
+                for fi, sc in scores_by_job(s, job_id, scorer)}
 
 
 @register_job_type(JOB_TYPE)

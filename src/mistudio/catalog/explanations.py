@@ -9,15 +9,12 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from mistudio.catalog.schemas import _iso
 from mistudio.db.models import Explanation, ExplanationScore, SAERecord
 from mistudio.errors import InvalidInputError, NotFoundError
 from mistudio.paging import Page
 
 ExplanationSource = Literal["typed", "imported", "generated"]
-
-
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 class ScoreView(BaseModel):
@@ -136,6 +133,22 @@ def explained_features(session: Session, sae_id: str, *, method: str | None = No
     return set(session.scalars(query.distinct()))
 
 
+def explained_by_job(session: Session, sae_id: str, job_id: str) -> dict[int, dict[str, Any]]:
+    """The features of the SAE that job `job_id` explained, with each explanation's `details` (a resumed job
+    skips them)."""
+    rows = session.execute(select(Explanation.feature_index, Explanation.details)
+                           .where(Explanation.sae_id == sae_id, Explanation.job_id == job_id)).all()
+    return {int(i): dict(details or {}) for i, details in rows}
+
+
+def scores_by_job(session: Session, job_id: str, scorer: str) -> list[tuple[int, ExplanationScore]]:
+    """(feature index, score) of every `scorer` score job `job_id` stored (a resumed job skips them)."""
+    rows = session.execute(select(Explanation.feature_index, ExplanationScore)
+                           .join(Explanation, Explanation.id == ExplanationScore.explanation_id)
+                           .where(ExplanationScore.job_id == job_id, ExplanationScore.scorer == scorer)).all()
+    return [(int(i), score) for i, score in rows]
+
+
 def search_explanations(session: Session, query: str, *, sae_id: str | None = None, page: int = 1,
                         page_size: int = 50) -> ExplanationSearchPage:
     """Explanations whose description contains every word of `query` (case-insensitive), across SAEs.
@@ -163,5 +176,5 @@ def search_explanations(session: Session, query: str, *, sae_id: str | None = No
 
 
 __all__ = ["ExplanationHit", "ExplanationSearchPage", "ExplanationSource", "ExplanationView", "ScoreView",
-           "add_explanation", "add_score", "explained_features", "explanations_by_feature",
+           "add_explanation", "add_score", "explained_by_job", "explained_features", "explanations_by_feature", "scores_by_job",
            "search_explanations"]
